@@ -1,0 +1,20 @@
+-- ptm.health() and the basics of the install: schema, versions, preload.
+
+SET search_path = public, ptm;
+
+SELECT nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+ WHERE extname = 'ptm_lease';
+
+-- The test cluster preloads the library, so every check is ok.
+SELECT "check", status FROM ptm.health() ORDER BY "check";
+SELECT count(*) AS problems FROM ptm.health() WHERE status <> 'ok';
+
+-- Library and extension versions are reported and agree with pg_extension.
+SELECT h.value = e.extversion AS library_matches_catalog
+  FROM ptm.health() h, pg_extension e
+ WHERE h."check" = 'library_version' AND e.extname = 'ptm_lease';
+
+-- Not relocatable: the schema is fixed by the control file.
+CREATE SCHEMA elsewhere;
+ALTER EXTENSION ptm_lease SET SCHEMA elsewhere;
+DROP SCHEMA elsewhere;

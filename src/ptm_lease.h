@@ -1,0 +1,57 @@
+/*-------------------------------------------------------------------------
+ *
+ * ptm_lease.h
+ *	  Declarations shared by the files of the ptm_lease extension.
+ *
+ * Each concern has its own file: ptm_lease.c (module load, GUCs), shmem.c
+ * (shared state), metrics.c (counters and their views), health.c (health()),
+ * leases.c, commits.c, projections.c, worker.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PTM_LEASE_H
+#define PTM_LEASE_H
+
+#include "postgres.h"
+
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "metrics.h"
+
+#ifndef PTM_LEASE_VERSION
+#error "PTM_LEASE_VERSION must be set by the Makefile"
+#endif
+
+/*
+ * SQLSTATE of a fence failure (check_fence, fenced try_commit and projections).
+ * Class PT is our own, so a client can match it exactly and stop writing.
+ */
+#define ERRCODE_PTM_FENCING_REJECT	MAKE_SQLSTATE('P', 'T', 'M', '0', '1')
+
+/*
+ * The shared state of the extension, one per cluster.  Counters are updated
+ * without any lock (pg_atomic_uint64); the lock protects only what is not a
+ * single atomic value (stats_reset).
+ */
+typedef struct PtmSharedState
+{
+	LWLock	   *lock;
+	TimestampTz stats_reset;
+	pg_atomic_uint64 counters[PTM_NUM_COUNTERS];
+} PtmSharedState;
+
+/* shmem.c */
+extern PtmSharedState *ptm_shared;
+extern void ptm_shmem_init(void);
+extern bool ptm_shmem_available(void);
+extern void ptm_require_shmem(const char *what);
+
+/* ptm_lease.c: GUCs */
+extern int	ptm_max_ttl_ms;
+extern int	ptm_max_name_bytes;
+extern bool ptm_enable_counters;
+
+#endif							/* PTM_LEASE_H */

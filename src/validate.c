@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * validate.c
+ *	  Argument checks shared by every SQL-callable function, and the clock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "ptm_lease.h"
+#include "validate.h"
+
+/* Seconds from the Unix epoch (1970) to the PostgreSQL epoch (2000). */
+#define UNIX_TO_PG_EPOCH_MS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)
+
+void
+ptm_check_not_null(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+}
+
+text *
+ptm_get_name(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	text	   *t;
+	int			len;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	t = PG_GETARG_TEXT_PP(argno);
+	len = VARSIZE_ANY_EXHDR(t);
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname)));
+	if (len > ptm_max_name_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too long", argname),
+				 errdetail("The value is %d bytes; ptm_lease.max_name_bytes is %d.",
+						   len, ptm_max_name_bytes)));
+	return t;
+}
+
+int32
+ptm_get_partition(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	int32		v;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	v = PG_GETARG_INT32(argno);
+	if (v < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", argname),
+				 errdetail("The value given was %d.", v)));
+	return v;
+}
+
+int64
+ptm_get_epoch(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	int64		v;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	v = PG_GETARG_INT64(argno);
+	if (v <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be positive", argname),
+				 errdetail("The value given was " INT64_FORMAT "; epochs start at 1.", v)));
+	return v;
+}
+
+int64
+ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	Interval   *iv;
+	int64		usecs;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	iv = PG_GETARG_INTERVAL_P(argno);
+
+	/*
+	 * Months count as 30 days and days as 24 hours, as extract(epoch from
+	 * interval) does.  Anything near int64 overflow is far above max_ttl, so
+	 * compare the parts first.
+	 */
+	if (iv->month > 1200 || iv->month < -1200 || iv->day > 36500 || iv->day < -36500)
+		usecs = (iv->month >= 0 && iv->day >= 0 && iv->time >= 0) ? PG_INT64_MAX : PG_INT64_MIN;
+	else
+	{
+		int64		days = (int64) iv->month * DAYS_PER_MONTH + iv->day;
+
+		if (pg_add_s64_overflow(iv->time, days * USECS_PER_DAY, &usecs))
+			usecs = iv->time > 0 ? PG_INT64_MAX : PG_INT64_MIN;
+	}
+
+	if (usecs <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a positive interval", argname),
+				 errdetail("The value given was %s.",
+						   DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv))))));
+	if (usecs / 1000 > ptm_max_ttl_ms || usecs == PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s exceeds ptm_lease.max_ttl", argname),
+				 errdetail("The value given was %s; the limit is %d ms.",
+						   DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv))),
+						   ptm_max_ttl_ms),
+				 errhint("Ask for a shorter TTL and renew more often, or raise ptm_lease.max_ttl.")));
+
+	/* Round sub-millisecond TTLs up, so that a positive TTL is never zero. */
+	return (usecs + 999) / 1000;
+}
+
+int64
+ptm_now_ms(void)
+{
+	return GetCurrentTimestamp() / 1000 + UNIX_TO_PG_EPOCH_MS;
+}
+
+TimestampTz
+ptm_ms_to_timestamptz(int64 ms)
+{
+	return (ms - UNIX_TO_PG_EPOCH_MS) * 1000;
+}

@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * validate.h
+ *	  Argument checks shared by every SQL-callable function.
+ *
+ * Functions are declared non-STRICT so that a NULL argument gets a clear
+ * error naming it instead of a silent NULL result.  Each check raises
+ * SQLSTATE 22004 (null_value_not_allowed) or 22023 (invalid_parameter_value)
+ * before anything is read or written.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PTM_VALIDATE_H
+#define PTM_VALIDATE_H
+
+#include "fmgr.h"
+
+/* Argument n must not be NULL. */
+extern void ptm_check_not_null(FunctionCallInfo fcinfo, int argno, const char *argname);
+
+/* A non-NULL, non-empty name no longer than ptm_lease.max_name_bytes. */
+extern text *ptm_get_name(FunctionCallInfo fcinfo, int argno, const char *argname);
+
+/* A non-NULL integer >= 0 (partition ids, offsets). */
+extern int32 ptm_get_partition(FunctionCallInfo fcinfo, int argno, const char *argname);
+
+/* A non-NULL bigint > 0 (epochs). */
+extern int64 ptm_get_epoch(FunctionCallInfo fcinfo, int argno, const char *argname);
+
+/* A non-NULL, finite interval > 0 and <= ptm_lease.max_ttl, in milliseconds. */
+extern int64 ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname);
+
+/* The database clock as Unix epoch milliseconds (clock_timestamp(), not now()). */
+extern int64 ptm_now_ms(void);
+extern TimestampTz ptm_ms_to_timestamptz(int64 ms);
+
+#endif							/* PTM_VALIDATE_H */

@@ -77,6 +77,21 @@ ptm_count_n(PtmCounter counter, uint64 n)
 }
 
 /*
+ * Histograms and per-key statistics: the interface is fixed here; the
+ * storage lands with the metrics work (issue 6).  Until then they count
+ * nothing.
+ */
+void
+ptm_observe(PtmHistogram histogram, double value_ms)
+{
+}
+
+void
+ptm_count_key(PtmKeyFamily family, const char *key, int keylen, PtmCounter counter)
+{
+}
+
+/*
  * ptm._counters() returns (metric, labels, help, value) for every counter
  * slot; the view ptm.metrics is built on it.
  */

@@ -57,7 +57,32 @@ typedef enum PtmCounter
 	PTM_NUM_COUNTERS
 } PtmCounter;
 
+/* Histograms (milliseconds), with fixed buckets defined in metrics.c. */
+typedef enum PtmHistogram
+{
+	PTM_HIST_COMMIT_LATENCY,	/* canonical_store_commit_latency_ms */
+	PTM_HIST_RECOVERY_LATENCY,	/* recovery_latency_ms: lease expiry to next acquisition */
+	PTM_NUM_HISTOGRAMS
+} PtmHistogram;
+
+/* Per-key statistics, kept in a bounded hash (ptm_lease.max_tracked_keys). */
+typedef enum PtmKeyFamily
+{
+	PTM_KEY_TOPIC,				/* per topic: lease outcomes */
+	PTM_KEY_WORKFLOW,			/* per workflow key: commit outcomes */
+	PTM_NUM_KEY_FAMILIES
+} PtmKeyFamily;
+
+/* Hot path: one atomic add, no lock; a no-op when not preloaded. */
 extern void ptm_count(PtmCounter counter);
 extern void ptm_count_n(PtmCounter counter, uint64 n);
+extern void ptm_observe(PtmHistogram histogram, double value_ms);
+
+/*
+ * Count an outcome for one key of a family as well (e.g. a cas_conflict for
+ * workflow "wf-42"); the family-wide counter is counted separately.
+ */
+extern void ptm_count_key(PtmKeyFamily family, const char *key, int keylen,
+						  PtmCounter counter);
 
 #endif							/* PTM_METRICS_H */

@@ -31,7 +31,6 @@
 #include "access/detoast.h"
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -41,20 +40,8 @@
 
 #include "leases.h"
 #include "ptm_lease.h"
+#include "spi_util.h"
 #include "validate.h"
-
-/*
- * Until src/leases.c lands from main: a stand-in that the real ptm_fence
- * replaces at link time.  Removed by the merge that brings leases.c.
- */
-__attribute__((weak)) PtmFenceStatus
-ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("lease fencing is not available in this build")));
-	return PTM_FENCE_NO_LEASE;
-}
 
 /* Settings; see docs/commits.md. */
 int			ptm_dedup_ttl_s = 24 * 3600;
@@ -74,14 +61,7 @@ typedef enum CommitPlan
 	NUM_PLANS
 } CommitPlan;
 
-typedef struct CommitPlanInfo
-{
-	const char *query;
-	int			nargs;
-	Oid			argtypes[5];
-} CommitPlanInfo;
-
-static const CommitPlanInfo plan_info[NUM_PLANS] = {
+static PtmPlan plans[NUM_PLANS] = {
 	[PLAN_UPDATE] = {
 		"UPDATE ptm.workflow_state"
 		"   SET version = version + 1, state = $3, updated_at = pg_catalog.now()"
@@ -153,8 +133,6 @@ static const CommitPlanInfo plan_info[NUM_PLANS] = {
 	},
 };
 
-static SPIPlanPtr plans[NUM_PLANS];
-
 /* Columns of PLAN_READ. */
 #define READ_VERSION		1
 #define READ_STATE			2
@@ -191,29 +169,13 @@ ptm_commits_init(void)
 }
 
 /*
- * Run one of the saved plans; the caller is connected to SPI.
+ * Run one of the saved plans (prepared on first use); the caller is connected
+ * to SPI.  Returns the number of rows processed.
  */
 static int
-run_plan(CommitPlan id, Datum *values, const char *nulls, bool read_only)
+run_plan(CommitPlan id, Datum *values, bool read_only)
 {
-	int			ret;
-
-	if (plans[id] == NULL)
-	{
-		SPIPlanPtr	plan;
-
-		plan = SPI_prepare(plan_info[id].query, plan_info[id].nargs,
-						   (Oid *) plan_info[id].argtypes);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		plans[id] = plan;
-	}
-
-	ret = SPI_execute_plan(plans[id], values, nulls, read_only, 0);
-	if (ret < 0)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	ptm_spi_execute(&plans[id], values, NULL, read_only, 0);
 	return (int) SPI_processed;
 }
 
@@ -221,7 +183,7 @@ run_plan(CommitPlan id, Datum *values, const char *nulls, bool read_only)
 static Datum
 result_col(int col, bool *isnull)
 {
-	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, isnull);
+	return ptm_spi_value(0, col, isnull);
 }
 
 static int64
@@ -400,9 +362,9 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 		args[2] = Int64GetDatum(expected + 1);
 		args[3] = TimestampTzGetDatum(now);
 		args[4] = TimestampTzGetDatum(now + (TimestampTz) ptm_dedup_ttl_s * USECS_PER_SEC);
-		if (run_plan(PLAN_DEDUP_INSERT, args, NULL, false) == 0)
+		if (run_plan(PLAN_DEDUP_INSERT, args, false) == 0)
 		{
-			if (run_plan(PLAN_DEDUP_READ, args, NULL, false) != 1)
+			if (run_plan(PLAN_DEDUP_READ, args, false) != 1)
 				elog(ERROR, "action id of a conflicting insert not found");
 			ptm_count(PTM_DEDUP_HITS);
 			result = PTM_COMMIT_DUPLICATE;
@@ -418,7 +380,7 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 	if (expected == 0 && fence != FENCE_CLAIM)
 	{
 		args[1] = new_state;
-		version = run_plan(PLAN_INSERT, args, NULL, false) == 1 ? 1 : 0;
+		version = run_plan(PLAN_INSERT, args, false) == 1 ? 1 : 0;
 	}
 	else
 	{
@@ -433,7 +395,7 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 			args[4] = Int64GetDatum(now_ms);
 			plan = PLAN_UPDATE_CLAIMED;
 		}
-		version = run_plan(plan, args, NULL, false) == 1 ? result_int8(1, &isnull) : 0;
+		version = run_plan(plan, args, false) == 1 ? result_int8(1, &isnull) : 0;
 	}
 
 	if (version > 0)
@@ -450,14 +412,14 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 	{
 		args[0] = PointerGetDatum(key);
 		args[1] = PointerGetDatum(action_id);
-		run_plan(PLAN_DEDUP_DELETE, args, NULL, false);
+		run_plan(PLAN_DEDUP_DELETE, args, false);
 	}
 	result = PTM_COMMIT_CAS_CONFLICT;
 
 refused:
 	/* Say why, with the row as it stands now. */
 	args[0] = PointerGetDatum(key);
-	if (run_plan(PLAN_READ, args, NULL, false) == 1)
+	if (run_plan(PLAN_READ, args, false) == 1)
 	{
 		version = result_int8(READ_VERSION, &isnull);
 		state = result_jsonb(READ_STATE, &state_null);
@@ -521,7 +483,7 @@ ptm_get_state(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = PointerGetDatum(key);
-	if (run_plan(PLAN_READ, args, NULL, true) == 1)
+	if (run_plan(PLAN_READ, args, true) == 1)
 	{
 		values[0] = Int64GetDatum(result_int8(READ_VERSION, &nulls[0]));
 		values[1] = result_jsonb(READ_STATE, &nulls[1]);
@@ -598,7 +560,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 		args[2] = PointerGetDatum(worker);
 		args[3] = Int64GetDatum(now_ms);
 		args[4] = Int64GetDatum(now_ms + ttl_ms);
-		if (run_plan(PLAN_CLAIM, args, NULL, false) == 1)
+		if (run_plan(PLAN_CLAIM, args, false) == 1)
 		{
 			result = PTM_CLAIM_CLAIMED;
 			values[3] = PointerGetDatum(worker);
@@ -608,7 +570,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 			break;
 		}
 
-		if (run_plan(PLAN_READ, args, NULL, false) == 0)
+		if (run_plan(PLAN_READ, args, false) == 0)
 		{
 			result = PTM_CLAIM_OUT_OF_ORDER;
 			break;

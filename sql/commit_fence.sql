@@ -56,4 +56,8 @@ SELECT ptm.check_fence('wf-topic', 0, 5000001);
 
 DELETE FROM ptm.action_dedup_log;
 DELETE FROM ptm.workflow_state;
-SELECT result FROM ptm.force_expire('wf-topic', 0, 'test cleanup');
+-- Leave no lease or audit row behind for the lease tests.
+SET session_replication_role = replica;
+DELETE FROM ptm.lease_audit WHERE topic = 'wf-topic';
+DELETE FROM ptm.partition_leases WHERE topic = 'wf-topic';
+RESET session_replication_role;

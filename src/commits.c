@@ -203,6 +203,23 @@ result_jsonb(int col, bool *isnull)
 	return *isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
 }
 
+/* A non-NULL version or step number >= 0; meaning ends the error's detail. */
+static int64
+get_version_arg(FunctionCallInfo fcinfo, int argno, const char *argname,
+				const char *meaning)
+{
+	int64		v;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	v = PG_GETARG_INT64(argno);
+	if (v < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", argname),
+				 errdetail("The value given was " INT64_FORMAT "; %s.", v, meaning)));
+	return v;
+}
+
 static TupleDesc
 result_tupdesc(FunctionCallInfo fcinfo)
 {
@@ -306,14 +323,8 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 
 	/* Validate everything before anything is read or written. */
 	key = ptm_get_name(fcinfo, 0, "workflow_key");
-	ptm_check_not_null(fcinfo, 1, "expected_version");
-	expected = PG_GETARG_INT64(1);
-	if (expected < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("expected_version must not be negative"),
-				 errdetail("The value given was " INT64_FORMAT "; 0 means the workflow must not exist yet.",
-						   expected)));
+	expected = get_version_arg(fcinfo, 1, "expected_version",
+							   "0 means the workflow must not exist yet");
 	if (expected == PG_INT64_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -522,14 +533,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 	int			attempt;
 
 	key = ptm_get_name(fcinfo, 0, "workflow_key");
-	ptm_check_not_null(fcinfo, 1, "step");
-	step = PG_GETARG_INT64(1);
-	if (step < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("step must not be negative"),
-				 errdetail("The value given was " INT64_FORMAT "; the first step after creation is 1.",
-						   step)));
+	step = get_version_arg(fcinfo, 1, "step", "the first step after creation is 1");
 	worker = ptm_get_name(fcinfo, 2, "worker_id");
 	ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
 	tupdesc = result_tupdesc(fcinfo);

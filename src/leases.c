@@ -36,6 +36,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -145,12 +146,16 @@ static PtmPlan plan_force = {
 	4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}
 };
 
-/* $1 action, $2 topic, $3 partition, $4 prev agent, $5 prev epoch, $6 new epoch, $7 reason */
+/*
+ * $1 action, $2 topic, $3 partition, $4 prev agent, $5 prev epoch,
+ * $6 new epoch, $7 reason, $8 the caller's role
+ */
 static PtmPlan plan_audit = {
 	"INSERT INTO ptm.lease_audit"
-	" (action, topic, partition_id, previous_agent_id, previous_epoch, new_epoch, reason)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7)",
-	7, {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TEXTOID}
+	" (action, topic, partition_id, previous_agent_id, previous_epoch, new_epoch, reason,"
+	"  current_user_name)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+	8, {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID}
 };
 
 /* $1 topic, $2 agent, $3 now_ms, $4 max, $5 expires_ms, $6 now */
@@ -558,8 +563,8 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 		Datum		prev_epoch = ptm_spi_value(0, 2, &isnull);
 		Datum		new_epoch = ptm_spi_value(0, 3, &isnull);
 		char	   *prev_agent_str = TextDatumGetCString(prev_agent);
-		Datum		audit[7];
-		char		audit_nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		Datum		audit[8];
+		char		audit_nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 		out.result = "forced";
 		out.has_lease = true;
@@ -580,6 +585,12 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 		}
 		else
 			audit[6] = PG_GETARG_DATUM(2);
+
+		/*
+		 * The function runs as its owner; the audit names the role that
+		 * called it (the current_user outside the function).
+		 */
+		audit[7] = CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false));
 		ptm_spi_execute(&plan_audit, audit, audit_nulls, false, 0);
 
 		ptm_count(PTM_LEASE_FORCED);

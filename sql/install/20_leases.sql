@@ -99,7 +99,7 @@ CREATE FUNCTION ptm.acquire_partition_lease(
     topic text, partition_id integer, agent_id text,
     ttl interval DEFAULT '30 s')
 RETURNS ptm.lease_result
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_acquire_partition_lease';
 COMMENT ON FUNCTION ptm.acquire_partition_lease(text, integer, text, interval) IS
@@ -109,7 +109,7 @@ CREATE FUNCTION ptm.renew_lease(
     topic text, partition_id integer, agent_id text, lease_epoch bigint,
     ttl interval DEFAULT '30 s')
 RETURNS ptm.lease_result
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_renew_lease';
 COMMENT ON FUNCTION ptm.renew_lease(text, integer, text, bigint, interval) IS
@@ -118,7 +118,7 @@ COMMENT ON FUNCTION ptm.renew_lease(text, integer, text, bigint, interval) IS
 CREATE FUNCTION ptm.release_lease(
     topic text, partition_id integer, agent_id text, lease_epoch bigint)
 RETURNS ptm.lease_result
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_release_lease';
 COMMENT ON FUNCTION ptm.release_lease(text, integer, text, bigint) IS
@@ -127,17 +127,16 @@ COMMENT ON FUNCTION ptm.release_lease(text, integer, text, bigint) IS
 CREATE FUNCTION ptm.force_expire(
     topic text, partition_id integer, reason text DEFAULT NULL)
 RETURNS ptm.lease_result
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_force_expire';
 COMMENT ON FUNCTION ptm.force_expire(text, integer, text) IS
   'Operator: end a lease now, raise its epoch so the old owner is fenced, and audit it: forced or no_lease';
-REVOKE ALL ON FUNCTION ptm.force_expire(text, integer, text) FROM PUBLIC;
 
 CREATE FUNCTION ptm.check_fence(
     topic text, partition_id integer, lease_epoch bigint)
 RETURNS void
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_check_fence';
 COMMENT ON FUNCTION ptm.check_fence(text, integer, bigint) IS
@@ -147,7 +146,7 @@ CREATE FUNCTION ptm.acquire_partition_leases(
     topic text, agent_id text, max_leases integer,
     ttl interval DEFAULT '30 s')
 RETURNS SETOF ptm.lease_result
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_acquire_partition_leases';
 COMMENT ON FUNCTION ptm.acquire_partition_leases(text, text, integer, interval) IS
@@ -157,7 +156,7 @@ CREATE FUNCTION ptm.renew_leases(
     agent_id text, topics text[], partition_ids integer[], lease_epochs bigint[],
     ttl interval DEFAULT '30 s')
 RETURNS SETOF ptm.lease_result
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_renew_leases';
 COMMENT ON FUNCTION ptm.renew_leases(text, text[], integer[], bigint[], interval) IS
@@ -165,7 +164,7 @@ COMMENT ON FUNCTION ptm.renew_leases(text, text[], integer[], bigint[], interval
 
 CREATE FUNCTION ptm.ensure_partitions(topic text, partitions integer)
 RETURNS integer
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_ensure_partitions';
 COMMENT ON FUNCTION ptm.ensure_partitions(text, integer) IS
@@ -189,3 +188,19 @@ SELECT l.topic, l.partition_id, l.agent_id, l.lease_epoch,
 COMMENT ON VIEW ptm.lease_status IS
   'Every lease with status ACTIVE, EXPIRED, FREE, RELEASED or FORCED on the database clock';
 GRANT SELECT ON ptm.partition_leases, ptm.lease_status, ptm.lease_audit TO pg_monitor;
+
+-- The functions run as the extension's owner (SECURITY DEFINER, search_path
+-- pinned, every name qualified), so callers need no privilege on the tables;
+-- who may call them is granted per role: see ptm.grant_agent() and
+-- ptm.grant_operator() in 95_roles.sql.
+REVOKE ALL ON FUNCTION
+  ptm.acquire_partition_lease(text, integer, text, interval),
+  ptm.renew_lease(text, integer, text, bigint, interval),
+  ptm.release_lease(text, integer, text, bigint),
+  ptm.force_expire(text, integer, text),
+  ptm.check_fence(text, integer, bigint),
+  ptm.acquire_partition_leases(text, text, integer, interval),
+  ptm.renew_leases(text, text[], integer[], bigint[], interval),
+  ptm.ensure_partitions(text, integer)
+FROM PUBLIC;
+REVOKE ALL ON ptm.partition_leases, ptm.lease_audit FROM PUBLIC;

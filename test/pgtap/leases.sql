@@ -37,8 +37,8 @@ SELECT ok((SELECT expires_at BETWEEN clock_timestamp() + '29 s' AND clock_timest
 
 SELECT function_privs_are('ptm', 'force_expire', ARRAY['text', 'integer', 'text'], 'public', ARRAY[]::text[],
                           'force_expire is not for PUBLIC');
-SELECT function_privs_are('ptm', 'acquire_partition_lease', ARRAY['text', 'integer', 'text', 'interval'], 'public', ARRAY['EXECUTE'],
-                          'agents may acquire');
+SELECT function_privs_are('ptm', 'acquire_partition_lease', ARRAY['text', 'integer', 'text', 'interval'], 'public', ARRAY[]::text[],
+                          'acquire is granted per role (grant_agent), not to PUBLIC');
 SELECT table_privs_are('ptm', 'partition_leases', 'pg_monitor', ARRAY['SELECT'], 'pg_monitor reads leases');
 SELECT table_privs_are('ptm', 'partition_leases', 'public', ARRAY[]::text[], 'PUBLIC has no direct DML on leases');
 SELECT throws_ok($$UPDATE ptm.partition_leases SET lease_expires_at = 0$$, '42501', NULL,

@@ -58,6 +58,8 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	ptm_metrics_define_gucs();
+
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");
 
 	/*

@@ -345,7 +345,7 @@ ptm_metrics_load(void)
 	}
 
 	READ(&magic, sizeof(magic));
-	if (magic != PTM_STAT_FILE_MAGIC)
+	if (magic != PTM_STAT_FILE_MAGIC || fgetc(file) != EOF)
 		goto corrupt;
 
 	/* The file is whole: apply it. */

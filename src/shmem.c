@@ -12,6 +12,9 @@
  *		resets, which is all Prometheus needs.
  *	  - stats_reset: written under ptm_shared->lock in exclusive mode (reset),
  *		read under it in shared mode.
+ *	  - Histograms and per-key statistics live in their own segment, set up
+ *		by metrics.c from these hooks; their locking is described there and
+ *		in metrics_keys.c.
  *
  *-------------------------------------------------------------------------
  */

@@ -8,6 +8,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use PtmMetricsWorkload;
 
 my $node = PostgreSQL::Test::Cluster->new('persist');
 $node->init;
@@ -41,30 +42,6 @@ sub total
 		'SELECT sum(value) + (SELECT count(*) FROM ptm.key_counters) FROM ptm.metrics');
 }
 
-# A small workload through the public functions that exist in this build, so
-# that the counters are not all zero.
-sub workload
-{
-	my $counted = 0;
-	if ($node->safe_psql('postgres',
-			"SELECT to_regprocedure('ptm.acquire_partition_lease(text,integer,text,interval)') IS NOT NULL") eq 't')
-	{
-		$node->safe_psql('postgres', q{
-			SELECT ptm.acquire_partition_lease('orders', 0, 'agent-a');
-			SELECT ptm.acquire_partition_lease('orders', 0, 'agent-b');});
-		$counted = 1;
-	}
-	if ($node->safe_psql('postgres',
-			"SELECT to_regproc('ptm.try_commit') IS NOT NULL") eq 't')
-	{
-		$node->safe_psql('postgres', q{
-			SELECT ptm.try_commit('wf-1', 0, '{"n": 1}');
-			SELECT ptm.try_commit('wf-1', 0, '{"n": 2}');});
-		$counted = 1;
-	}
-	return $counted;
-}
-
 # kill -9 of the postmaster, then wait until its children have noticed and
 # exited (they hold the shared memory the next start checks).
 sub kill9_and_wait
@@ -79,7 +56,7 @@ sub kill9_and_wait
 }
 
 # 1. A clean restart keeps everything, stats_reset included.
-my $counted = workload();
+my $counted = ptm_metrics_workload($node);
 my $before = snapshot();
 $node->stop('fast');
 ok(-f $file, 'a clean stop saves the counters');
@@ -93,7 +70,7 @@ SKIP:
 }
 
 # 2. Immediate stop: a crash as far as the counters are concerned.
-workload();
+ptm_metrics_workload($node);
 my $reset_before = stats_reset();
 $node->stop('immediate');
 ok(!-f $file, 'an immediate stop saves nothing');
@@ -102,7 +79,7 @@ isnt(stats_reset(), $reset_before, 'after an immediate stop stats_reset is new')
 is(total(), '0', 'after an immediate stop every counter is zero');
 
 # 3. kill -9 of the postmaster.
-workload();
+ptm_metrics_workload($node);
 $reset_before = stats_reset();
 ok(kill9_and_wait(), 'kill -9 of the postmaster ends every process of the server');
 $node->start;
@@ -111,11 +88,11 @@ is(total(), '0', 'after kill -9 every counter is zero');
 
 # 4. An older snapshot (a saved file copied back after a later shutdown) is
 #    never restored: counters would go down, and rate() would see a reset.
-workload();
+ptm_metrics_workload($node);
 $node->stop('fast');
 my $old = slurp_file($file);
 $node->start;
-workload();
+ptm_metrics_workload($node);
 $node->safe_psql('postgres', 'SELECT pg_sleep(0.01)');
 $reset_before = stats_reset();
 $node->stop('fast');

@@ -11,6 +11,7 @@ use Test::More;
 use IPC::Run qw(start timeout);
 use HTTP::Tiny;
 use Time::HiRes qw(usleep);
+use PtmMetricsWorkload;
 
 my $root = $ENV{PTM_ROOT} or die 'PTM_ROOT is not set (run through test/run)';
 my $exporter = '/usr/bin/prometheus-postgres-exporter';
@@ -25,24 +26,7 @@ $node->safe_psql('postgres', q{
 	CREATE EXTENSION ptm_lease;
 	CREATE ROLE ptm_exporter LOGIN IN ROLE pg_monitor;});
 
-# A small workload through whichever public functions this build has, so that
-# values are not all zero once the features count.
-my $counted = 0;
-if ($node->safe_psql('postgres',
-		"SELECT to_regprocedure('ptm.acquire_partition_lease(text,integer,text,interval)') IS NOT NULL") eq 't')
-{
-	$node->safe_psql('postgres', q{
-		SELECT ptm.acquire_partition_lease('orders', 0, 'agent-a');
-		SELECT ptm.acquire_partition_lease('orders', 0, 'agent-b');});
-	$counted = 1;
-}
-if ($node->safe_psql('postgres', "SELECT to_regproc('ptm.try_commit') IS NOT NULL") eq 't')
-{
-	$node->safe_psql('postgres', q{
-		SELECT ptm.try_commit('wf-1', 0, '{"n": 1}');
-		SELECT ptm.try_commit('wf-1', 0, '{"n": 2}');});
-	$counted = 1;
-}
+my $counted = ptm_metrics_workload($node);
 
 my $port = PostgreSQL::Test::Cluster::get_free_port();
 my $dsn = sprintf('host=%s port=%d user=ptm_exporter dbname=postgres sslmode=disable',

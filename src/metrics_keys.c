@@ -68,12 +68,16 @@ typedef struct PtmKeyUsage
 } PtmKeyUsage;
 
 /*
- * Settings of the metrics; called from _PG_init whether preloaded or not, so
- * that SHOW knows them either way.
+ * Settings of the metrics, called from _PG_init.  max_tracked_keys sizes
+ * shared memory, and a PGC_POSTMASTER setting can only be defined while
+ * preloading; loaded on demand there is no hash to size.
  */
 void
 ptm_metrics_define_gucs(void)
 {
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
 	DefineCustomIntVariable("ptm_lease.max_tracked_keys",
 							gettext_noop("Most topics and workflow keys whose outcomes are counted one by one."),
 							gettext_noop("When more are seen, the least used are evicted; "

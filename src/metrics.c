@@ -1,33 +1,56 @@
 /*-------------------------------------------------------------------------
  *
  * metrics.c
- *	  Counting outcomes, and reading the counters back as SQL rows.
+ *	  Counting outcomes and observing latencies in shared memory, and reading
+ *	  them back as SQL rows (ptm.metric_series, ptm.metrics, ptm.stat_info).
  *
- * The hot path is ptm_count(): one atomic add on a fixed slot, no lock, no
- * allocation.  Without shared_preload_libraries there are no slots and
- * counting is silently skipped: the SQL functions still do their work.
+ * Every series is a fixed slot that exists, at 0, from server start.  The
+ * per-key statistics live in metrics_keys.c; saving and loading across a
+ * clean restart in metrics_file.c.  Without shared_preload_libraries there
+ * are no slots and counting is silently skipped: the SQL functions still do
+ * their work.
+ *
+ * Locking protocol (the per-key hash has its own, in metrics_keys.c)
+ *	  - Counters (ptm_shared->counters) and histograms (ptm_metrics->hist) are
+ *		updated with pg_atomic_fetch_add_u64 and no lock: ptm_count() is one
+ *		atomic add, ptm_observe() two (its bucket and the sum).
+ *	  - Readers take no lock either.  A reader may see one series a call ahead
+ *		of another, or a histogram's _sum an observation ahead of its buckets;
+ *		every series is monotonic between resets, which is all rate() needs.
+ *		_count is computed as the sum of the buckets, so it always equals the
+ *		+Inf bucket.
+ *	  - Reset (ptm.reset_counters()): ptm_shared->lock EXCLUSIVE, then
+ *		keys_lock EXCLUSIVE (always in that order), zeros, then stats_reset.
+ *		An add racing with the reset lands just before or just after the
+ *		zeroing; either way the series restarts near zero.
+ *	  - stats_reset: written under ptm_shared->lock EXCLUSIVE, read under it
+ *		SHARED.
+ *	  - Creation: in shmem_startup_hook under AddinShmemInitLock.  The saved
+ *		file is loaded by the postmaster before any backend exists and saved
+ *		by it at exit after every backend is gone, so neither takes a lock.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <math.h>
+
+#include "access/htup_details.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
+#include "metrics_int.h"
 #include "ptm_lease.h"
 #include "srf.h"
 
-typedef struct PtmCounterInfo
-{
-	const char *metric;			/* Prometheus name, as the runbooks spell it */
-	const char *labels;			/* labels as a JSON object */
-	const char *help;
-} PtmCounterInfo;
+PtmMetricsShared *ptm_metrics = NULL;
 
-static const PtmCounterInfo counter_info[PTM_NUM_COUNTERS] = {
+const PtmCounterInfo ptm_counter_info[PTM_NUM_COUNTERS] = {
 	[PTM_LEASE_ACQUIRE_SUCCESS] = {"lease_acquisitions_total", "{\"result\": \"success\"}", "Lease acquisitions by result."},
 	[PTM_LEASE_ACQUIRE_CONFLICT] = {"lease_acquisitions_total", "{\"result\": \"conflict\"}", "Lease acquisitions by result."},
 	[PTM_LEASE_ACQUIRE_HELD] = {"lease_acquisitions_total", "{\"result\": \"held\"}", "Lease acquisitions by result."},
@@ -62,6 +85,24 @@ static const PtmCounterInfo counter_info[PTM_NUM_COUNTERS] = {
 	[PTM_BACKPRESSURE_TENANT] = {"ptm_backpressure_total", "{\"reason\": \"tenant_limit\"}", "Acquisitions refused by a limit."},
 };
 
+/*
+ * Histogram buckets, in milliseconds.  Commit latency: seed 003's targets are
+ * p95 < 10 ms and critical above 50 ms, so the buckets are dense there.
+ * Recovery latency (lease expiry to the next acquisition): leases live 30 s by
+ * default, so the buckets reach into minutes.
+ */
+const PtmHistogramInfo ptm_histogram_info[PTM_NUM_HISTOGRAMS] = {
+	[PTM_HIST_COMMIT_LATENCY] = {"canonical_store_commit_latency_ms",
+		"Time spent in try_commit(), in milliseconds.",
+		14, {0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000}},
+	[PTM_HIST_RECOVERY_LATENCY] = {"recovery_latency_ms",
+		"Time from a lease's expiry or forced expiry to its next acquisition, in milliseconds.",
+		13, {10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000}},
+};
+
+/* Observations above this (about 30 years) are clamped, so sums cannot wrap. */
+#define PTM_HIST_MAX_VALUE_MS 1e12
+
 void
 ptm_count(PtmCounter counter)
 {
@@ -76,28 +117,114 @@ ptm_count_n(PtmCounter counter, uint64 n)
 		pg_atomic_fetch_add_u64(&ptm_shared->counters[counter], n);
 }
 
-/*
- * Histograms and per-key statistics: the interface is fixed here; the
- * storage lands with the metrics work (issue 6).  Until then they count
- * nothing.
- */
 void
 ptm_observe(PtmHistogram histogram, double value_ms)
 {
-}
+	const PtmHistogramInfo *info;
+	PtmHistogramState *state;
+	int			b;
 
-void
-ptm_count_key(PtmKeyFamily family, const char *key, int keylen, PtmCounter counter)
-{
+	if (ptm_metrics == NULL || !ptm_enable_counters || isnan(value_ms))
+		return;
+	if (value_ms < 0)
+		value_ms = 0;				/* a clock step backwards */
+	if (value_ms > PTM_HIST_MAX_VALUE_MS)
+		value_ms = PTM_HIST_MAX_VALUE_MS;
+
+	/* Prometheus buckets are "less than or equal to le". */
+	info = &ptm_histogram_info[histogram];
+	for (b = 0; b < info->nbounds && value_ms > info->bounds[b]; b++)
+		;
+	state = &ptm_metrics->hist[histogram];
+	pg_atomic_fetch_add_u64(&state->buckets[b], 1);
+	pg_atomic_fetch_add_u64(&state->sum_us, (uint64) (value_ms * 1000.0 + 0.5));
 }
 
 /*
- * ptm._counters() returns (metric, labels, help, value) for every counter
- * slot; the view ptm.metrics is built on it.
+ * A counter's stable name, metric plus labels, as the saved file records it:
+ * slot numbers move when counters are added, names do not.
  */
-PG_FUNCTION_INFO_V1(ptm_counters);
+char *
+ptm_counter_name(int counter)
+{
+	return psprintf("%s%s", ptm_counter_info[counter].metric,
+					ptm_counter_info[counter].labels);
+}
+
+/*
+ * Shared memory for histograms and per-key statistics, asked for and set up
+ * from shmem.c's hooks, after the plain counters.
+ */
+void
+ptm_metrics_shmem_request(void)
+{
+	RequestAddinShmemSpace(add_size(MAXALIGN(sizeof(PtmMetricsShared)),
+									ptm_keys_shmem_size()));
+	RequestNamedLWLockTranche("ptm_lease_metrics", 1);
+}
+
+void
+ptm_metrics_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ptm_metrics = ShmemInitStruct("ptm_lease metrics", sizeof(PtmMetricsShared), &found);
+	if (!found)
+	{
+		int			h,
+					b;
+
+		ptm_metrics->keys_lock = &(GetNamedLWLockTranche("ptm_lease_metrics"))->lock;
+		ptm_metrics->median_usage = 1.0;
+		pg_atomic_init_u64(&ptm_metrics->evictions, 0);
+		for (h = 0; h < PTM_NUM_HISTOGRAMS; h++)
+		{
+			for (b = 0; b <= PTM_HIST_MAX_BOUNDS; b++)
+				pg_atomic_init_u64(&ptm_metrics->hist[h].buckets[b], 0);
+			pg_atomic_init_u64(&ptm_metrics->hist[h].sum_us, 0);
+		}
+	}
+	ptm_keys_shmem_startup();
+	LWLockRelease(AddinShmemInitLock);
+
+	/*
+	 * The postmaster saves the counters when it exits (only a clean exit
+	 * writes anything), and restores them once, when it first creates the
+	 * shared memory.  Backends, and a postmaster reinitialising after a crash,
+	 * find no file: it is removed when loaded.
+	 */
+	if (!IsUnderPostmaster)
+		on_shmem_exit(ptm_metrics_save_at_exit, (Datum) 0);
+	if (!found)
+		ptm_metrics_load();
+}
+
+static void
+put_series(ReturnSetInfo *rsinfo, const char *family, const char *type,
+		   const char *help, const char *metric, const char *labels, double value)
+{
+	Datum		values[6];
+	bool		nulls[6] = {false};
+
+	values[0] = CStringGetTextDatum(family);
+	values[1] = CStringGetTextDatum(type);
+	values[2] = CStringGetTextDatum(help);
+	values[3] = CStringGetTextDatum(metric);
+	values[4] = DirectFunctionCall1(jsonb_in, CStringGetDatum(labels));
+	values[5] = Float8GetDatum(value);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * ptm._metric_series() returns (family, type, help, metric, labels, value)
+ * for every series: each counter slot, and for each histogram its cumulative
+ * _bucket series (le as a label), _sum and _count.  The views ptm.metrics and
+ * ptm.metric_series and ptm.metrics_text() are built on it.
+ */
+PG_FUNCTION_INFO_V1(ptm_metric_series);
 Datum
-ptm_counters(PG_FUNCTION_ARGS)
+ptm_metric_series(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo;
 	int			i;
@@ -106,27 +233,50 @@ ptm_counters(PG_FUNCTION_ARGS)
 	rsinfo = ptm_init_srf(fcinfo);
 
 	for (i = 0; i < PTM_NUM_COUNTERS; i++)
-	{
-		Datum		values[4];
-		bool		nulls[4] = {false};
+		put_series(rsinfo, ptm_counter_info[i].metric, "counter",
+				   ptm_counter_info[i].help, ptm_counter_info[i].metric,
+				   ptm_counter_info[i].labels,
+				   (double) pg_atomic_read_u64(&ptm_shared->counters[i]));
 
-		values[0] = CStringGetTextDatum(counter_info[i].metric);
-		values[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(counter_info[i].labels));
-		values[2] = CStringGetTextDatum(counter_info[i].help);
-		values[3] = Float8GetDatum((double) pg_atomic_read_u64(&ptm_shared->counters[i]));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	for (i = 0; i < PTM_NUM_HISTOGRAMS; i++)
+	{
+		const PtmHistogramInfo *info = &ptm_histogram_info[i];
+		PtmHistogramState *state = &ptm_metrics->hist[i];
+		char	   *bucket = psprintf("%s_bucket", info->metric);
+		uint64		cumulative = 0;
+		int			b;
+
+		for (b = 0; b <= info->nbounds; b++)
+		{
+			char	   *labels;
+
+			cumulative += pg_atomic_read_u64(&state->buckets[b]);
+			if (b < info->nbounds)
+				labels = psprintf("{\"le\": \"%.15g\"}", info->bounds[b]);
+			else
+				labels = "{\"le\": \"+Inf\"}";
+			put_series(rsinfo, info->metric, "histogram", info->help,
+					   bucket, labels, (double) cumulative);
+		}
+		put_series(rsinfo, info->metric, "histogram", info->help,
+				   psprintf("%s_sum", info->metric), "{}",
+				   (double) pg_atomic_read_u64(&state->sum_us) / 1000.0);
+		put_series(rsinfo, info->metric, "histogram", info->help,
+				   psprintf("%s_count", info->metric), "{}", (double) cumulative);
 	}
 	return (Datum) 0;
 }
 
 /*
- * ptm.reset_counters() sets every counter to zero and records when.
+ * ptm.reset_counters() sets every counter and histogram to zero, forgets
+ * every tracked key, and records when.
  */
 PG_FUNCTION_INFO_V1(ptm_reset_counters);
 Datum
 ptm_reset_counters(PG_FUNCTION_ARGS)
 {
-	int			i;
+	int			i,
+				b;
 	TimestampTz now = GetCurrentTimestamp();
 
 	ptm_require_shmem("ptm.reset_counters()");
@@ -134,6 +284,13 @@ ptm_reset_counters(PG_FUNCTION_ARGS)
 	LWLockAcquire(ptm_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < PTM_NUM_COUNTERS; i++)
 		pg_atomic_write_u64(&ptm_shared->counters[i], 0);
+	for (i = 0; i < PTM_NUM_HISTOGRAMS; i++)
+	{
+		for (b = 0; b <= PTM_HIST_MAX_BOUNDS; b++)
+			pg_atomic_write_u64(&ptm_metrics->hist[i].buckets[b], 0);
+		pg_atomic_write_u64(&ptm_metrics->hist[i].sum_us, 0);
+	}
+	ptm_keys_reset();
 	ptm_shared->stats_reset = now;
 	LWLockRelease(ptm_shared->lock);
 
@@ -141,19 +298,27 @@ ptm_reset_counters(PG_FUNCTION_ARGS)
 }
 
 /*
- * ptm._stat_info() returns the time of the last reset, for ptm.stat_info.
+ * ptm._stat_info() returns (stats_reset, evictions, tracked_keys,
+ * max_tracked_keys), for ptm.stat_info.
  */
 PG_FUNCTION_INFO_V1(ptm_stat_info);
 Datum
 ptm_stat_info(PG_FUNCTION_ARGS)
 {
-	TimestampTz stats_reset;
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false};
 
 	ptm_require_shmem("ptm.stat_info");
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
 
 	LWLockAcquire(ptm_shared->lock, LW_SHARED);
-	stats_reset = ptm_shared->stats_reset;
+	values[0] = TimestampTzGetDatum(ptm_shared->stats_reset);
 	LWLockRelease(ptm_shared->lock);
+	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&ptm_metrics->evictions));
+	values[2] = Int64GetDatum((int64) ptm_keys_count());
+	values[3] = Int32GetDatum(ptm_max_tracked_keys);
 
-	PG_RETURN_TIMESTAMPTZ(stats_reset);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

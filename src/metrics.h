@@ -85,4 +85,7 @@ extern void ptm_observe(PtmHistogram histogram, double value_ms);
 extern void ptm_count_key(PtmKeyFamily family, const char *key, int keylen,
 						  PtmCounter counter);
 
+/* Module load: the metrics' settings (ptm_lease.max_tracked_keys). */
+extern void ptm_metrics_define_gucs(void);
+
 #endif							/* PTM_METRICS_H */

@@ -59,6 +59,8 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	ptm_commits_init();
+	ptm_metrics_define_gucs();
+
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");
 
 	/*

@@ -4,7 +4,9 @@
  *	  Declarations shared by the files of the ptm_lease extension.
  *
  * Each concern has its own file: ptm_lease.c (module load, GUCs), shmem.c
- * (shared state), metrics.c (counters and their views), health.c (health()),
+ * (shared state), metrics.c (counters, histograms and their views),
+ * metrics_keys.c (per-key statistics), metrics_file.c (saving the counters
+ * across restarts), health.c (health()),
  * leases.c, commits.c, projections.c, worker.c.
  *
  *-------------------------------------------------------------------------

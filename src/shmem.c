@@ -12,6 +12,9 @@
  *		resets, which is all Prometheus needs.
  *	  - stats_reset: written under ptm_shared->lock in exclusive mode (reset),
  *		read under it in shared mode.
+ *	  - Histograms and per-key statistics live in their own segment, set up
+ *		by metrics.c from these hooks; their locking is described there and
+ *		in metrics_keys.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +25,7 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "metrics_int.h"
 #include "ptm_lease.h"
 
 PtmSharedState *ptm_shared = NULL;
@@ -46,6 +50,7 @@ ptm_shmem_request(void)
 #endif
 	RequestAddinShmemSpace(ptm_shmem_size());
 	RequestNamedLWLockTranche("ptm_lease", 1);
+	ptm_metrics_shmem_request();
 }
 
 static void
@@ -68,6 +73,9 @@ ptm_shmem_startup(void)
 			pg_atomic_init_u64(&ptm_shared->counters[i], 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
+
+	/* Histograms, per-key statistics, and the counters saved at shutdown. */
+	ptm_metrics_shmem_startup();
 }
 
 /*

@@ -36,6 +36,15 @@ isnt($ret, 0, 'not preloaded: ptm.metrics fails');
 like($err, qr/ERROR:  55000: ptm\.metrics requires ptm_lease to be loaded via shared_preload_libraries/,
 	'not preloaded: SQLSTATE 55000 and a clear message');
 like($err, qr/HINT:  Add ptm_lease to shared_preload_libraries/, 'not preloaded: HINT names the setting');
+
+# Every metrics object says so too.
+for my $sql ('SELECT ptm.metrics_text()', 'SELECT * FROM ptm.stat_info',
+	'SELECT * FROM ptm.top_workflow_conflicts', 'SELECT ptm.reset_counters()')
+{
+	($ret, $out, $err) = $plain->psql('postgres', "\\set VERBOSITY verbose\n$sql");
+	like($err, qr/ERROR:  55000: .* requires ptm_lease to be loaded via shared_preload_libraries/,
+		"not preloaded: $sql fails with SQLSTATE 55000");
+}
 $plain->stop;
 
 done_testing();

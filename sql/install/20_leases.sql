@@ -1,0 +1,191 @@
+-- Epoch-fenced partition leases (docs/leases.md).
+
+-- Epochs come from one sequence: strictly increasing for every lease, across
+-- release, expiry, force_expire, crash, restart, promotion and even a lease
+-- row deleted and created again.  They are not consecutive per lease.
+CREATE SEQUENCE ptm.lease_epoch_seq AS bigint MINVALUE 1 NO CYCLE;
+COMMENT ON SEQUENCE ptm.lease_epoch_seq IS
+  'Source of lease epochs (fencing tokens): every change of owner takes the next value';
+
+CREATE TABLE ptm.partition_leases (
+    topic             text        NOT NULL,
+    partition_id      integer     NOT NULL,
+    agent_id          text,                         -- NULL when free
+    lease_epoch       bigint      NOT NULL DEFAULT 0,
+    lease_expires_at  bigint      NOT NULL DEFAULT 0,  -- Unix epoch ms, database clock
+    state             text        NOT NULL DEFAULT 'free',
+    acquired_at       timestamptz,
+    renewed_at        timestamptz,
+    ended_at          timestamptz,                  -- released, forced or found expired
+    previous_agent_id text,
+    previous_epoch    bigint,
+    PRIMARY KEY (topic, partition_id),
+    CONSTRAINT partition_leases_state_check
+      CHECK (state IN ('free', 'active', 'released', 'expired', 'forced')),
+    CONSTRAINT partition_leases_owner_check
+      CHECK ((agent_id IS NOT NULL) = (state = 'active')),
+    CONSTRAINT partition_leases_partition_check CHECK (partition_id >= 0)
+);
+
+-- The sweeper finds expired leases through this index: cost follows what
+-- expired, not the size of the table.
+CREATE INDEX partition_leases_expiry_idx
+    ON ptm.partition_leases (lease_expires_at) WHERE agent_id IS NOT NULL;
+
+COMMENT ON TABLE ptm.partition_leases IS
+  'One row per (topic, partition): owner, epoch (fencing token) and expiry in Unix ms; change it only through the ptm lease functions';
+COMMENT ON COLUMN ptm.partition_leases.agent_id IS 'Owner; NULL when free, released, expired or forced';
+COMMENT ON COLUMN ptm.partition_leases.lease_epoch IS 'Fencing token: raised on every change of owner and by force_expire';
+COMMENT ON COLUMN ptm.partition_leases.lease_expires_at IS 'Expiry, Unix epoch milliseconds on the database clock';
+COMMENT ON COLUMN ptm.partition_leases.state IS 'free, active, released, expired (found by the sweeper) or forced';
+
+-- Operator actions, for the audit trail the runbooks ask for.
+CREATE TABLE ptm.lease_audit (
+    audit_id          bigserial   PRIMARY KEY,
+    at                timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    action            text        NOT NULL,
+    topic             text,
+    partition_id      integer,
+    previous_agent_id text,
+    previous_epoch    bigint,
+    new_epoch         bigint,
+    reason            text,
+    session_user_name text        NOT NULL DEFAULT pg_catalog."session_user"(),
+    current_user_name text        NOT NULL DEFAULT pg_catalog."current_user"(),
+    application_name  text        DEFAULT pg_catalog.current_setting('application_name'),
+    client_addr       inet        DEFAULT pg_catalog.inet_client_addr(),
+    details           jsonb
+);
+CREATE INDEX lease_audit_at_idx ON ptm.lease_audit (at);
+CREATE INDEX lease_audit_lease_idx ON ptm.lease_audit (topic, partition_id, at);
+COMMENT ON TABLE ptm.lease_audit IS
+  'Who did what to which lease (force_expire, refused direct DML, resets): append-only';
+
+SELECT pg_catalog.pg_extension_config_dump('ptm.partition_leases', '');
+SELECT pg_catalog.pg_extension_config_dump('ptm.lease_audit', '');
+SELECT pg_catalog.pg_extension_config_dump('ptm.lease_audit_audit_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ptm.lease_epoch_seq', '');
+
+-- Direct UPDATE, DELETE or TRUNCATE would bypass fencing and the audit trail
+-- (the old runbook's "UPDATE partition_leases SET lease_expires_at = 0"), so
+-- only the extension's own functions may change these tables.
+CREATE FUNCTION ptm._refuse_direct_dml()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ptm_refuse_direct_dml';
+COMMENT ON FUNCTION ptm._refuse_direct_dml() IS
+  'Trigger: refuses UPDATE, DELETE and TRUNCATE on ptm tables outside ptm functions';
+
+CREATE TRIGGER partition_leases_guard
+  BEFORE UPDATE OR DELETE OR TRUNCATE ON ptm.partition_leases
+  FOR EACH STATEMENT EXECUTE FUNCTION ptm._refuse_direct_dml();
+CREATE TRIGGER lease_audit_guard
+  BEFORE UPDATE OR DELETE OR TRUNCATE ON ptm.lease_audit
+  FOR EACH STATEMENT EXECUTE FUNCTION ptm._refuse_direct_dml();
+
+-- What every lease function returns: the outcome and the lease as it stands.
+CREATE TYPE ptm.lease_result AS (
+    result        text,
+    topic         text,
+    partition_id  integer,
+    agent_id      text,
+    lease_epoch   bigint,
+    expires_at    timestamptz
+);
+COMMENT ON TYPE ptm.lease_result IS
+  'Outcome of a lease call and the lease after it (agent_id, lease_epoch, expires_at)';
+
+CREATE FUNCTION ptm.acquire_partition_lease(
+    topic text, partition_id integer, agent_id text,
+    ttl interval DEFAULT '30 s')
+RETURNS ptm.lease_result
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_acquire_partition_lease';
+COMMENT ON FUNCTION ptm.acquire_partition_lease(text, integer, text, interval) IS
+  'Take a free, released or expired lease (acquired, epoch raised), extend your own (held), or learn its owner (conflict)';
+
+CREATE FUNCTION ptm.renew_lease(
+    topic text, partition_id integer, agent_id text, lease_epoch bigint,
+    ttl interval DEFAULT '30 s')
+RETURNS ptm.lease_result
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_renew_lease';
+COMMENT ON FUNCTION ptm.renew_lease(text, integer, text, bigint, interval) IS
+  'Extend a live lease you hold at this epoch: renewed, stale_epoch, not_owner or expired; never changes the epoch';
+
+CREATE FUNCTION ptm.release_lease(
+    topic text, partition_id integer, agent_id text, lease_epoch bigint)
+RETURNS ptm.lease_result
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_release_lease';
+COMMENT ON FUNCTION ptm.release_lease(text, integer, text, bigint) IS
+  'Free a lease you hold at this epoch at once: released, stale_epoch, not_owner or expired';
+
+CREATE FUNCTION ptm.force_expire(
+    topic text, partition_id integer, reason text DEFAULT NULL)
+RETURNS ptm.lease_result
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_force_expire';
+COMMENT ON FUNCTION ptm.force_expire(text, integer, text) IS
+  'Operator: end a lease now, raise its epoch so the old owner is fenced, and audit it: forced or no_lease';
+REVOKE ALL ON FUNCTION ptm.force_expire(text, integer, text) FROM PUBLIC;
+
+CREATE FUNCTION ptm.check_fence(
+    topic text, partition_id integer, lease_epoch bigint)
+RETURNS void
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_check_fence';
+COMMENT ON FUNCTION ptm.check_fence(text, integer, bigint) IS
+  'Inside a write''s transaction: ERROR PTM01 unless the epoch is current and live; on success a takeover waits for this transaction';
+
+CREATE FUNCTION ptm.acquire_partition_leases(
+    topic text, agent_id text, max_leases integer,
+    ttl interval DEFAULT '30 s')
+RETURNS SETOF ptm.lease_result
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_acquire_partition_leases';
+COMMENT ON FUNCTION ptm.acquire_partition_leases(text, text, integer, interval) IS
+  'Bulk: acquire up to max_leases free or expired partitions of a topic, skipping rows locked by others';
+
+CREATE FUNCTION ptm.renew_leases(
+    agent_id text, topics text[], partition_ids integer[], lease_epochs bigint[],
+    ttl interval DEFAULT '30 s')
+RETURNS SETOF ptm.lease_result
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_renew_leases';
+COMMENT ON FUNCTION ptm.renew_leases(text, text[], integer[], bigint[], interval) IS
+  'Bulk: renew many leases of one agent in one call, one result row per lease in input order';
+
+CREATE FUNCTION ptm.ensure_partitions(topic text, partitions integer)
+RETURNS integer
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_ensure_partitions';
+COMMENT ON FUNCTION ptm.ensure_partitions(text, integer) IS
+  'Create free lease rows for partitions 0 .. partitions-1 of a topic (for bulk acquire); returns how many were new';
+
+-- What a DBA reads at 3 a.m.: every lease with its status on the database clock.
+CREATE VIEW ptm.lease_status AS
+SELECT l.topic, l.partition_id, l.agent_id, l.lease_epoch,
+       pg_catalog.to_timestamp(l.lease_expires_at / 1000.0) AS expires_at,
+       CASE
+         WHEN l.agent_id IS NULL THEN pg_catalog.upper(l.state)
+         WHEN l.lease_expires_at > (EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint
+           THEN 'ACTIVE'
+         ELSE 'EXPIRED'
+       END AS status,
+       CASE WHEN l.agent_id IS NOT NULL
+            THEN pg_catalog.to_timestamp(l.lease_expires_at / 1000.0) - pg_catalog.clock_timestamp()
+       END AS remaining,
+       l.acquired_at, l.renewed_at, l.ended_at, l.previous_agent_id, l.previous_epoch
+  FROM ptm.partition_leases l;
+COMMENT ON VIEW ptm.lease_status IS
+  'Every lease with status ACTIVE, EXPIRED, FREE, RELEASED or FORCED on the database clock';
+GRANT SELECT ON ptm.partition_leases, ptm.lease_status, ptm.lease_audit TO pg_monitor;

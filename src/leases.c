@@ -1,0 +1,923 @@
+/*-------------------------------------------------------------------------
+ *
+ * leases.c
+ *	  Epoch-fenced partition leases: acquire, renew, release, force_expire,
+ *	  check_fence, and their bulk forms.
+ *
+ * State lives in ptm.partition_leases, one row per (topic, partition_id);
+ * every statement is a saved SPI plan.  Expiry is always judged against the
+ * database clock at the moment of the call (clock_timestamp(), not the
+ * transaction start), so neither agents' clocks nor long transactions matter.
+ *
+ * Locking
+ *	  - acquire, renew, release and force_expire change the lease row with an
+ *		UPDATE whose WHERE clause states the precondition; PostgreSQL takes the
+ *		row lock and, after waiting for a concurrent change, re-checks the
+ *		clause on the newest row version.  So two callers never both win.
+ *	  - A contended acquire first reads the row without a lock: when another
+ *		agent holds it live, the answer is "conflict" without writing anything.
+ *	  - check_fence (and fenced writes) take FOR SHARE on the lease row and
+ *		keep it until their transaction ends.  Every ownership change needs the
+ *		row's FOR NO KEY UPDATE lock, which conflicts with FOR SHARE, so a
+ *		takeover waits for every fenced transaction that passed before it: a
+ *		fenced write can never commit after the epoch that fences it.
+ *	  - No advisory or session-level locks: every function works through a
+ *		transaction-mode pooler.
+ *
+ * Epochs come from ptm.lease_epoch_seq, so they rise strictly for every
+ * lease, even across a deleted and re-created row, crash or failover.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "leases.h"
+#include "ptm_lease.h"
+#include "spi_util.h"
+#include "srf.h"
+#include "validate.h"
+
+/* A lease row as read from ptm.partition_leases. */
+typedef struct LeaseRow
+{
+	bool		found;
+	char	   *agent_id;		/* NULL when free */
+	int64		epoch;
+	int64		expires_ms;
+	char	   *state;
+	char	   *previous_agent_id;
+} LeaseRow;
+
+/* The outcome of one call, before it becomes a ptm.lease_result. */
+typedef struct LeaseOutcome
+{
+	const char *result;
+	text	   *topic;
+	int32		partition_id;
+	char	   *agent_id;
+	int64		epoch;
+	int64		expires_ms;
+	bool		has_lease;		/* false: epoch and expiry are NULL */
+} LeaseOutcome;
+
+#define LEASE_COLUMNS "agent_id, lease_epoch, lease_expires_at, state, previous_agent_id"
+
+static PtmPlan plan_select = {
+	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
+	" WHERE topic = $1 AND partition_id = $2",
+	2, {TEXTOID, INT4OID}
+};
+
+static PtmPlan plan_select_share = {
+	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
+	" WHERE topic = $1 AND partition_id = $2 FOR SHARE",
+	2, {TEXTOID, INT4OID}
+};
+
+/* $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now */
+static PtmPlan plan_insert = {
+	"INSERT INTO ptm.partition_leases AS l"
+	" (topic, partition_id, agent_id, lease_epoch, lease_expires_at, state, acquired_at, renewed_at)"
+	" VALUES ($1, $2, $3, pg_catalog.nextval('ptm.lease_epoch_seq'), $4, 'active', $5, $5)"
+	" ON CONFLICT (topic, partition_id) DO NOTHING"
+	" RETURNING l.lease_epoch",
+	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+};
+
+/*
+ * Take the lease if it is free, released, expired or already ours; a lease
+ * that is ours and live keeps its epoch and acquired_at ("held").
+ * $1 topic, $2 partition, $3 agent, $4 now_ms, $5 expires_ms, $6 now
+ */
+static PtmPlan plan_take = {
+	"UPDATE ptm.partition_leases SET"
+	" lease_epoch = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
+	"   THEN lease_epoch ELSE pg_catalog.nextval('ptm.lease_epoch_seq') END,"
+	" acquired_at = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
+	"   THEN acquired_at ELSE $6 END,"
+	" previous_agent_id = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
+	"   THEN previous_agent_id ELSE coalesce(agent_id, previous_agent_id) END,"
+	" previous_epoch = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
+	"   THEN previous_epoch WHEN agent_id IS NOT NULL THEN lease_epoch ELSE previous_epoch END,"
+	" agent_id = $3, state = 'active', lease_expires_at = $5, renewed_at = $6, ended_at = NULL"
+	" WHERE topic = $1 AND partition_id = $2"
+	"   AND (agent_id IS NULL OR agent_id = $3 OR lease_expires_at <= $4)"
+	" RETURNING lease_epoch, acquired_at = $6",
+	6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+
+/* $1 topic, $2 partition, $3 agent, $4 epoch, $5 now_ms, $6 expires_ms, $7 now */
+static PtmPlan plan_renew = {
+	"UPDATE ptm.partition_leases SET lease_expires_at = $6, renewed_at = $7"
+	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3"
+	"   AND lease_epoch = $4 AND lease_expires_at > $5",
+	7, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+
+/* $1 topic, $2 partition, $3 agent, $4 epoch, $5 now_ms, $6 now */
+static PtmPlan plan_release = {
+	"UPDATE ptm.partition_leases SET agent_id = NULL, state = 'released',"
+	" previous_agent_id = agent_id, previous_epoch = lease_epoch,"
+	" lease_expires_at = $5, ended_at = $6"
+	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3"
+	"   AND lease_epoch = $4 AND lease_expires_at > $5",
+	6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+
+/* $1 topic, $2 partition, $3 now_ms, $4 now */
+static PtmPlan plan_force = {
+	"UPDATE ptm.partition_leases SET agent_id = NULL, state = 'forced',"
+	" previous_agent_id = agent_id, previous_epoch = lease_epoch,"
+	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
+	" lease_expires_at = $3, ended_at = $4"
+	" WHERE topic = $1 AND partition_id = $2 AND agent_id IS NOT NULL"
+	" RETURNING previous_agent_id, previous_epoch, lease_epoch",
+	4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}
+};
+
+/* $1 action, $2 topic, $3 partition, $4 prev agent, $5 prev epoch, $6 new epoch, $7 reason */
+static PtmPlan plan_audit = {
+	"INSERT INTO ptm.lease_audit"
+	" (action, topic, partition_id, previous_agent_id, previous_epoch, new_epoch, reason)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7)",
+	7, {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TEXTOID}
+};
+
+/* $1 topic, $2 agent, $3 now_ms, $4 max, $5 expires_ms, $6 now */
+static PtmPlan plan_bulk_acquire = {
+	"WITH candidates AS ("
+	"  SELECT topic, partition_id FROM ptm.partition_leases"
+	"   WHERE topic = $1 AND (agent_id IS NULL OR lease_expires_at <= $3)"
+	"   ORDER BY partition_id LIMIT $4 FOR UPDATE SKIP LOCKED)"
+	" UPDATE ptm.partition_leases l SET"
+	" previous_agent_id = coalesce(l.agent_id, l.previous_agent_id),"
+	" previous_epoch = CASE WHEN l.agent_id IS NOT NULL THEN l.lease_epoch ELSE l.previous_epoch END,"
+	" agent_id = $2, state = 'active',"
+	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
+	" lease_expires_at = $5, acquired_at = $6, renewed_at = $6, ended_at = NULL"
+	" FROM candidates c WHERE l.topic = c.topic AND l.partition_id = c.partition_id"
+	" RETURNING l.partition_id, l.lease_epoch",
+	6, {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID}
+};
+
+/* $1 agent, $2 topics, $3 partitions, $4 epochs, $5 now_ms, $6 expires_ms, $7 now */
+static PtmPlan plan_bulk_renew = {
+	"UPDATE ptm.partition_leases l SET lease_expires_at = $6, renewed_at = $7"
+	" FROM pg_catalog.unnest($2, $3, $4) AS r(topic, partition_id, lease_epoch)"
+	" WHERE l.topic = r.topic AND l.partition_id = r.partition_id"
+	"   AND l.agent_id = $1 AND l.lease_epoch = r.lease_epoch AND l.lease_expires_at > $5"
+	" RETURNING l.topic, l.partition_id",
+	7, {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+
+/* $1 topic, $2 partitions */
+static PtmPlan plan_ensure = {
+	"INSERT INTO ptm.partition_leases (topic, partition_id)"
+	" SELECT $1, p FROM pg_catalog.generate_series(0, $2 - 1) AS p"
+	" ON CONFLICT (topic, partition_id) DO NOTHING",
+	2, {TEXTOID, INT4OID}
+};
+
+static char *
+text_or_null(int col, bool *isnull)
+{
+	Datum		d = ptm_spi_value(0, col, isnull);
+
+	return *isnull ? NULL : TextDatumGetCString(d);
+}
+
+static LeaseRow
+read_lease(text *topic, int32 partition_id, bool for_share)
+{
+	Datum		args[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
+	LeaseRow	row = {0};
+	bool		isnull;
+
+	/*
+	 * Not read-only: SPI then takes a fresh snapshot, so a row changed by a
+	 * transaction we just waited for is seen as it is now.
+	 */
+	ptm_spi_execute(for_share ? &plan_select_share : &plan_select, args, NULL,
+					false, 1);
+	if (SPI_processed == 0)
+		return row;
+
+	row.found = true;
+	row.agent_id = text_or_null(1, &isnull);
+	row.epoch = DatumGetInt64(ptm_spi_value(0, 2, &isnull));
+	row.expires_ms = DatumGetInt64(ptm_spi_value(0, 3, &isnull));
+	row.state = text_or_null(4, &isnull);
+	row.previous_agent_id = text_or_null(5, &isnull);
+	return row;
+}
+
+/* Byte equality, which is text equality under the table's deterministic collation. */
+static bool
+same_text(text *a, text *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+static bool
+same_agent(const char *a, text *b)
+{
+	return a != NULL && strcmp(a, text_to_cstring(b)) == 0;
+}
+
+/*
+ * Why a renew or release at (agent, epoch) did not apply, from the row as it
+ * is now.  Only the failure path reads the row again.
+ */
+static const char *
+classify_failure(const LeaseRow *row, text *agent, int64 epoch, int64 now_ms)
+{
+	if (!row->found)
+		return "not_owner";
+	if (epoch < row->epoch)
+		return "stale_epoch";
+	if (epoch > row->epoch)
+		return "not_owner";
+	if (row->agent_id != NULL)
+		return same_agent(row->agent_id, agent) && row->expires_ms <= now_ms ?
+			"expired" : "not_owner";
+	/* freed at this epoch: by the sweeper (expired) or by a release */
+	if (strcmp(row->state, "expired") == 0 && same_agent(row->previous_agent_id, agent))
+		return "expired";
+	return "not_owner";
+}
+
+/* lease_conflicts_total counts every stale epoch, overall and per topic. */
+static void
+count_if_stale(const char *result, text *topic)
+{
+	if (strcmp(result, "stale_epoch") == 0)
+	{
+		ptm_count(PTM_LEASE_CONFLICTS);
+		ptm_count_key(PTM_KEY_TOPIC, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic),
+					  PTM_LEASE_CONFLICTS);
+	}
+}
+
+static void
+outcome_from_row(LeaseOutcome *out, const LeaseRow *row)
+{
+	out->has_lease = row->found;
+	out->agent_id = row->agent_id;
+	out->epoch = row->epoch;
+	out->expires_ms = row->expires_ms;
+}
+
+static HeapTuple
+outcome_tuple(TupleDesc tupdesc, const LeaseOutcome *out)
+{
+	Datum		values[6];
+	bool		nulls[6] = {false};
+
+	values[0] = CStringGetTextDatum(out->result);
+	values[1] = PointerGetDatum(out->topic);
+	values[2] = Int32GetDatum(out->partition_id);
+	if (out->agent_id)
+		values[3] = CStringGetTextDatum(out->agent_id);
+	else
+		nulls[3] = true;
+	if (out->has_lease)
+	{
+		values[4] = Int64GetDatum(out->epoch);
+		values[5] = TimestampTzGetDatum(ptm_ms_to_timestamptz(out->expires_ms));
+	}
+	else
+		nulls[4] = nulls[5] = true;
+	return heap_form_tuple(tupdesc, values, nulls);
+}
+
+/*
+ * Build the ptm.lease_result datum in the caller's memory context (SPI's
+ * context goes away at SPI_finish).
+ */
+static Datum
+outcome_datum(FunctionCallInfo fcinfo, MemoryContext callerctx, const LeaseOutcome *out)
+{
+	TupleDesc	tupdesc;
+	MemoryContext old = MemoryContextSwitchTo(callerctx);
+	Datum		result;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	result = HeapTupleGetDatum(outcome_tuple(tupdesc, out));
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
+/* ---------------------------------------------------------------------
+ * acquire_partition_lease(topic, partition_id, agent_id, ttl)
+ * ---------------------------------------------------------------------
+ */
+static void
+acquire_one(LeaseOutcome *out, text *topic, int32 partition_id, text *agent, int64 ttl_ms)
+{
+	int			attempt;
+
+	out->topic = topic;
+	out->partition_id = partition_id;
+
+	/*
+	 * At most a few rounds: each one either decides, or lost a race to an
+	 * insert or a takeover that the next read sees.
+	 */
+	for (attempt = 0; attempt < 5; attempt++)
+	{
+		int64		now_ms = ptm_now_ms();
+		TimestampTz now = GetCurrentTimestamp();
+		LeaseRow	row = read_lease(topic, partition_id, false);
+		bool		isnull;
+
+		if (!row.found)
+		{
+			Datum		args[5] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+			PointerGetDatum(agent), Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(now)};
+
+			ptm_spi_execute(&plan_insert, args, NULL, false, 0);
+			if (SPI_processed == 0)
+				continue;		/* someone inserted it first: read again */
+			out->result = "acquired";
+			out->has_lease = true;
+			out->agent_id = text_to_cstring(agent);
+			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+			out->expires_ms = now_ms + ttl_ms;
+			ptm_count(PTM_LEASE_ACQUIRE_SUCCESS);
+			return;
+		}
+
+		if (row.agent_id != NULL && !same_agent(row.agent_id, agent) &&
+			row.expires_ms > now_ms)
+		{
+			out->result = "conflict";
+			outcome_from_row(out, &row);
+			ptm_count(PTM_LEASE_ACQUIRE_CONFLICT);
+			ptm_count_key(PTM_KEY_TOPIC, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic),
+						  PTM_LEASE_ACQUIRE_CONFLICT);
+			return;
+		}
+
+		{
+			Datum		args[6] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+				PointerGetDatum(agent), Int64GetDatum(now_ms),
+			Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(now)};
+
+			ptm_spi_execute(&plan_take, args, NULL, false, 0);
+			if (SPI_processed == 0)
+				continue;		/* taken by another agent meanwhile: read again */
+
+			out->has_lease = true;
+			out->agent_id = text_to_cstring(agent);
+			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+			out->expires_ms = now_ms + ttl_ms;
+			if (DatumGetBool(ptm_spi_value(0, 2, &isnull)))
+			{
+				out->result = "acquired";
+				ptm_count(PTM_LEASE_ACQUIRE_SUCCESS);
+				/* time from the previous lease's end to this takeover */
+				if (row.agent_id != NULL)
+					ptm_observe(PTM_HIST_RECOVERY_LATENCY, (double) (now_ms - row.expires_ms));
+			}
+			else
+			{
+				out->result = "held";
+				ptm_count(PTM_LEASE_ACQUIRE_HELD);
+			}
+			return;
+		}
+	}
+
+	/* The row keeps changing under us: report whoever holds it now. */
+	{
+		LeaseRow	row = read_lease(topic, partition_id, false);
+
+		out->result = "conflict";
+		outcome_from_row(out, &row);
+		ptm_count(PTM_LEASE_ACQUIRE_CONFLICT);
+	}
+}
+
+PG_FUNCTION_INFO_V1(ptm_acquire_partition_lease);
+Datum
+ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
+{
+	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
+	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
+	text	   *agent = ptm_get_name(fcinfo, 2, "agent_id");
+	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
+	MemoryContext callerctx = CurrentMemoryContext;
+	LeaseOutcome out = {0};
+	Datum		result;
+
+	SPI_connect();
+	acquire_one(&out, topic, partition_id, agent, ttl_ms);
+	result = outcome_datum(fcinfo, callerctx, &out);
+	SPI_finish();
+
+	PG_RETURN_DATUM(result);
+}
+
+/* ---------------------------------------------------------------------
+ * renew_lease(topic, partition_id, agent_id, lease_epoch, ttl)
+ * ---------------------------------------------------------------------
+ */
+PG_FUNCTION_INFO_V1(ptm_renew_lease);
+Datum
+ptm_renew_lease(PG_FUNCTION_ARGS)
+{
+	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
+	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
+	text	   *agent = ptm_get_name(fcinfo, 2, "agent_id");
+	int64		epoch = ptm_get_epoch(fcinfo, 3, "lease_epoch");
+	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 4, "ttl");
+	MemoryContext callerctx = CurrentMemoryContext;
+	int64		now_ms = ptm_now_ms();
+	LeaseOutcome out = {0};
+	Datum		args[7] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+		PointerGetDatum(agent), Int64GetDatum(epoch), Int64GetDatum(now_ms),
+	Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
+	Datum		result;
+
+	out.topic = topic;
+	out.partition_id = partition_id;
+
+	SPI_connect();
+	ptm_spi_execute(&plan_renew, args, NULL, false, 0);
+	if (SPI_processed > 0)
+	{
+		out.result = "renewed";
+		out.has_lease = true;
+		out.agent_id = text_to_cstring(agent);
+		out.epoch = epoch;
+		out.expires_ms = now_ms + ttl_ms;
+		ptm_count(PTM_LEASE_RENEW_SUCCESS);
+	}
+	else
+	{
+		LeaseRow	row = read_lease(topic, partition_id, false);
+
+		out.result = classify_failure(&row, agent, epoch, now_ms);
+		outcome_from_row(&out, &row);
+		ptm_count(PTM_LEASE_RENEW_FAILURE);
+		count_if_stale(out.result, topic);
+	}
+	result = outcome_datum(fcinfo, callerctx, &out);
+	SPI_finish();
+
+	PG_RETURN_DATUM(result);
+}
+
+/* ---------------------------------------------------------------------
+ * release_lease(topic, partition_id, agent_id, lease_epoch)
+ * ---------------------------------------------------------------------
+ */
+PG_FUNCTION_INFO_V1(ptm_release_lease);
+Datum
+ptm_release_lease(PG_FUNCTION_ARGS)
+{
+	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
+	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
+	text	   *agent = ptm_get_name(fcinfo, 2, "agent_id");
+	int64		epoch = ptm_get_epoch(fcinfo, 3, "lease_epoch");
+	MemoryContext callerctx = CurrentMemoryContext;
+	int64		now_ms = ptm_now_ms();
+	LeaseOutcome out = {0};
+	Datum		args[6] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+		PointerGetDatum(agent), Int64GetDatum(epoch), Int64GetDatum(now_ms),
+	TimestampTzGetDatum(GetCurrentTimestamp())};
+	Datum		result;
+
+	out.topic = topic;
+	out.partition_id = partition_id;
+
+	SPI_connect();
+	ptm_spi_execute(&plan_release, args, NULL, false, 0);
+	if (SPI_processed > 0)
+	{
+		out.result = "released";
+		out.has_lease = true;
+		out.agent_id = NULL;
+		out.epoch = epoch;
+		out.expires_ms = now_ms;
+		ptm_count(PTM_LEASE_RELEASES);
+	}
+	else
+	{
+		LeaseRow	row = read_lease(topic, partition_id, false);
+
+		out.result = classify_failure(&row, agent, epoch, now_ms);
+		outcome_from_row(&out, &row);
+		count_if_stale(out.result, topic);
+	}
+	result = outcome_datum(fcinfo, callerctx, &out);
+	SPI_finish();
+
+	PG_RETURN_DATUM(result);
+}
+
+/* ---------------------------------------------------------------------
+ * force_expire(topic, partition_id, reason)
+ * ---------------------------------------------------------------------
+ */
+PG_FUNCTION_INFO_V1(ptm_force_expire);
+Datum
+ptm_force_expire(PG_FUNCTION_ARGS)
+{
+	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
+	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
+	MemoryContext callerctx = CurrentMemoryContext;
+	int64		now_ms = ptm_now_ms();
+	LeaseOutcome out = {0};
+	Datum		args[4] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+	Int64GetDatum(now_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
+	Datum		result;
+
+	out.topic = topic;
+	out.partition_id = partition_id;
+
+	SPI_connect();
+	ptm_spi_execute(&plan_force, args, NULL, false, 0);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		prev_agent = ptm_spi_value(0, 1, &isnull);
+		Datum		prev_epoch = ptm_spi_value(0, 2, &isnull);
+		Datum		new_epoch = ptm_spi_value(0, 3, &isnull);
+		char	   *prev_agent_str = TextDatumGetCString(prev_agent);
+		Datum		audit[7];
+		char		audit_nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+		out.result = "forced";
+		out.has_lease = true;
+		out.agent_id = NULL;
+		out.epoch = DatumGetInt64(new_epoch);
+		out.expires_ms = now_ms;
+
+		audit[0] = CStringGetTextDatum("force_expire");
+		audit[1] = PointerGetDatum(topic);
+		audit[2] = Int32GetDatum(partition_id);
+		audit[3] = CStringGetTextDatum(prev_agent_str);
+		audit[4] = prev_epoch;
+		audit[5] = new_epoch;
+		if (PG_ARGISNULL(2))
+		{
+			audit[6] = (Datum) 0;
+			audit_nulls[6] = 'n';
+		}
+		else
+			audit[6] = PG_GETARG_DATUM(2);
+		ptm_spi_execute(&plan_audit, audit, audit_nulls, false, 0);
+
+		ptm_count(PTM_LEASE_FORCED);
+		ereport(LOG,
+				(errmsg("lease for partition %s-%d forced to expire: epoch " INT64_FORMAT " of agent \"%s\" fenced by epoch " INT64_FORMAT,
+						text_to_cstring(topic), partition_id, DatumGetInt64(prev_epoch),
+						prev_agent_str, out.epoch)));
+	}
+	else
+	{
+		LeaseRow	row = read_lease(topic, partition_id, false);
+
+		out.result = "no_lease";
+		outcome_from_row(&out, &row);
+	}
+	result = outcome_datum(fcinfo, callerctx, &out);
+	SPI_finish();
+
+	PG_RETURN_DATUM(result);
+}
+
+/* ---------------------------------------------------------------------
+ * The fence: check_fence(topic, partition_id, lease_epoch) and ptm_fence()
+ * ---------------------------------------------------------------------
+ */
+static void
+fence_error(PtmFenceStatus status, text *topic, int32 partition_id, int64 epoch,
+			const LeaseRow *row)
+{
+	char	   *t = text_to_cstring(topic);
+	char	   *owner = row->agent_id ? psprintf("agent \"%s\"", row->agent_id) :
+		pstrdup("no agent");
+	char	   *expiry = row->found ?
+		pstrdup(timestamptz_to_str(ptm_ms_to_timestamptz(row->expires_ms))) : NULL;
+
+	switch (status)
+	{
+		case PTM_FENCE_NO_LEASE:
+			ereport(ERROR,
+					(errcode(ERRCODE_PTM_FENCING_REJECT),
+					 errmsg("fencing rejected: no lease exists for partition %s-%d", t, partition_id),
+					 errdetail("A write fenced by epoch " INT64_FORMAT " needs a live lease at that epoch.", epoch),
+					 errhint("Acquire the lease with ptm.acquire_partition_lease() first.")));
+			break;
+		case PTM_FENCE_STALE:
+			ereport(ERROR,
+					(errcode(ERRCODE_PTM_FENCING_REJECT),
+					 errmsg("stale epoch rejected: epoch " INT64_FORMAT " < current epoch " INT64_FORMAT,
+							epoch, row->epoch),
+					 errdetail("Partition %s-%d is now held by %s at epoch " INT64_FORMAT ".",
+							   t, partition_id, owner, row->epoch),
+					 errhint("This writer lost the partition: stop writing and re-acquire the lease.")));
+			break;
+		case PTM_FENCE_FUTURE:
+			ereport(ERROR,
+					(errcode(ERRCODE_PTM_FENCING_REJECT),
+					 errmsg("fencing rejected: epoch " INT64_FORMAT " > current epoch " INT64_FORMAT,
+							epoch, row->epoch),
+					 errdetail("Partition %s-%d was never leased at epoch " INT64_FORMAT "; it is held by %s.",
+							   t, partition_id, epoch, owner)));
+			break;
+		case PTM_FENCE_NOT_HELD:
+			ereport(ERROR,
+					(errcode(ERRCODE_PTM_FENCING_REJECT),
+					 errmsg("fencing rejected: lease on partition %s-%d at epoch " INT64_FORMAT " is %s",
+							t, partition_id, epoch, row->state),
+					 errdetail("Partition %s-%d has had no owner since its lease was %s at %s.",
+							   t, partition_id, row->state, expiry),
+					 errhint("Re-acquire the lease with ptm.acquire_partition_lease().")));
+			break;
+		case PTM_FENCE_EXPIRED:
+			ereport(ERROR,
+					(errcode(ERRCODE_PTM_FENCING_REJECT),
+					 errmsg("fencing rejected: lease on partition %s-%d at epoch " INT64_FORMAT " has expired",
+							t, partition_id, epoch),
+					 errdetail("The lease of %s expired at %s without being renewed.", owner, expiry),
+					 errhint("Renew every TTL/3; once expired, re-acquire the lease.")));
+			break;
+		case PTM_FENCE_OK:
+			break;
+	}
+}
+
+PtmFenceStatus
+ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
+{
+	LeaseRow	row;
+	PtmFenceStatus status;
+
+	SPI_connect();
+	row = read_lease(topic, partition_id, true);
+
+	/* The clock is read after the lock is granted: a wait cannot hide an expiry. */
+	if (!row.found)
+		status = PTM_FENCE_NO_LEASE;
+	else if (lease_epoch < row.epoch)
+		status = PTM_FENCE_STALE;
+	else if (lease_epoch > row.epoch)
+		status = PTM_FENCE_FUTURE;
+	else if (row.agent_id == NULL)
+		status = PTM_FENCE_NOT_HELD;
+	else if (row.expires_ms <= ptm_now_ms())
+		status = PTM_FENCE_EXPIRED;
+	else
+		status = PTM_FENCE_OK;
+
+	if (status == PTM_FENCE_OK)
+		ptm_count(PTM_FENCE_CHECK_PASS);
+	else
+	{
+		ptm_count(PTM_FENCE_CHECK_REJECT);
+		if (status == PTM_FENCE_STALE)
+			count_if_stale("stale_epoch", topic);
+		if (raise_error)
+			fence_error(status, topic, partition_id, lease_epoch, &row);
+	}
+	SPI_finish();
+
+	return status;
+}
+
+PG_FUNCTION_INFO_V1(ptm_check_fence);
+Datum
+ptm_check_fence(PG_FUNCTION_ARGS)
+{
+	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
+	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
+	int64		epoch = ptm_get_epoch(fcinfo, 2, "lease_epoch");
+
+	ptm_fence(topic, partition_id, epoch, true);
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * Bulk calls
+ * ---------------------------------------------------------------------
+ */
+PG_FUNCTION_INFO_V1(ptm_acquire_partition_leases);
+Datum
+ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
+{
+	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
+	text	   *agent = ptm_get_name(fcinfo, 1, "agent_id");
+	int32		max_leases;
+	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
+	ReturnSetInfo *rsinfo;
+	int64		now_ms = ptm_now_ms();
+	uint64		i;
+
+	ptm_check_not_null(fcinfo, 2, "max_leases");
+	max_leases = PG_GETARG_INT32(2);
+	if (max_leases <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_leases must be positive"),
+				 errdetail("The value given was %d.", max_leases)));
+
+	rsinfo = ptm_init_srf(fcinfo);
+
+	SPI_connect();
+	{
+		Datum		args[6] = {PointerGetDatum(topic), PointerGetDatum(agent),
+			Int64GetDatum(now_ms), Int32GetDatum(max_leases),
+		Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
+
+		ptm_spi_execute(&plan_bulk_acquire, args, NULL, false, 0);
+	}
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		LeaseOutcome out = {0};
+
+		out.result = "acquired";
+		out.topic = topic;
+		out.partition_id = DatumGetInt32(ptm_spi_value(i, 1, &isnull));
+		out.agent_id = text_to_cstring(agent);
+		out.epoch = DatumGetInt64(ptm_spi_value(i, 2, &isnull));
+		out.expires_ms = now_ms + ttl_ms;
+		out.has_lease = true;
+		tuplestore_puttuple(rsinfo->setResult, outcome_tuple(rsinfo->setDesc, &out));
+	}
+	ptm_count_n(PTM_LEASE_ACQUIRE_SUCCESS, SPI_processed);
+	SPI_finish();
+
+	return (Datum) 0;
+}
+
+/* Deconstruct a one-dimensional array argument without NULL elements. */
+static int
+get_array(FunctionCallInfo fcinfo, int argno, const char *argname, Oid elemtype,
+		  Datum **elems)
+{
+	ArrayType  *arr;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", argname)));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", argname),
+					 errdetail("Element %d is null.", i + 1)));
+	return n;
+}
+
+PG_FUNCTION_INFO_V1(ptm_renew_leases);
+Datum
+ptm_renew_leases(PG_FUNCTION_ARGS)
+{
+	text	   *agent = ptm_get_name(fcinfo, 0, "agent_id");
+	Datum	   *topics,
+			   *partitions,
+			   *epochs;
+	int			n = get_array(fcinfo, 1, "topics", TEXTOID, &topics);
+	int			np = get_array(fcinfo, 2, "partition_ids", INT4OID, &partitions);
+	int			ne = get_array(fcinfo, 3, "lease_epochs", INT8OID, &epochs);
+	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 4, "ttl");
+	int64		now_ms = ptm_now_ms();
+	ReturnSetInfo *rsinfo;
+	bool	   *renewed;
+	int			i;
+
+	if (np != n || ne != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("topics, partition_ids and lease_epochs must have the same length"),
+				 errdetail("They have %d, %d and %d elements.", n, np, ne)));
+	for (i = 0; i < n; i++)
+	{
+		text	   *t = DatumGetTextPP(topics[i]);
+
+		if (VARSIZE_ANY_EXHDR(t) == 0 || VARSIZE_ANY_EXHDR(t) > ptm_max_name_bytes)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("topics element %d is empty or too long", i + 1)));
+		if (DatumGetInt32(partitions[i]) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("partition_ids element %d must not be negative", i + 1)));
+		if (DatumGetInt64(epochs[i]) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("lease_epochs element %d must be positive", i + 1)));
+	}
+
+	rsinfo = ptm_init_srf(fcinfo);
+	renewed = palloc0(sizeof(bool) * (n + 1));
+
+	SPI_connect();
+	{
+		Datum		args[7] = {PointerGetDatum(agent), PG_GETARG_DATUM(1),
+			PG_GETARG_DATUM(2), PG_GETARG_DATUM(3), Int64GetDatum(now_ms),
+		Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
+		uint64		r;
+
+		ptm_spi_execute(&plan_bulk_renew, args, NULL, false, 0);
+
+		/* Mark inputs whose (topic, partition) came back; n is small (hundreds). */
+		for (r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			text	   *rt = DatumGetTextPP(ptm_spi_value(r, 1, &isnull));
+			int32		rp = DatumGetInt32(ptm_spi_value(r, 2, &isnull));
+
+			for (i = 0; i < n; i++)
+				if (!renewed[i] && DatumGetInt32(partitions[i]) == rp &&
+					same_text(rt, DatumGetTextPP(topics[i])))
+					renewed[i] = true;
+		}
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		LeaseOutcome out = {0};
+		text	   *t = DatumGetTextPP(topics[i]);
+
+		out.topic = t;
+		out.partition_id = DatumGetInt32(partitions[i]);
+		if (renewed[i])
+		{
+			out.result = "renewed";
+			out.has_lease = true;
+			out.agent_id = text_to_cstring(agent);
+			out.epoch = DatumGetInt64(epochs[i]);
+			out.expires_ms = now_ms + ttl_ms;
+			ptm_count(PTM_LEASE_RENEW_SUCCESS);
+		}
+		else
+		{
+			LeaseRow	row = read_lease(t, out.partition_id, false);
+
+			out.result = classify_failure(&row, agent, DatumGetInt64(epochs[i]), now_ms);
+			outcome_from_row(&out, &row);
+			ptm_count(PTM_LEASE_RENEW_FAILURE);
+			count_if_stale(out.result, t);
+		}
+		tuplestore_puttuple(rsinfo->setResult, outcome_tuple(rsinfo->setDesc, &out));
+	}
+	SPI_finish();
+
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(ptm_ensure_partitions);
+Datum
+ptm_ensure_partitions(PG_FUNCTION_ARGS)
+{
+	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
+	int32		partitions;
+	Datum		args[2];
+	uint64		created;
+
+	ptm_check_not_null(fcinfo, 1, "partitions");
+	partitions = PG_GETARG_INT32(1);
+	if (partitions <= 0 || partitions > 1000000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("partitions must be between 1 and 1000000"),
+				 errdetail("The value given was %d.", partitions)));
+
+	args[0] = PointerGetDatum(topic);
+	args[1] = Int32GetDatum(partitions);
+	SPI_connect();
+	ptm_spi_execute(&plan_ensure, args, NULL, false, 0);
+	created = SPI_processed;
+	SPI_finish();
+
+	PG_RETURN_INT32((int32) created);
+}

@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.h
+ *	  Saved SPI plans and the "inside a ptm function" flag.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PTM_SPI_UTIL_H
+#define PTM_SPI_UTIL_H
+
+#include "executor/spi.h"
+
+/*
+ * A statement prepared once per backend and kept for its lifetime; the plan
+ * cache re-plans it if the tables change (e.g. the extension is recreated).
+ */
+typedef struct PtmPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[8];
+	SPIPlanPtr	plan;
+} PtmPlan;
+
+/*
+ * Execute a saved plan (preparing it on first use) with the ptm tables'
+ * DML guard lifted for the duration.  Needs an SPI connection.  Returns the
+ * SPI result code; raises on any SPI error.
+ */
+extern int	ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
+							bool read_only, long count);
+
+/* True while a ptm function runs its own statements (for the DML guard). */
+extern bool ptm_in_internal_dml(void);
+
+/* Column n (1-based) of row 0 of SPI_tuptable, with its null flag. */
+extern Datum ptm_spi_value(int row, int col, bool *isnull);
+
+#endif							/* PTM_SPI_UTIL_H */

@@ -257,12 +257,14 @@ get_offset(FunctionCallInfo fcinfo, int argno, const char *argname)
 	return v;
 }
 
+/* An event time must be finite; index > 0 names an array element. */
 static void
-check_event_time(TimestampTz t, const char *argname)
+check_event_time(TimestampTz t, const char *argname, int index)
 {
 	if (TIMESTAMP_NOT_FINITE(t))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 index > 0 ? errmsg("%s[%d] must be finite", argname, index) :
 				 errmsg("%s must be finite", argname),
 				 errdetail("Lag is measured from the event time, so it cannot be infinity.")));
 }
@@ -286,7 +288,9 @@ get_fence_args(FunctionCallInfo fcinfo, int argno, FenceArgs *fence)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("fence_topic, fence_partition and fence_epoch must be given together"),
-				 errdetail("Only %d of the three fence arguments were given.", given)));
+				 errdetail_plural("Only %d fence argument was given.",
+								  "Only %d fence arguments were given.",
+								  given, given)));
 	fence->topic = ptm_get_name(fcinfo, argno, "fence_topic");
 	fence->partition_id = ptm_get_partition(fcinfo, argno + 1, "fence_partition");
 	fence->epoch = ptm_get_epoch(fcinfo, argno + 2, "fence_epoch");
@@ -317,8 +321,9 @@ warn_regression(text *projection, int32 partition_id, int64 offset, int64 waterm
 				(errcode(ERRCODE_WARNING),
 				 errmsg("watermark regression on projection \"%s\" partition %d: offset " INT64_FORMAT " < watermark " INT64_FORMAT,
 						name, partition_id, offset, watermark),
-				 errdetail("%d of the %d events of this batch were below the watermark and were not applied.",
-						   count, total),
+				 errdetail_plural("%d of the %d events of this batch was below the watermark and was not applied.",
+								  "%d of the %d events of this batch were below the watermark and were not applied.",
+								  count, count, total),
 				 errhint("See \"What to do on a regression\" in docs/projections.md.")));
 }
 
@@ -384,7 +389,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 	offset = get_offset(fcinfo, 2, "offset");
 	key = ptm_get_name(fcinfo, 3, "key");
 	if (!PG_ARGISNULL(5))
-		check_event_time(PG_GETARG_TIMESTAMPTZ(5), "event_time");
+		check_event_time(PG_GETARG_TIMESTAMPTZ(5), "event_time", 0);
 	get_fence_args(fcinfo, 6, &fence);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -647,7 +652,7 @@ get_batch_events(FunctionCallInfo fcinfo, int *nevents)
 		if (!e->event_time_null)
 		{
 			e->event_time = DatumGetTimestampTz(times[i]);
-			check_event_time(e->event_time, "event_times element");
+			check_event_time(e->event_time, "event_times", i + 1);
 		}
 	}
 	*nevents = n;
@@ -1045,10 +1050,11 @@ ptm_reset_projection(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum((int64) rows_deleted);
 
 	/* Audit every call, including one that found nothing to reset. */
-	if (SPI_execute_with_args("INSERT INTO ptm.projection_audit"
-							  "  (action, projection, partition_id, reason, details)"
+	if (SPI_execute_with_args("INSERT INTO ptm.lease_audit"
+							  "  (action, topic, partition_id, reason, details)"
 							  " VALUES ('reset_projection', $1, $2, $3,"
-							  "         jsonb_build_object('delete_rows', $4, 'rows_deleted', $5,"
+							  "         jsonb_build_object('projection', $1, 'delete_rows', $4,"
+							  "                            'rows_deleted', $5,"
 							  "                            'watermarks', COALESCE($6, '[]'::jsonb)))",
 							  6, (Oid *) argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the audit row");

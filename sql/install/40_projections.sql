@@ -61,25 +61,8 @@ COMMENT ON COLUMN ptm.projection_watermarks.gap_count IS
 COMMENT ON COLUMN ptm.projection_watermarks.last_regression_at IS
   'When an event below the watermark was last refused';
 
--- Operator actions on projections (reset/rebuild).
-CREATE TABLE ptm.projection_audit (
-    audit_id     bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    at           timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    action       text        NOT NULL,
-    projection   text        NOT NULL,
-    partition_id integer,
-    reason       text,
-    actor        text        NOT NULL DEFAULT pg_catalog."session_user"(),
-    details      jsonb       NOT NULL DEFAULT '{}'
-);
-
-COMMENT ON TABLE ptm.projection_audit IS
-  'One row per ptm.reset_projection() call: who, when, why, and the watermarks it removed';
-
 SELECT pg_catalog.pg_extension_config_dump('ptm.workflow_projection', '');
 SELECT pg_catalog.pg_extension_config_dump('ptm.projection_watermarks', '');
-SELECT pg_catalog.pg_extension_config_dump('ptm.projection_audit', '');
-SELECT pg_catalog.pg_extension_config_dump('ptm.projection_audit_audit_id_seq', '');
 
 CREATE FUNCTION ptm.apply_projection(
     projection text, partition_id integer, "offset" bigint, key text, data jsonb,
@@ -88,7 +71,7 @@ CREATE FUNCTION ptm.apply_projection(
     fence_epoch bigint DEFAULT NULL,
     OUT result text, OUT watermark bigint, OUT previous_watermark bigint, OUT skipped bigint)
 RETURNS record
-LANGUAGE c VOLATILE SECURITY DEFINER
+LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_apply_projection';
 
@@ -103,7 +86,7 @@ CREATE FUNCTION ptm.apply_projection_batch(
     OUT ordinality integer, OUT "offset" bigint, OUT key text, OUT result text,
     OUT watermark bigint, OUT final_watermark bigint)
 RETURNS SETOF record
-LANGUAGE c VOLATILE SECURITY DEFINER
+LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_apply_projection_batch';
 
@@ -115,12 +98,12 @@ CREATE FUNCTION ptm.reset_projection(
     delete_rows boolean DEFAULT false, reason text DEFAULT NULL,
     OUT result text, OUT partitions_reset integer, OUT rows_deleted bigint)
 RETURNS record
-LANGUAGE c VOLATILE SECURITY DEFINER
+LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_reset_projection';
 
 COMMENT ON FUNCTION ptm.reset_projection(text, integer, boolean, text) IS
-  'Operator only: remove a projection''s watermarks (and optionally its rows) for a replay; audited';
+  'Operator only: remove a projection''s watermarks (and optionally its rows) for a replay; audited in ptm.lease_audit';
 
 REVOKE ALL ON FUNCTION ptm.reset_projection(text, integer, boolean, text) FROM PUBLIC;
 

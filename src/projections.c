@@ -91,6 +91,7 @@ typedef struct BatchEvent
 } BatchEvent;
 
 /* Saved plans, prepared on first use in each backend. */
+static SPIPlanPtr plan_advance = NULL;
 static SPIPlanPtr plan_claim = NULL;
 static SPIPlanPtr plan_count_skip = NULL;
 static SPIPlanPtr plan_upsert_row = NULL;
@@ -103,9 +104,29 @@ static SPIPlanPtr plan_upsert_rows = NULL;
 static SPIPlanPtr plan_delete_rows = NULL;
 
 /*
- * Single apply, step 1: create the watermark or advance it when the offset is
- * above it, locking the row either way.  Returns a row only when it applied:
- * (previous_offset), NULL for a new watermark.
+ * Single apply, step 1 (the common case): advance an existing watermark that
+ * is below the offset.  Returns (previous_offset) when it applied.  Under
+ * READ COMMITTED a concurrent advance makes it wait and re-check the newest
+ * row version, so it never moves the watermark down.
+ */
+static const char *const sql_advance =
+"UPDATE ptm.projection_watermarks"
+"   SET \"offset\" = $3,"
+"       previous_offset = \"offset\","
+"       updated_at = $4,"
+"       last_event_time = COALESCE($5, last_event_time),"
+"       apply_lag_ms = COALESCE($6, apply_lag_ms),"
+"       max_lag_ms = GREATEST(max_lag_ms, $6),"
+"       applied_count = applied_count + 1,"
+"       gap_count = gap_count + CASE WHEN $3 - \"offset\" > 1 THEN 1 ELSE 0 END"
+" WHERE projection = $1 AND partition_id = $2 AND \"offset\" < $3"
+" RETURNING previous_offset";
+
+/*
+ * Single apply, step 3 (first event of a partition, or a watermark removed or
+ * created meanwhile): create the watermark or advance it, locking the row
+ * either way (ON CONFLICT DO UPDATE locks the conflicting row even when its
+ * WHERE is false).  Returns (previous_offset) only when it applied.
  */
 static const char *const sql_claim =
 "INSERT INTO ptm.projection_watermarks AS w"
@@ -125,13 +146,17 @@ static const char *const sql_claim =
 "   WHERE w.\"offset\" < EXCLUDED.\"offset\""
 " RETURNING previous_offset";
 
-/* Single apply, step 2 when step 1 did not apply: count it, read the watermark. */
+/*
+ * Single apply, steps 2 and 4: the watermark is at or above the offset: count
+ * a duplicate or a regression and return the watermark.  No row when there
+ * is no watermark (yet, or any more).
+ */
 static const char *const sql_count_skip =
 "UPDATE ptm.projection_watermarks"
 "   SET duplicate_count = duplicate_count + CASE WHEN \"offset\" = $3 THEN 1 ELSE 0 END,"
 "       regression_count = regression_count + CASE WHEN \"offset\" > $3 THEN 1 ELSE 0 END,"
 "       last_regression_at = CASE WHEN \"offset\" > $3 THEN $4 ELSE last_regression_at END"
-" WHERE projection = $1 AND partition_id = $2"
+" WHERE projection = $1 AND partition_id = $2 AND \"offset\" >= $3"
 " RETURNING \"offset\"";
 
 static const char *const sql_upsert_row =
@@ -362,6 +387,57 @@ fence_passes(const FenceArgs *fence)
 }
 
 /*
+ * The blessed row type of a function returning one record, built once per
+ * call site (get_call_result_type is not free on a hot path).
+ */
+static TupleDesc
+result_tupdesc(FunctionCallInfo fcinfo)
+{
+	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
+
+	if (tupdesc == NULL)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		MemoryContextSwitchTo(oldcontext);
+		fcinfo->flinfo->fn_extra = tupdesc;
+	}
+	return tupdesc;
+}
+
+/*
+ * Steps 1 and 2 of a single apply.  Returns 1 when it advanced the watermark
+ * (*prev: the watermark before, *prev_null if none), 0 when the watermark is
+ * at or above the offset (*wm), -1 when there is no watermark row to decide
+ * on: the caller then creates or locks it.
+ */
+static int
+advance_or_count(Datum *values, const char *nulls, int64 *prev, bool *prev_null, int64 *wm)
+{
+	static const Oid argtypes[6] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+	bool		isnull;
+
+	run_plan(saved_plan(&plan_advance, sql_advance, 6, argtypes),
+			 values, nulls, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
+	{
+		*prev = first_int8(1, prev_null);
+		return 1;
+	}
+	run_plan(saved_plan(&plan_count_skip, sql_count_skip, 4, argtypes),
+			 values, nulls, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
+	{
+		*wm = first_int8(1, &isnull);
+		return 0;
+	}
+	return -1;
+}
+
+/*
  * ptm.apply_projection(projection, partition_id, offset, key, data,
  *		event_time, fence_topic, fence_partition, fence_epoch)
  *	→ (result, watermark, previous_watermark, skipped)
@@ -392,9 +468,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 		check_event_time(PG_GETARG_TIMESTAMPTZ(5), "event_time", 0);
 	get_fence_args(fcinfo, 6, &fence);
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	tupdesc = BlessTupleDesc(tupdesc);
+	tupdesc = result_tupdesc(fcinfo);
 
 	SPI_connect();
 
@@ -411,6 +485,11 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 	{
 		Datum		values[6];
 		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+		int			have_prev;
+		int64		prev = 0,
+					wm = 0;
+		bool		prev_null = true,
+					isnull;
 
 		values[0] = PointerGetDatum(projection);
 		values[1] = Int32GetDatum(partition_id);
@@ -425,17 +504,37 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 			values[4] = TimestampTzGetDatum(event_time);
 			values[5] = Int64GetDatum(lag_ms(now, event_time));
 		}
-		run_plan(saved_plan(&plan_claim, sql_claim, 6, claim_types),
-				 values, nulls, SPI_OK_INSERT_RETURNING);
-
-		if (SPI_processed > 0)
+		/*
+		 * Advance (applied), else count (duplicate or regression), else
+		 * create or lock the row, then decide again: see sql_advance.
+		 */
+		have_prev = advance_or_count(values, nulls, &prev, &prev_null, &wm);
+		if (have_prev < 0)
 		{
-			bool		first;
-			int64		prev = first_int8(1, &first);
+			run_plan(saved_plan(&plan_claim, sql_claim, 6, claim_types),
+					 values, nulls, SPI_OK_INSERT_RETURNING);
+			if (SPI_processed > 0)
+			{
+				prev = first_int8(1, &prev_null);
+				have_prev = 1;
+			}
+			else
+			{
+				run_plan(saved_plan(&plan_count_skip, sql_count_skip, 4, claim_types),
+						 values, nulls, SPI_OK_UPDATE_RETURNING);
+				if (SPI_processed != 1)
+					elog(ERROR, "watermark row of projection \"%s\" partition %d vanished while locked",
+						 text_to_cstring(projection), partition_id);
+				wm = first_int8(1, &isnull);
+				have_prev = 0;
+			}
+		}
 
+		if (have_prev > 0)
+		{
 			result = PROJ_APPLIED;
 			out[1] = Int64GetDatum(offset);
-			if (!first)
+			if (!prev_null)
 			{
 				out[2] = Int64GetDatum(prev);
 				out[3] = Int64GetDatum(offset - prev - 1);
@@ -463,16 +562,6 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			bool		isnull;
-			int64		wm;
-
-			/* The row exists and is locked by the claim: count, read it. */
-			run_plan(saved_plan(&plan_count_skip, sql_count_skip, 4, claim_types),
-					 values, nulls, SPI_OK_UPDATE_RETURNING);
-			if (SPI_processed != 1)
-				elog(ERROR, "watermark row of projection \"%s\" partition %d vanished while locked",
-					 text_to_cstring(projection), partition_id);
-			wm = first_int8(1, &isnull);
 			out[1] = Int64GetDatum(wm);
 			out[2] = Int64GetDatum(wm);
 			out_null[2] = false;
@@ -1016,9 +1105,7 @@ ptm_reset_projection(PG_FUNCTION_ARGS)
 		nulls[2] = 'n';
 	values[3] = BoolGetDatum(delete_rows);
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	tupdesc = BlessTupleDesc(tupdesc);
+	tupdesc = result_tupdesc(fcinfo);
 
 	SPI_connect();
 

@@ -67,3 +67,9 @@ INSERT INTO partition_leases (topic, partition_id) VALUES ('orders-dml', 1);
 SELECT result, agent_id, lease_epoch FROM acquire_partition_lease('orders-dml', 1, 'agent-abc');
 -- the guard function cannot be called directly
 SELECT ptm._refuse_direct_dml();
+
+-- Test cleanup only: session_replication_role = replica skips the DML guard
+-- (the escape hatch pg_restore --disable-triggers uses too).
+SET session_replication_role = replica;
+DELETE FROM ptm.partition_leases;
+RESET session_replication_role;

@@ -99,4 +99,9 @@ SELECT metric, labels, value FROM ptm.metrics
  WHERE metric LIKE 'lease%' AND value > 0 ORDER BY metric, labels::text;
 
 SELECT * FROM lease_status WHERE false;
-DROP FUNCTION bigint;
+
+-- Test cleanup only: session_replication_role = replica skips the DML guard
+-- (the escape hatch pg_restore --disable-triggers uses too).
+SET session_replication_role = replica;
+DELETE FROM ptm.partition_leases;
+RESET session_replication_role;

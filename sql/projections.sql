@@ -22,11 +22,11 @@ SELECT * FROM apply_projection('orders', 1, 0, 'wf-3', '{"state": "new"}',
                                now() - interval '2 seconds');
 
 SELECT projection, key, data, source_partition, source_offset
-  FROM workflow_projection ORDER BY projection, key;
+  FROM workflow_projection WHERE projection = 'orders' ORDER BY projection, key;
 SELECT projection, partition_id, "offset", previous_offset, applied_count,
        duplicate_count, regression_count, gap_count,
        last_regression_at IS NOT NULL AS regressed
-  FROM projection_watermarks ORDER BY projection, partition_id;
+  FROM projection_watermarks WHERE projection = 'orders' ORDER BY projection, partition_id;
 
 -- The runbook's queries (seed 003) run verbatim (their rows carry times).
 \o /dev/null
@@ -52,8 +52,9 @@ SELECT projection, partition_id, watermark,
        max_lag_ms >= apply_lag_ms AS max_covers_last,
        lag_ms >= apply_lag_ms AS lag_grows_to_now,
        idle_ms >= 0 AS idle_known
-  FROM projection_lag ORDER BY projection, partition_id;
-SELECT metric, labels FROM projection_metrics ORDER BY metric, labels::text;
+  FROM projection_lag WHERE projection = 'orders' ORDER BY projection, partition_id;
+SELECT metric, labels FROM projection_metrics WHERE labels->>'projection' = 'orders'
+ ORDER BY metric, labels::text;
 
 -- A later, fresher event: the lag shrinks, the max stays.
 SELECT result FROM apply_projection('orders', 1, 1, 'wf-3', '{"state": "paid"}', now());
@@ -119,7 +120,7 @@ SELECT count(*) AS rows_left FROM workflow_projection WHERE projection = 'orders
 SELECT count(*) AS watermarks_left FROM projection_watermarks WHERE projection = 'orders';
 SELECT * FROM reset_projection('orders');
 SELECT action, topic, partition_id, reason, details, session_user_name = session_user AS by_me
-  FROM lease_audit WHERE action = 'reset_projection' ORDER BY audit_id;
+  FROM lease_audit WHERE action = 'reset_projection' AND topic = 'orders' ORDER BY audit_id;
 
 CREATE ROLE ptm_test_materializer;
 SET ROLE ptm_test_materializer;

@@ -58,6 +58,7 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	ptm_commits_init();
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");
 
 	/*

@@ -54,4 +54,9 @@ extern int	ptm_max_ttl_ms;
 extern int	ptm_max_name_bytes;
 extern bool ptm_enable_counters;
 
+/* commits.c: try_commit, get_state, claim_step and their settings */
+extern int	ptm_dedup_ttl_s;
+extern int	ptm_max_state_bytes;
+extern void ptm_commits_init(void);
+
 #endif							/* PTM_LEASE_H */

@@ -1,0 +1,620 @@
+/*-------------------------------------------------------------------------
+ *
+ * commits.c
+ *	  Optimistic commits of workflow state (try_commit), reads (get_state)
+ *	  and ordered step claims (claim_step).
+ *
+ * Each call runs a few saved SPI plans (prepared once per backend and kept),
+ * so that a plain commit costs one UPDATE, the same as the hand-written
+ * "UPDATE ... WHERE workflow_key = $1 AND version = $2 RETURNING version".
+ * The decision of a commit is taken by that one statement; the statements
+ * that follow a refusal only read, to say why.
+ *
+ * Locking order, the same in every path, so that no two calls deadlock:
+ *
+ *	1. the lease row (ptm_fence, FOR SHARE, only with fence_topic);
+ *	2. the action_dedup_log row (with action_id): the INSERT ... ON CONFLICT
+ *	   waits for a concurrent insert of the same action id, which is what
+ *	   makes two concurrent repeats of one action apply once;
+ *	3. the workflow_state row: the UPDATE of a commit or a claim.  The claim
+ *	   columns live in that row, so that a claim and a claim-fenced commit
+ *	   serialise on one row lock, and READ COMMITTED's recheck of the
+ *	   UPDATE's WHERE clause sees the latest version and claim together.
+ *
+ * A version only ever moves by "version + 1" under that row lock: it never
+ * goes down, and each version is produced by exactly one commit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "leases.h"
+#include "ptm_lease.h"
+#include "spi_util.h"
+#include "validate.h"
+
+/* Settings; see docs/commits.md. */
+int			ptm_dedup_ttl_s = 24 * 3600;
+int			ptm_max_state_bytes = 1024 * 1024;
+
+/* The statements, prepared on first use and kept for the backend's life. */
+typedef enum CommitPlan
+{
+	PLAN_UPDATE,				/* plain commit of an existing workflow */
+	PLAN_UPDATE_CLAIMED,		/* commit fenced by the workflow's claim */
+	PLAN_INSERT,				/* expected_version = 0: create */
+	PLAN_READ,					/* the row as it stands */
+	PLAN_DEDUP_INSERT,			/* record an action id (or find it) */
+	PLAN_DEDUP_READ,			/* what a recorded action produced */
+	PLAN_DEDUP_DELETE,			/* forget an action whose commit was refused */
+	PLAN_CLAIM,					/* claim the current step */
+	NUM_PLANS
+} CommitPlan;
+
+static PtmPlan plans[NUM_PLANS] = {
+	[PLAN_UPDATE] = {
+		"UPDATE ptm.workflow_state"
+		"   SET version = version + 1, state = $3, updated_at = pg_catalog.now()"
+		" WHERE workflow_key = $1 AND version = $2"
+		" RETURNING version",
+		3, {TEXTOID, INT8OID, JSONBOID}
+	},
+	[PLAN_UPDATE_CLAIMED] = {
+		"UPDATE ptm.workflow_state"
+		"   SET version = version + 1, state = $3, updated_at = pg_catalog.now(),"
+		"       claim_expires_at = NULL"
+		" WHERE workflow_key = $1 AND version = $2"
+		"   AND claim_epoch = $4 AND claim_expires_at > $5"
+		" RETURNING version",
+		5, {TEXTOID, INT8OID, JSONBOID, INT8OID, INT8OID}
+	},
+	[PLAN_INSERT] = {
+		"INSERT INTO ptm.workflow_state (workflow_key, version, state)"
+		" VALUES ($1, 1, $2)"
+		" ON CONFLICT (workflow_key) DO NOTHING"
+		" RETURNING version",
+		2, {TEXTOID, JSONBOID}
+	},
+	[PLAN_READ] = {
+		"SELECT version, state, updated_at, claim_worker, claim_step,"
+		"       claim_epoch, claim_expires_at"
+		"  FROM ptm.workflow_state WHERE workflow_key = $1",
+		1, {TEXTOID}
+	},
+	[PLAN_DEDUP_INSERT] = {
+		/* An expired entry is taken over as if it were not there. */
+		"INSERT INTO ptm.action_dedup_log AS d"
+		"       (workflow_key, action_id, result_version, created_at, expires_at)"
+		" VALUES ($1, $2, $3, $4, $5)"
+		" ON CONFLICT (workflow_key, action_id) DO UPDATE"
+		"   SET result_version = excluded.result_version,"
+		"       created_at = excluded.created_at, expires_at = excluded.expires_at"
+		" WHERE d.expires_at <= excluded.created_at"
+		" RETURNING d.result_version",
+		5, {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	},
+	[PLAN_DEDUP_READ] = {
+		"SELECT d.result_version, s.state"
+		"  FROM ptm.action_dedup_log d"
+		"  LEFT JOIN ptm.workflow_state s"
+		"    ON s.workflow_key = d.workflow_key AND s.version = d.result_version"
+		" WHERE d.workflow_key = $1 AND d.action_id = $2",
+		2, {TEXTOID, TEXTOID}
+	},
+	[PLAN_DEDUP_DELETE] = {
+		"DELETE FROM ptm.action_dedup_log WHERE workflow_key = $1 AND action_id = $2",
+		2, {TEXTOID, TEXTOID}
+	},
+	[PLAN_CLAIM] = {
+		/*
+		 * Claimable when no claim is live on the current step, or when the
+		 * caller holds it (then the epoch is kept and the expiry extended).
+		 */
+		"UPDATE ptm.workflow_state"
+		"   SET claim_epoch = CASE WHEN claim_worker = $3 AND claim_step = $2"
+		"                          AND claim_expires_at > $4"
+		"                     THEN claim_epoch ELSE claim_epoch + 1 END,"
+		"       claim_worker = $3, claim_step = $2, claim_expires_at = $5"
+		" WHERE workflow_key = $1 AND version = $2"
+		"   AND (claim_expires_at IS NULL OR claim_expires_at <= $4"
+		"        OR claim_step IS DISTINCT FROM version OR claim_worker = $3)"
+		" RETURNING claim_epoch",
+		5, {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID}
+	},
+};
+
+/* Columns of PLAN_READ. */
+#define READ_VERSION		1
+#define READ_STATE			2
+#define READ_UPDATED_AT		3
+#define READ_CLAIM_WORKER	4
+#define READ_CLAIM_STEP		5
+#define READ_CLAIM_EPOCH	6
+#define READ_CLAIM_EXPIRES	7
+
+/* Claims retried when the row changed between the claim and the look. */
+#define CLAIM_ATTEMPTS		5
+
+void
+ptm_commits_init(void)
+{
+	DefineCustomIntVariable("ptm_lease.dedup_ttl",
+							gettext_noop("How long try_commit remembers an action id."),
+							gettext_noop("A repeat of an action within this time returns duplicate; "
+										 "after it, the action applies again."),
+							&ptm_dedup_ttl_s,
+							24 * 3600, 1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ptm_lease.max_state_bytes",
+							gettext_noop("Largest workflow state try_commit accepts, in bytes."),
+							gettext_noop("Measured as the uncompressed jsonb value."),
+							&ptm_max_state_bytes,
+							1024 * 1024, 1, MaxAllocSize,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+}
+
+/*
+ * Run one of the saved plans (prepared on first use); the caller is connected
+ * to SPI.  Returns the number of rows processed.
+ */
+static int
+run_plan(CommitPlan id, Datum *values, bool read_only)
+{
+	ptm_spi_execute(&plans[id], values, NULL, read_only, 0);
+	return (int) SPI_processed;
+}
+
+/* Column col of the first result row. */
+static Datum
+result_col(int col, bool *isnull)
+{
+	return ptm_spi_value(0, col, isnull);
+}
+
+static int64
+result_int8(int col, bool *isnull)
+{
+	Datum		d = result_col(col, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/* A jsonb column copied out of SPI's memory, so it survives SPI_finish. */
+static Datum
+result_jsonb(int col, bool *isnull)
+{
+	Datum		d = result_col(col, isnull);
+
+	return *isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
+}
+
+/* A non-NULL version or step number >= 0; meaning ends the error's detail. */
+static int64
+get_version_arg(FunctionCallInfo fcinfo, int argno, const char *argname,
+				const char *meaning)
+{
+	int64		v;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	v = PG_GETARG_INT64(argno);
+	if (v < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", argname),
+				 errdetail("The value given was " INT64_FORMAT "; %s.", v, meaning)));
+	return v;
+}
+
+static TupleDesc
+result_tupdesc(FunctionCallInfo fcinfo)
+{
+	TupleDesc	tupdesc;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	return BlessTupleDesc(tupdesc);
+}
+
+/*
+ * Before SPI_connect, in the caller's context: the result row is built there.
+ */
+#define TRY_COMMIT_NATTS 3
+
+static const char *const commit_result_names[] = {
+	[PTM_COMMIT_OK] = "ok",
+	[PTM_COMMIT_CAS_CONFLICT] = "cas_conflict",
+	[PTM_COMMIT_FENCING_REJECT] = "fencing_reject",
+	[PTM_COMMIT_DUPLICATE] = "duplicate",
+};
+
+/*
+ * The fence arguments come all three (lease fence), fence_epoch alone (claim
+ * fence) or not at all.
+ */
+typedef enum FenceKind
+{
+	FENCE_NONE,
+	FENCE_LEASE,
+	FENCE_CLAIM
+} FenceKind;
+
+static FenceKind
+get_fence_args(FunctionCallInfo fcinfo, text **topic, int32 *partition, int64 *epoch)
+{
+	bool		has_topic = !PG_ARGISNULL(4);
+	bool		has_partition = !PG_ARGISNULL(5);
+	bool		has_epoch = !PG_ARGISNULL(6);
+
+	if (!has_topic && !has_partition && !has_epoch)
+		return FENCE_NONE;
+
+	if (has_topic || has_partition)
+	{
+		if (!has_topic || !has_partition || !has_epoch)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("fence_topic, fence_partition and fence_epoch must be given together"),
+					 errdetail("%s was given without %s.",
+							   has_topic ? "fence_topic" : "fence_partition",
+							   !has_epoch ? "fence_epoch" :
+							   !has_topic ? "fence_topic" : "fence_partition"),
+					 errhint("Give all three for a lease fence, or fence_epoch alone for the workflow's step claim.")));
+		*topic = ptm_get_name(fcinfo, 4, "fence_topic");
+		*partition = ptm_get_partition(fcinfo, 5, "fence_partition");
+		*epoch = ptm_get_epoch(fcinfo, 6, "fence_epoch");
+		return FENCE_LEASE;
+	}
+
+	*epoch = ptm_get_epoch(fcinfo, 6, "fence_epoch");
+	return FENCE_CLAIM;
+}
+
+/*
+ * ptm.try_commit(workflow_key, expected_version, new_state, action_id,
+ *				  fence_topic, fence_partition, fence_epoch)
+ *		RETURNS (result, version, state)
+ *
+ * Checks run in this order: the lease fence, the action id, then (in one
+ * statement) the claim fence and the version.  On ok, version is the new
+ * version; on duplicate, the version the action produced (state only while
+ * the workflow is still at it); otherwise the current version and state, so
+ * that a reducer can retry without reading again.
+ */
+PG_FUNCTION_INFO_V1(ptm_try_commit);
+Datum
+ptm_try_commit(PG_FUNCTION_ARGS)
+{
+	text	   *key;
+	int64		expected;
+	Datum		new_state;
+	Size		state_bytes;
+	text	   *action_id = NULL;
+	text	   *fence_topic = NULL;
+	int32		fence_partition = 0;
+	int64		fence_epoch = 0;
+	FenceKind	fence;
+	TupleDesc	tupdesc;
+	TimestampTz started;
+	PtmCounter	result;
+	int64		version = 0;
+	Datum		state = (Datum) 0;
+	bool		state_null = true;
+	bool		recorded = false;
+	int64		now_ms = 0;
+	Datum		values[TRY_COMMIT_NATTS];
+	bool		nulls[TRY_COMMIT_NATTS] = {false};
+	Datum		args[5];
+	bool		isnull;
+
+	/* Validate everything before anything is read or written. */
+	key = ptm_get_name(fcinfo, 0, "workflow_key");
+	expected = get_version_arg(fcinfo, 1, "expected_version",
+							   "0 means the workflow must not exist yet");
+	if (expected == PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("workflow version cannot be raised past " INT64_FORMAT, PG_INT64_MAX),
+				 errdetail("Version " INT64_FORMAT " is the last version a workflow can have.",
+						   PG_INT64_MAX)));
+	ptm_check_not_null(fcinfo, 2, "new_state");
+	new_state = PG_GETARG_DATUM(2);
+	state_bytes = toast_raw_datum_size(new_state) - VARHDRSZ;
+	if (state_bytes > (Size) ptm_max_state_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("new_state is too large"),
+				 errdetail("The state is %zu bytes; ptm_lease.max_state_bytes is %d.",
+						   state_bytes, ptm_max_state_bytes),
+				 errhint("Keep large payloads outside the workflow state, or raise ptm_lease.max_state_bytes.")));
+	if (!PG_ARGISNULL(3))
+		action_id = ptm_get_name(fcinfo, 3, "action_id");
+	fence = get_fence_args(fcinfo, &fence_topic, &fence_partition, &fence_epoch);
+
+	tupdesc = result_tupdesc(fcinfo);
+	started = GetCurrentTimestamp();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* 1. The lease fence: before the action and the version are looked at. */
+	if (fence == FENCE_LEASE &&
+		ptm_fence(fence_topic, fence_partition, fence_epoch, false) != PTM_FENCE_OK)
+	{
+		result = PTM_COMMIT_FENCING_REJECT;
+		goto refused;
+	}
+
+	/*
+	 * 2. The action id: recorded first, with the version a successful commit
+	 * will produce.  A concurrent repeat waits here for this transaction.
+	 */
+	if (action_id != NULL)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		ptm_count(PTM_DEDUP_CHECKS);
+		args[0] = PointerGetDatum(key);
+		args[1] = PointerGetDatum(action_id);
+		args[2] = Int64GetDatum(expected + 1);
+		args[3] = TimestampTzGetDatum(now);
+		args[4] = TimestampTzGetDatum(now + (TimestampTz) ptm_dedup_ttl_s * USECS_PER_SEC);
+		if (run_plan(PLAN_DEDUP_INSERT, args, false) == 0)
+		{
+			if (run_plan(PLAN_DEDUP_READ, args, false) != 1)
+				elog(ERROR, "action id of a conflicting insert not found");
+			ptm_count(PTM_DEDUP_HITS);
+			result = PTM_COMMIT_DUPLICATE;
+			version = result_int8(1, &isnull);
+			state = result_jsonb(2, &state_null);
+			goto done;
+		}
+		recorded = true;
+	}
+
+	/* 3. The version (and the claim fence): one statement decides. */
+	args[0] = PointerGetDatum(key);
+	if (expected == 0 && fence != FENCE_CLAIM)
+	{
+		args[1] = new_state;
+		version = run_plan(PLAN_INSERT, args, false) == 1 ? 1 : 0;
+	}
+	else
+	{
+		CommitPlan	plan = PLAN_UPDATE;
+
+		args[1] = Int64GetDatum(expected);
+		args[2] = new_state;
+		if (fence == FENCE_CLAIM)
+		{
+			now_ms = ptm_now_ms();
+			args[3] = Int64GetDatum(fence_epoch);
+			args[4] = Int64GetDatum(now_ms);
+			plan = PLAN_UPDATE_CLAIMED;
+		}
+		version = run_plan(plan, args, false) == 1 ? result_int8(1, &isnull) : 0;
+	}
+
+	if (version > 0)
+	{
+		result = PTM_COMMIT_OK;
+		ptm_count(PTM_STORE_COMMITS);
+		if (recorded)
+			ptm_count(PTM_DEDUP_RECORDS);
+		goto done;
+	}
+
+	/* Refused: the action did not happen, so it must not be remembered. */
+	if (recorded)
+	{
+		args[0] = PointerGetDatum(key);
+		args[1] = PointerGetDatum(action_id);
+		run_plan(PLAN_DEDUP_DELETE, args, false);
+	}
+	result = PTM_COMMIT_CAS_CONFLICT;
+
+refused:
+	/* Say why, with the row as it stands now. */
+	args[0] = PointerGetDatum(key);
+	if (run_plan(PLAN_READ, args, false) == 1)
+	{
+		version = result_int8(READ_VERSION, &isnull);
+		state = result_jsonb(READ_STATE, &state_null);
+		if (fence == FENCE_CLAIM && result == PTM_COMMIT_CAS_CONFLICT)
+		{
+			bool		epoch_null;
+			bool		expires_null;
+			int64		claim_epoch = result_int8(READ_CLAIM_EPOCH, &epoch_null);
+			int64		claim_expires = result_int8(READ_CLAIM_EXPIRES, &expires_null);
+
+			if (claim_epoch != fence_epoch || expires_null || claim_expires <= now_ms)
+				result = PTM_COMMIT_FENCING_REJECT;
+		}
+	}
+	else
+	{
+		/* No such workflow: version 0, and nobody can hold a claim on it. */
+		version = 0;
+		state_null = true;
+		if (fence == FENCE_CLAIM)
+			result = PTM_COMMIT_FENCING_REJECT;
+	}
+
+	if (result == PTM_COMMIT_CAS_CONFLICT)
+	{
+		ptm_count(PTM_STORE_CONFLICTS);
+		ptm_count_key(PTM_KEY_WORKFLOW, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
+					  PTM_COMMIT_CAS_CONFLICT);
+	}
+
+done:
+	SPI_finish();
+
+	ptm_count(result);
+	ptm_observe(PTM_HIST_COMMIT_LATENCY,
+				(double) (GetCurrentTimestamp() - started) / 1000.0);
+
+	values[0] = CStringGetTextDatum(commit_result_names[result]);
+	values[1] = Int64GetDatum(version);
+	values[2] = state;
+	nulls[2] = state_null;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * ptm.get_state(workflow_key) RETURNS (version, state, updated_at)
+ *
+ * One row always: version 0 and NULLs when the workflow does not exist, which
+ * is what try_commit expects as expected_version to create it.
+ */
+PG_FUNCTION_INFO_V1(ptm_get_state);
+Datum
+ptm_get_state(PG_FUNCTION_ARGS)
+{
+	text	   *key = ptm_get_name(fcinfo, 0, "workflow_key");
+	TupleDesc	tupdesc = result_tupdesc(fcinfo);
+	Datum		values[3] = {Int64GetDatum(0), (Datum) 0, (Datum) 0};
+	bool		nulls[3] = {false, true, true};
+	Datum		args[1];
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = PointerGetDatum(key);
+	if (run_plan(PLAN_READ, args, true) == 1)
+	{
+		values[0] = Int64GetDatum(result_int8(READ_VERSION, &nulls[0]));
+		values[1] = result_jsonb(READ_STATE, &nulls[1]);
+		values[2] = result_col(READ_UPDATED_AT, &nulls[2]);
+	}
+	SPI_finish();
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * ptm.claim_step(workflow_key, step, worker_id, ttl)
+ *		RETURNS (result, workflow_key, step, worker_id, claim_epoch, expires_at)
+ *
+ * The next step of a workflow is its current version.  claimed: the caller
+ * holds the step (a new epoch, or its own live claim extended with the same
+ * epoch); busy: another worker holds a live claim on it; stale: the step is
+ * already committed; out_of_order: the step is ahead of the next one (or the
+ * workflow does not exist yet).  worker_id, claim_epoch and expires_at
+ * describe the live claim on the current step after the call, if any.
+ */
+PG_FUNCTION_INFO_V1(ptm_claim_step);
+Datum
+ptm_claim_step(PG_FUNCTION_ARGS)
+{
+	text	   *key;
+	int64		step;
+	text	   *worker;
+	int64		ttl_ms;
+	TupleDesc	tupdesc;
+	PtmCounter	result = PTM_CLAIM_BUSY;
+	Datum		values[6];
+	bool		nulls[6] = {false};
+	Datum		args[5];
+	bool		isnull;
+	int			attempt;
+
+	key = ptm_get_name(fcinfo, 0, "workflow_key");
+	step = get_version_arg(fcinfo, 1, "step", "the first step after creation is 1");
+	worker = ptm_get_name(fcinfo, 2, "worker_id");
+	ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
+	tupdesc = result_tupdesc(fcinfo);
+
+	values[1] = PointerGetDatum(key);
+	values[2] = Int64GetDatum(step);
+	nulls[3] = nulls[4] = nulls[5] = true;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * Try to claim; when refused, look at the row to say why.  If the look
+	 * finds the step claimable after all (the holder's claim ended between
+	 * the two statements), claim again.
+	 */
+	for (attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++)
+	{
+		int64		now_ms = ptm_now_ms();
+		int64		version;
+		int64		claim_step;
+		int64		claim_expires;
+		bool		step_null;
+		bool		expires_null;
+
+		args[0] = PointerGetDatum(key);
+		args[1] = Int64GetDatum(step);
+		args[2] = PointerGetDatum(worker);
+		args[3] = Int64GetDatum(now_ms);
+		args[4] = Int64GetDatum(now_ms + ttl_ms);
+		if (run_plan(PLAN_CLAIM, args, false) == 1)
+		{
+			result = PTM_CLAIM_CLAIMED;
+			values[3] = PointerGetDatum(worker);
+			values[4] = Int64GetDatum(result_int8(1, &isnull));
+			values[5] = TimestampTzGetDatum(ptm_ms_to_timestamptz(now_ms + ttl_ms));
+			nulls[3] = nulls[4] = nulls[5] = false;
+			break;
+		}
+
+		if (run_plan(PLAN_READ, args, false) == 0)
+		{
+			result = PTM_CLAIM_OUT_OF_ORDER;
+			break;
+		}
+		version = result_int8(READ_VERSION, &isnull);
+		claim_step = result_int8(READ_CLAIM_STEP, &step_null);
+		claim_expires = result_int8(READ_CLAIM_EXPIRES, &expires_null);
+
+		/* Show the live claim on the current step, whoever holds it. */
+		if (!step_null && claim_step == version && !expires_null && claim_expires > now_ms)
+		{
+			Datum		holder = result_col(READ_CLAIM_WORKER, &nulls[3]);
+
+			values[3] = nulls[3] ? (Datum) 0 : SPI_datumTransfer(holder, false, -1);
+			values[4] = Int64GetDatum(result_int8(READ_CLAIM_EPOCH, &nulls[4]));
+			values[5] = TimestampTzGetDatum(ptm_ms_to_timestamptz(claim_expires));
+			nulls[5] = false;
+			result = PTM_CLAIM_BUSY;
+		}
+		else
+			result = PTM_CLAIM_CLAIMED; /* claimable after all: try again */
+
+		if (step < version)
+			result = PTM_CLAIM_STALE;
+		else if (step > version)
+			result = PTM_CLAIM_OUT_OF_ORDER;
+		if (result != PTM_CLAIM_CLAIMED)
+			break;
+		nulls[3] = nulls[4] = nulls[5] = true;
+	}
+	SPI_finish();
+
+	/* A claim that kept changing under us is, for the caller, busy. */
+	if (attempt == CLAIM_ATTEMPTS)
+		result = PTM_CLAIM_BUSY;
+
+	ptm_count(result);
+	values[0] = CStringGetTextDatum(result == PTM_CLAIM_CLAIMED ? "claimed" :
+									result == PTM_CLAIM_STALE ? "stale" :
+									result == PTM_CLAIM_OUT_OF_ORDER ? "out_of_order" :
+									"busy");
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

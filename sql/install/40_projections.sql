@@ -1,0 +1,155 @@
+-- Projections (issue 5): a read model per projection, and one watermark per
+-- (projection, source partition) that only rises.  Writes go through
+-- ptm.apply_projection() / ptm.apply_projection_batch(), which lock the
+-- watermark row first and then touch the projection rows; see
+-- docs/projections.md.
+
+CREATE TABLE ptm.workflow_projection (
+    projection       text        NOT NULL,
+    key              text        NOT NULL,
+    data             jsonb       NOT NULL,
+    source_partition integer     NOT NULL,
+    source_offset    bigint      NOT NULL,
+    updated_at       timestamptz NOT NULL,
+    PRIMARY KEY (projection, key)
+);
+
+COMMENT ON TABLE ptm.workflow_projection IS
+  'Materialized projection rows, one per (projection, key); written by ptm.apply_projection()';
+COMMENT ON COLUMN ptm.workflow_projection.source_partition IS
+  'Partition of the event that last wrote this row';
+COMMENT ON COLUMN ptm.workflow_projection.source_offset IS
+  'Offset of the event that last wrote this row';
+
+-- The watermark row is updated by every apply: no index beyond the primary
+-- key (so updates stay HOT), room on the page for the new versions, and no
+-- CHECK constraints (the functions validate their arguments; a CHECK costs
+-- a parse of its expression in every statement).
+CREATE TABLE ptm.projection_watermarks (
+    projection         text        NOT NULL,
+    partition_id       integer     NOT NULL,
+    "offset"           bigint      NOT NULL,
+    previous_offset    bigint,
+    updated_at         timestamptz NOT NULL,
+    last_event_time    timestamptz,
+    apply_lag_ms       bigint,
+    max_lag_ms         bigint,
+    applied_count      bigint      NOT NULL DEFAULT 0,
+    duplicate_count    bigint      NOT NULL DEFAULT 0,
+    regression_count   bigint      NOT NULL DEFAULT 0,
+    gap_count          bigint      NOT NULL DEFAULT 0,
+    last_regression_at timestamptz,
+    PRIMARY KEY (projection, partition_id)
+) WITH (fillfactor = 50);
+
+COMMENT ON TABLE ptm.projection_watermarks IS
+  'Last applied offset per (projection, partition); only rises until ptm.reset_projection()';
+COMMENT ON COLUMN ptm.projection_watermarks."offset" IS
+  'The watermark: offset of the last applied event';
+COMMENT ON COLUMN ptm.projection_watermarks.previous_offset IS
+  'The watermark before the last call that advanced it (NULL after the first)';
+COMMENT ON COLUMN ptm.projection_watermarks.updated_at IS
+  'When the watermark last advanced (database clock)';
+COMMENT ON COLUMN ptm.projection_watermarks.last_event_time IS
+  'event_time of the last applied event that had one';
+COMMENT ON COLUMN ptm.projection_watermarks.apply_lag_ms IS
+  'Milliseconds from last_event_time to its apply';
+COMMENT ON COLUMN ptm.projection_watermarks.max_lag_ms IS
+  'Highest apply_lag_ms seen since the watermark was created or reset';
+COMMENT ON COLUMN ptm.projection_watermarks.gap_count IS
+  'Applied events that skipped offsets (offset > watermark + 1); allowed, as Kafka offsets are not dense';
+COMMENT ON COLUMN ptm.projection_watermarks.last_regression_at IS
+  'When an event below the watermark was last refused';
+
+SELECT pg_catalog.pg_extension_config_dump('ptm.workflow_projection', '');
+SELECT pg_catalog.pg_extension_config_dump('ptm.projection_watermarks', '');
+
+CREATE FUNCTION ptm.apply_projection(
+    projection text, partition_id integer, "offset" bigint, key text, data jsonb,
+    event_time timestamptz DEFAULT NULL,
+    fence_topic text DEFAULT NULL, fence_partition integer DEFAULT NULL,
+    fence_epoch bigint DEFAULT NULL,
+    OUT result text, OUT watermark bigint, OUT previous_watermark bigint, OUT skipped bigint)
+RETURNS record
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_apply_projection';
+
+COMMENT ON FUNCTION ptm.apply_projection(text, integer, bigint, text, jsonb, timestamptz, text, integer, bigint) IS
+  'Apply one event: applied | duplicate | regression | fencing_reject, with the watermark after the call';
+
+CREATE FUNCTION ptm.apply_projection_batch(
+    projection text, partition_id integer, offsets bigint[], keys text[], datas jsonb[],
+    event_times timestamptz[] DEFAULT NULL,
+    fence_topic text DEFAULT NULL, fence_partition integer DEFAULT NULL,
+    fence_epoch bigint DEFAULT NULL,
+    OUT ordinality integer, OUT "offset" bigint, OUT key text, OUT result text,
+    OUT watermark bigint, OUT final_watermark bigint)
+RETURNS SETOF record
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_apply_projection_batch';
+
+COMMENT ON FUNCTION ptm.apply_projection_batch(text, integer, bigint[], text[], jsonb[], timestamptz[], text, integer, bigint) IS
+  'Apply many events of one partition in offset order, one row per event';
+
+CREATE FUNCTION ptm.reset_projection(
+    projection text, partition_id integer DEFAULT NULL,
+    delete_rows boolean DEFAULT false, reason text DEFAULT NULL,
+    OUT result text, OUT partitions_reset integer, OUT rows_deleted bigint)
+RETURNS record
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_reset_projection';
+
+COMMENT ON FUNCTION ptm.reset_projection(text, integer, boolean, text) IS
+  'Operator only: remove a projection''s watermarks (and optionally its rows) for a replay; audited in ptm.lease_audit';
+
+REVOKE ALL ON FUNCTION ptm.reset_projection(text, integer, boolean, text) FROM PUBLIC;
+
+-- Lag per partition.  lag_ms is measured to now and keeps growing while no
+-- event arrives; apply_lag_ms is the lag the last event had when applied.
+CREATE VIEW ptm.projection_lag AS
+  SELECT w.projection,
+         w.partition_id,
+         w."offset" AS watermark,
+         w.last_event_time,
+         w.updated_at,
+         pg_catalog.round(pg_catalog.date_part('epoch',
+             pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) w.last_event_time)
+             OPERATOR(pg_catalog.*) 1000)::bigint AS lag_ms,
+         w.apply_lag_ms,
+         w.max_lag_ms,
+         pg_catalog.round(pg_catalog.date_part('epoch',
+             pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) w.updated_at)
+             OPERATOR(pg_catalog.*) 1000)::bigint AS idle_ms,
+         w.applied_count,
+         w.duplicate_count,
+         w.regression_count,
+         w.gap_count
+    FROM ptm.projection_watermarks w;
+
+COMMENT ON VIEW ptm.projection_lag IS
+  'Watermarks with their lag: lag_ms (last applied event_time to now), apply_lag_ms, max_lag_ms, idle_ms';
+
+-- The two lag gauges in the shape of ptm.metrics, labelled per projection
+-- and partition.
+CREATE VIEW ptm.projection_metrics AS
+  SELECT 'projection_materializer_wm_lag_ms'::text AS metric,
+         pg_catalog.jsonb_build_object('projection', l.projection,
+                                       'partition', l.partition_id::text) AS labels,
+         l.lag_ms::double precision AS value
+    FROM ptm.projection_lag l
+   WHERE l.lag_ms IS NOT NULL
+  UNION ALL
+  SELECT 'projection_materializer_max_lag_ms'::text,
+         pg_catalog.jsonb_build_object('projection', l.projection,
+                                       'partition', l.partition_id::text),
+         l.max_lag_ms::double precision
+    FROM ptm.projection_lag l
+   WHERE l.max_lag_ms IS NOT NULL;
+
+COMMENT ON VIEW ptm.projection_metrics IS
+  'Lag gauges per projection and partition, as (metric, labels, value) like ptm.metrics';
+
+GRANT SELECT ON ptm.projection_watermarks, ptm.projection_lag, ptm.projection_metrics TO pg_monitor;

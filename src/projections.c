@@ -1,0 +1,1155 @@
+/*-------------------------------------------------------------------------
+ *
+ * projections.c
+ *	  apply_projection(), apply_projection_batch() and reset_projection():
+ *	  write a projection row and advance its partition's watermark in one
+ *	  step, so that every offset is applied once and the watermark only rises.
+ *
+ * Locking protocol
+ *	  - Every write to a projection first locks the watermark row of its
+ *		(projection, partition) and only then touches projection rows.  Two
+ *		materializers replaying one partition are thereby serialized: the
+ *		second waits for the first to commit, then (READ COMMITTED re-reads
+ *		the newest row version) sees the advanced watermark and reports
+ *		duplicate or regression instead of applying again.
+ *	  - The single apply takes the lock with INSERT ... ON CONFLICT DO UPDATE
+ *		... WHERE w.offset < new offset: that statement locks the conflicting
+ *		row even when its WHERE is false, so the follow-up UPDATE that counts
+ *		the duplicate sees a row nobody else can move.
+ *	  - The batch takes it with SELECT ... FOR UPDATE, or, when the partition
+ *		has no watermark yet, by inserting it (ON CONFLICT DO NOTHING; on a
+ *		conflict it goes back to SELECT ... FOR UPDATE).
+ *	  - reset_projection() deletes watermark rows first (waiting for applies
+ *		in progress), then projection rows: the same order, so no deadlock.
+ *		An apply waiting on a deleted watermark starts the partition afresh.
+ *	  - With fence arguments, the lease row is locked FOR SHARE (ptm_fence)
+ *		before the watermark row, so a takeover waits for the fenced apply.
+ *
+ * Statements are prepared once per backend (SPI_prepare + SPI_keepplan).
+ * The single apply runs two of them when it applies (watermark, row) and two
+ * when it does not (watermark, counts); a batch runs three or four in all,
+ * whatever its size.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "leases.h"
+#include "ptm_lease.h"
+#include "srf.h"
+#include "validate.h"
+
+/* Outcomes, as the SQL functions spell them. */
+typedef enum ProjResult
+{
+	PROJ_APPLIED,
+	PROJ_DUPLICATE,
+	PROJ_REGRESSION,
+	PROJ_FENCING_REJECT
+} ProjResult;
+
+static const char *const proj_result_names[] = {
+	[PROJ_APPLIED] = "applied",
+	[PROJ_DUPLICATE] = "duplicate",
+	[PROJ_REGRESSION] = "regression",
+	[PROJ_FENCING_REJECT] = "fencing_reject",
+};
+
+/* The optional lease fence of an apply. */
+typedef struct FenceArgs
+{
+	bool		given;
+	text	   *topic;
+	int32		partition_id;
+	int64		epoch;
+} FenceArgs;
+
+/* One event of a batch. */
+typedef struct BatchEvent
+{
+	int			ordinality;		/* 1-based position in the input arrays */
+	int64		offset;
+	text	   *key;
+	Datum		data;			/* jsonb */
+	bool		data_null;		/* NULL data: delete the row */
+	TimestampTz event_time;
+	bool		event_time_null;
+	ProjResult	result;
+	int64		watermark;		/* after this event */
+} BatchEvent;
+
+/* Saved plans, prepared on first use in each backend. */
+static SPIPlanPtr plan_advance = NULL;
+static SPIPlanPtr plan_claim = NULL;
+static SPIPlanPtr plan_count_skip = NULL;
+static SPIPlanPtr plan_upsert_row = NULL;
+static SPIPlanPtr plan_delete_row = NULL;
+static SPIPlanPtr plan_read_wm = NULL;
+static SPIPlanPtr plan_lock_wm = NULL;
+static SPIPlanPtr plan_insert_wm = NULL;
+static SPIPlanPtr plan_update_wm = NULL;
+static SPIPlanPtr plan_upsert_rows = NULL;
+static SPIPlanPtr plan_delete_rows = NULL;
+
+/*
+ * Single apply, step 1 (the common case): advance an existing watermark that
+ * is below the offset.  Returns (previous_offset) when it applied.  Under
+ * READ COMMITTED a concurrent advance makes it wait and re-check the newest
+ * row version, so it never moves the watermark down.
+ */
+static const char *const sql_advance =
+"UPDATE ptm.projection_watermarks"
+"   SET \"offset\" = $3,"
+"       previous_offset = \"offset\","
+"       updated_at = $4,"
+"       last_event_time = COALESCE($5, last_event_time),"
+"       apply_lag_ms = COALESCE($6, apply_lag_ms),"
+"       max_lag_ms = GREATEST(max_lag_ms, $6),"
+"       applied_count = applied_count + 1,"
+"       gap_count = gap_count + CASE WHEN $3 - \"offset\" > 1 THEN 1 ELSE 0 END"
+" WHERE projection = $1 AND partition_id = $2 AND \"offset\" < $3"
+" RETURNING previous_offset";
+
+/*
+ * Single apply, step 3 (first event of a partition, or a watermark removed or
+ * created meanwhile): create the watermark or advance it, locking the row
+ * either way (ON CONFLICT DO UPDATE locks the conflicting row even when its
+ * WHERE is false).  Returns (previous_offset) only when it applied.
+ */
+static const char *const sql_claim =
+"INSERT INTO ptm.projection_watermarks AS w"
+"  (projection, partition_id, \"offset\", previous_offset, updated_at, last_event_time,"
+"   apply_lag_ms, max_lag_ms, applied_count)"
+" VALUES ($1, $2, $3, NULL, $4, $5, $6, $6, 1)"
+" ON CONFLICT (projection, partition_id) DO UPDATE"
+"   SET \"offset\" = EXCLUDED.\"offset\","
+"       previous_offset = w.\"offset\","
+"       updated_at = EXCLUDED.updated_at,"
+"       last_event_time = COALESCE(EXCLUDED.last_event_time, w.last_event_time),"
+"       apply_lag_ms = COALESCE(EXCLUDED.apply_lag_ms, w.apply_lag_ms),"
+"       max_lag_ms = GREATEST(w.max_lag_ms, EXCLUDED.max_lag_ms),"
+"       applied_count = w.applied_count + 1,"
+"       gap_count = w.gap_count"
+"                   + CASE WHEN EXCLUDED.\"offset\" - w.\"offset\" > 1 THEN 1 ELSE 0 END"
+"   WHERE w.\"offset\" < EXCLUDED.\"offset\""
+" RETURNING previous_offset";
+
+/*
+ * Single apply, steps 2 and 4: the watermark is at or above the offset: count
+ * a duplicate or a regression and return the watermark.  No row when there
+ * is no watermark (yet, or any more).
+ */
+static const char *const sql_count_skip =
+"UPDATE ptm.projection_watermarks"
+"   SET duplicate_count = duplicate_count + CASE WHEN \"offset\" = $3 THEN 1 ELSE 0 END,"
+"       regression_count = regression_count + CASE WHEN \"offset\" > $3 THEN 1 ELSE 0 END,"
+"       last_regression_at = CASE WHEN \"offset\" > $3 THEN $4 ELSE last_regression_at END"
+" WHERE projection = $1 AND partition_id = $2 AND \"offset\" >= $3"
+" RETURNING \"offset\"";
+
+static const char *const sql_upsert_row =
+"INSERT INTO ptm.workflow_projection AS p"
+"  (projection, key, data, source_partition, source_offset, updated_at)"
+" VALUES ($1, $2, $3, $4, $5, $6)"
+" ON CONFLICT (projection, key) DO UPDATE"
+"   SET data = EXCLUDED.data,"
+"       source_partition = EXCLUDED.source_partition,"
+"       source_offset = EXCLUDED.source_offset,"
+"       updated_at = EXCLUDED.updated_at";
+
+static const char *const sql_delete_row =
+"DELETE FROM ptm.workflow_projection WHERE projection = $1 AND key = $2";
+
+/* The watermark as it stands, without a lock (fencing_reject). */
+static const char *const sql_read_wm =
+"SELECT \"offset\" FROM ptm.projection_watermarks"
+" WHERE projection = $1 AND partition_id = $2";
+
+/* Batch, step 1. */
+static const char *const sql_lock_wm =
+"SELECT \"offset\", previous_offset FROM ptm.projection_watermarks"
+" WHERE projection = $1 AND partition_id = $2 FOR UPDATE";
+
+/*
+ * Batch, last step: write the outcome.  Both statements take the same
+ * parameters: $3 new offset, $4 previous offset, $5 applied, $6 now,
+ * $7 last event time, $8 its apply lag, $9 max lag of the batch,
+ * $10 duplicates, $11 regressions, $12 gaps.
+ */
+static const char *const sql_insert_wm =
+"INSERT INTO ptm.projection_watermarks"
+"  (projection, partition_id, \"offset\", previous_offset, updated_at, last_event_time,"
+"   apply_lag_ms, max_lag_ms, applied_count, duplicate_count, regression_count, gap_count)"
+" VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $5, $10, $11, $12)"
+" ON CONFLICT (projection, partition_id) DO NOTHING"
+" RETURNING 1";
+
+static const char *const sql_update_wm =
+"UPDATE ptm.projection_watermarks"
+"   SET \"offset\" = $3,"
+"       previous_offset = $4,"
+"       updated_at = CASE WHEN $5 > 0 THEN $6 ELSE updated_at END,"
+"       last_event_time = COALESCE($7, last_event_time),"
+"       apply_lag_ms = COALESCE($8, apply_lag_ms),"
+"       max_lag_ms = GREATEST(max_lag_ms, $9),"
+"       applied_count = applied_count + $5,"
+"       duplicate_count = duplicate_count + $10,"
+"       regression_count = regression_count + $11,"
+"       gap_count = gap_count + $12,"
+"       last_regression_at = CASE WHEN $11 > 0 THEN $6 ELSE last_regression_at END"
+" WHERE projection = $1 AND partition_id = $2";
+
+/* Batch rows: keys are distinct (last event per key), so no row is hit twice. */
+static const char *const sql_upsert_rows =
+"INSERT INTO ptm.workflow_projection AS p"
+"  (projection, key, data, source_partition, source_offset, updated_at)"
+" SELECT $1, u.key, u.data, $2, u.off, $6"
+"   FROM unnest($3::text[], $4::jsonb[], $5::bigint[]) AS u(key, data, off)"
+" ON CONFLICT (projection, key) DO UPDATE"
+"   SET data = EXCLUDED.data,"
+"       source_partition = EXCLUDED.source_partition,"
+"       source_offset = EXCLUDED.source_offset,"
+"       updated_at = EXCLUDED.updated_at";
+
+static const char *const sql_delete_rows =
+"DELETE FROM ptm.workflow_projection WHERE projection = $1 AND key = ANY ($2::text[])";
+
+/*
+ * Prepare a statement once per backend and keep it.  The plan cache
+ * re-analyses it when the tables change (even when the extension is dropped
+ * and created again).
+ */
+static SPIPlanPtr
+saved_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/* Run a saved plan and check that it did what kind of thing it should. */
+static void
+run_plan(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_plan returned %s", SPI_result_code_string(rc));
+}
+
+/* int64 of column 1 of the first result row; *isnull when NULL. */
+static int64
+first_int8(int col, bool *isnull)
+{
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/* A non-NULL offset >= 0. */
+static int64
+get_offset(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	int64		v;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	v = PG_GETARG_INT64(argno);
+	if (v < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", argname),
+				 errdetail("The value given was " INT64_FORMAT "; offsets start at 0.", v)));
+	return v;
+}
+
+/* An event time must be finite; index > 0 names an array element. */
+static void
+check_event_time(TimestampTz t, const char *argname, int index)
+{
+	if (TIMESTAMP_NOT_FINITE(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 index > 0 ? errmsg("%s[%d] must be finite", argname, index) :
+				 errmsg("%s must be finite", argname),
+				 errdetail("Lag is measured from the event time, so it cannot be infinity.")));
+}
+
+/*
+ * The fence arguments: all three NULL (no fence) or all three given.
+ */
+static void
+get_fence_args(FunctionCallInfo fcinfo, int argno, FenceArgs *fence)
+{
+	int			given = 0;
+	int			i;
+
+	for (i = argno; i < argno + 3; i++)
+		if (!PG_ARGISNULL(i))
+			given++;
+	fence->given = (given > 0);
+	if (given == 0)
+		return;
+	if (given < 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("fence_topic, fence_partition and fence_epoch must be given together"),
+				 errdetail_plural("Only %d fence argument was given.",
+								  "Only %d fence arguments were given.",
+								  given, given)));
+	fence->topic = ptm_get_name(fcinfo, argno, "fence_topic");
+	fence->partition_id = ptm_get_partition(fcinfo, argno + 1, "fence_partition");
+	fence->epoch = ptm_get_epoch(fcinfo, argno + 2, "fence_epoch");
+}
+
+/* Milliseconds from event_time to now, never negative (clock skew). */
+static int64
+lag_ms(TimestampTz now, TimestampTz event_time)
+{
+	return now > event_time ? (now - event_time) / 1000 : 0;
+}
+
+static void
+warn_regression(text *projection, int32 partition_id, int64 offset, int64 watermark,
+				int count, int total)
+{
+	char	   *name = text_to_cstring(projection);
+
+	if (total <= 1)
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("watermark regression on projection \"%s\" partition %d: offset " INT64_FORMAT " < watermark " INT64_FORMAT,
+						name, partition_id, offset, watermark),
+				 errdetail("The event was not applied; another materializer or a rewound consumer is replaying this partition."),
+				 errhint("See \"What to do on a regression\" in docs/projections.md.")));
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("watermark regression on projection \"%s\" partition %d: offset " INT64_FORMAT " < watermark " INT64_FORMAT,
+						name, partition_id, offset, watermark),
+				 errdetail_plural("%d of the %d events of this batch was below the watermark and was not applied.",
+								  "%d of the %d events of this batch were below the watermark and were not applied.",
+								  count, count, total),
+				 errhint("See \"What to do on a regression\" in docs/projections.md.")));
+}
+
+/*
+ * The watermark of (projection, partition) as it stands, unlocked; *found is
+ * false when there is none.  Needs an SPI connection.
+ */
+static int64
+read_watermark(text *projection, int32 partition_id, bool *found)
+{
+	static const Oid argtypes[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	bool		isnull;
+	int64		wm;
+
+	values[0] = PointerGetDatum(projection);
+	values[1] = Int32GetDatum(partition_id);
+	run_plan(saved_plan(&plan_read_wm, sql_read_wm, 2, argtypes), values, NULL, SPI_OK_SELECT);
+	*found = (SPI_processed > 0);
+	if (!*found)
+		return 0;
+	wm = first_int8(1, &isnull);
+	return wm;
+}
+
+/*
+ * The fence, when one was given: true when the write may go ahead (the lease
+ * row is then locked FOR SHARE until the transaction ends).
+ */
+static bool
+fence_passes(const FenceArgs *fence)
+{
+	if (!fence->given)
+		return true;
+	return ptm_fence(fence->topic, fence->partition_id, fence->epoch, false) == PTM_FENCE_OK;
+}
+
+/*
+ * The blessed row type of a function returning one record, built once per
+ * call site (get_call_result_type is not free on a hot path).
+ */
+static TupleDesc
+result_tupdesc(FunctionCallInfo fcinfo)
+{
+	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
+
+	if (tupdesc == NULL)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		MemoryContextSwitchTo(oldcontext);
+		fcinfo->flinfo->fn_extra = tupdesc;
+	}
+	return tupdesc;
+}
+
+/*
+ * Steps 1 and 2 of a single apply.  Returns 1 when it advanced the watermark
+ * (*prev: the watermark before, *prev_null if none), 0 when the watermark is
+ * at or above the offset (*wm), -1 when there is no watermark row to decide
+ * on: the caller then creates or locks it.
+ */
+static int
+advance_or_count(Datum *values, const char *nulls, int64 *prev, bool *prev_null, int64 *wm)
+{
+	static const Oid argtypes[6] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+	bool		isnull;
+
+	run_plan(saved_plan(&plan_advance, sql_advance, 6, argtypes),
+			 values, nulls, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
+	{
+		*prev = first_int8(1, prev_null);
+		return 1;
+	}
+	run_plan(saved_plan(&plan_count_skip, sql_count_skip, 4, argtypes),
+			 values, nulls, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
+	{
+		*wm = first_int8(1, &isnull);
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * ptm.apply_projection(projection, partition_id, offset, key, data,
+ *		event_time, fence_topic, fence_partition, fence_epoch)
+ *	→ (result, watermark, previous_watermark, skipped)
+ */
+PG_FUNCTION_INFO_V1(ptm_apply_projection);
+Datum
+ptm_apply_projection(PG_FUNCTION_ARGS)
+{
+	static const Oid claim_types[6] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+	static const Oid row_types[6] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, INT8OID, TIMESTAMPTZOID};
+	text	   *projection;
+	int32		partition_id;
+	int64		offset;
+	text	   *key;
+	FenceArgs	fence;
+	TimestampTz now = GetCurrentTimestamp();
+	TupleDesc	tupdesc;
+	Datum		out[4];
+	bool		out_null[4] = {false, false, true, true};
+	ProjResult	result;
+
+	/* Validate everything before anything is read or written. */
+	projection = ptm_get_name(fcinfo, 0, "projection");
+	partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
+	offset = get_offset(fcinfo, 2, "offset");
+	key = ptm_get_name(fcinfo, 3, "key");
+	if (!PG_ARGISNULL(5))
+		check_event_time(PG_GETARG_TIMESTAMPTZ(5), "event_time", 0);
+	get_fence_args(fcinfo, 6, &fence);
+
+	tupdesc = result_tupdesc(fcinfo);
+
+	SPI_connect();
+
+	if (!fence_passes(&fence))
+	{
+		bool		found;
+		int64		wm = read_watermark(projection, partition_id, &found);
+
+		result = PROJ_FENCING_REJECT;
+		out[1] = Int64GetDatum(wm);
+		out_null[1] = !found;
+	}
+	else
+	{
+		Datum		values[6];
+		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+		int			have_prev;
+		int64		prev = 0,
+					wm = 0;
+		bool		prev_null = true,
+					isnull;
+
+		values[0] = PointerGetDatum(projection);
+		values[1] = Int32GetDatum(partition_id);
+		values[2] = Int64GetDatum(offset);
+		values[3] = TimestampTzGetDatum(now);
+		if (PG_ARGISNULL(5))
+			nulls[4] = nulls[5] = 'n';
+		else
+		{
+			TimestampTz event_time = PG_GETARG_TIMESTAMPTZ(5);
+
+			values[4] = TimestampTzGetDatum(event_time);
+			values[5] = Int64GetDatum(lag_ms(now, event_time));
+		}
+		/*
+		 * Advance (applied), else count (duplicate or regression), else
+		 * create or lock the row, then decide again: see sql_advance.
+		 */
+		have_prev = advance_or_count(values, nulls, &prev, &prev_null, &wm);
+		if (have_prev < 0)
+		{
+			run_plan(saved_plan(&plan_claim, sql_claim, 6, claim_types),
+					 values, nulls, SPI_OK_INSERT_RETURNING);
+			if (SPI_processed > 0)
+			{
+				prev = first_int8(1, &prev_null);
+				have_prev = 1;
+			}
+			else
+			{
+				run_plan(saved_plan(&plan_count_skip, sql_count_skip, 4, claim_types),
+						 values, nulls, SPI_OK_UPDATE_RETURNING);
+				if (SPI_processed != 1)
+					elog(ERROR, "watermark row of projection \"%s\" partition %d vanished while locked",
+						 text_to_cstring(projection), partition_id);
+				wm = first_int8(1, &isnull);
+				have_prev = 0;
+			}
+		}
+
+		if (have_prev > 0)
+		{
+			result = PROJ_APPLIED;
+			out[1] = Int64GetDatum(offset);
+			if (!prev_null)
+			{
+				out[2] = Int64GetDatum(prev);
+				out[3] = Int64GetDatum(offset - prev - 1);
+				out_null[2] = out_null[3] = false;
+				if (offset - prev > 1)
+					ptm_count(PTM_PROJ_GAPS);
+			}
+
+			/* The watermark row is ours: now the projection row. */
+			values[1] = PointerGetDatum(key);
+			if (PG_ARGISNULL(4))
+				run_plan(saved_plan(&plan_delete_row, sql_delete_row, 2, row_types),
+						 values, NULL, SPI_OK_DELETE);
+			else
+			{
+				char		row_nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+				values[2] = PG_GETARG_DATUM(4);
+				values[3] = Int32GetDatum(partition_id);
+				values[4] = Int64GetDatum(offset);
+				values[5] = TimestampTzGetDatum(now);
+				run_plan(saved_plan(&plan_upsert_row, sql_upsert_row, 6, row_types),
+						 values, row_nulls, SPI_OK_INSERT);
+			}
+		}
+		else
+		{
+			out[1] = Int64GetDatum(wm);
+			out[2] = Int64GetDatum(wm);
+			out_null[2] = false;
+			if (wm == offset)
+				result = PROJ_DUPLICATE;
+			else
+			{
+				result = PROJ_REGRESSION;
+				warn_regression(projection, partition_id, offset, wm, 1, 1);
+			}
+		}
+	}
+
+	SPI_finish();
+
+	switch (result)
+	{
+		case PROJ_APPLIED:
+			ptm_count(PTM_PROJ_MATERIALIZED);
+			break;
+		case PROJ_DUPLICATE:
+			ptm_count(PTM_PROJ_DUPLICATES);
+			break;
+		case PROJ_REGRESSION:
+			ptm_count(PTM_PROJ_WM_REGRESSIONS);
+			ptm_count(PTM_PROJ_FAILED);
+			break;
+		case PROJ_FENCING_REJECT:
+			ptm_count(PTM_PROJ_FAILED);
+			break;
+	}
+
+	out[0] = CStringGetTextDatum(proj_result_names[result]);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, out, out_null)));
+}
+
+/* Batch order: by offset, then by position (the first of equal offsets wins). */
+static int
+cmp_event_offset(const void *a, const void *b)
+{
+	const BatchEvent *ea = (const BatchEvent *) a;
+	const BatchEvent *eb = (const BatchEvent *) b;
+
+	if (ea->offset != eb->offset)
+		return ea->offset < eb->offset ? -1 : 1;
+	return ea->ordinality - eb->ordinality;
+}
+
+static bool
+same_key(const text *a, const text *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/* Grouping of applied events by key (bytes), highest offset last. */
+static int
+cmp_event_key(const void *a, const void *b)
+{
+	const BatchEvent *ea = *(BatchEvent *const *) a;
+	const BatchEvent *eb = *(BatchEvent *const *) b;
+	int			la = VARSIZE_ANY_EXHDR(ea->key);
+	int			lb = VARSIZE_ANY_EXHDR(eb->key);
+	int			c = memcmp(VARDATA_ANY(ea->key), VARDATA_ANY(eb->key), Min(la, lb));
+
+	if (c != 0)
+		return c;
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	if (ea->offset != eb->offset)
+		return ea->offset < eb->offset ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Deconstruct a one-dimensional array argument; *n is its length (0 for an
+ * empty array).
+ */
+static void
+get_array(FunctionCallInfo fcinfo, int argno, const char *argname, Oid elemtype,
+		  Datum **elems, bool **nulls, int *n)
+{
+	ArrayType  *arr;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", argname),
+				 errdetail("The array given has %d dimensions.", ARR_NDIM(arr))));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, elems, nulls, n);
+}
+
+static void
+check_length(const char *argname, int n, int expected)
+{
+	if (n != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must have as many elements as offsets", argname),
+				 errdetail("offsets has %d elements and %s has %d.", expected, argname, n)));
+}
+
+/*
+ * Read and check the batch arguments into events (in input order).
+ */
+static BatchEvent *
+get_batch_events(FunctionCallInfo fcinfo, int *nevents)
+{
+	Datum	   *offsets,
+			   *keys,
+			   *datas,
+			   *times = NULL;
+	bool	   *offsets_null,
+			   *keys_null,
+			   *datas_null,
+			   *times_null = NULL;
+	int			n,
+				nkeys,
+				ndatas,
+				ntimes,
+				i;
+	BatchEvent *events;
+
+	get_array(fcinfo, 2, "offsets", INT8OID, &offsets, &offsets_null, &n);
+	get_array(fcinfo, 3, "keys", TEXTOID, &keys, &keys_null, &nkeys);
+	get_array(fcinfo, 4, "datas", JSONBOID, &datas, &datas_null, &ndatas);
+	check_length("keys", nkeys, n);
+	check_length("datas", ndatas, n);
+	if (!PG_ARGISNULL(5))
+	{
+		get_array(fcinfo, 5, "event_times", TIMESTAMPTZOID, &times, &times_null, &ntimes);
+		check_length("event_times", ntimes, n);
+	}
+
+	events = palloc0(sizeof(BatchEvent) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		BatchEvent *e = &events[i];
+		int			keylen;
+
+		e->ordinality = i + 1;
+		if (offsets_null[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("offsets[%d] must not be null", i + 1)));
+		e->offset = DatumGetInt64(offsets[i]);
+		if (e->offset < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("offsets[%d] must not be negative", i + 1),
+					 errdetail("The value given was " INT64_FORMAT "; offsets start at 0.", e->offset)));
+		if (keys_null[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("keys[%d] must not be null", i + 1)));
+		e->key = DatumGetTextPP(keys[i]);
+		keylen = VARSIZE_ANY_EXHDR(e->key);
+		if (keylen == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("keys[%d] must not be empty", i + 1)));
+		if (keylen > ptm_max_name_bytes)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("keys[%d] is too long", i + 1),
+					 errdetail("The value is %d bytes; ptm_lease.max_name_bytes is %d.",
+							   keylen, ptm_max_name_bytes)));
+		e->data = datas[i];
+		e->data_null = datas_null[i];
+		e->event_time_null = (times == NULL || times_null[i]);
+		if (!e->event_time_null)
+		{
+			e->event_time = DatumGetTimestampTz(times[i]);
+			check_event_time(e->event_time, "event_times", i + 1);
+		}
+	}
+	*nevents = n;
+	return events;
+}
+
+/*
+ * Lock the watermark row of the batch's partition.  Returns true and the
+ * watermark when there is one; false when there is none yet (the caller
+ * inserts it at the end and comes back here if someone else did first).
+ */
+static bool
+lock_watermark(text *projection, int32 partition_id, int64 *wm, int64 *prev, bool *prev_null)
+{
+	static const Oid argtypes[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	bool		isnull;
+
+	values[0] = PointerGetDatum(projection);
+	values[1] = Int32GetDatum(partition_id);
+	run_plan(saved_plan(&plan_lock_wm, sql_lock_wm, 2, argtypes), values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	*wm = first_int8(1, &isnull);
+	*prev = first_int8(2, prev_null);
+	return true;
+}
+
+/* Totals of one batch, for the watermark row and the counters. */
+typedef struct BatchTotals
+{
+	int64		applied;
+	int64		duplicates;
+	int64		regressions;
+	int64		gaps;
+	int64		final_wm;
+	bool		final_wm_null;
+	BatchEvent *last_timed;		/* last applied event with an event_time */
+	int64		max_lag;
+	bool		max_lag_null;
+	BatchEvent *first_regression;
+} BatchTotals;
+
+/*
+ * Decide each event (sorted by offset) against watermark wm (none when
+ * !have_wm).
+ */
+static void
+classify_batch(BatchEvent *events, int n, bool have_wm, int64 wm, TimestampTz now,
+			   BatchTotals *t)
+{
+	int			i;
+
+	memset(t, 0, sizeof(*t));
+	t->max_lag_null = true;
+	for (i = 0; i < n; i++)
+	{
+		BatchEvent *e = &events[i];
+
+		if (!have_wm || e->offset > wm)
+		{
+			if (have_wm && e->offset - wm > 1)
+				t->gaps++;
+			e->result = PROJ_APPLIED;
+			wm = e->offset;
+			have_wm = true;
+			t->applied++;
+			if (!e->event_time_null)
+			{
+				int64		lag = lag_ms(now, e->event_time);
+
+				t->last_timed = e;
+				if (t->max_lag_null || lag > t->max_lag)
+					t->max_lag = lag;
+				t->max_lag_null = false;
+			}
+		}
+		else if (e->offset == wm)
+		{
+			e->result = PROJ_DUPLICATE;
+			t->duplicates++;
+		}
+		else
+		{
+			e->result = PROJ_REGRESSION;
+			if (t->first_regression == NULL)
+				t->first_regression = e;
+			t->regressions++;
+		}
+		e->watermark = wm;
+	}
+	t->final_wm = wm;
+	t->final_wm_null = !have_wm;
+}
+
+/*
+ * Write the projection rows of the applied events: per key only the last
+ * event counts (it is the state after the batch), one statement for the
+ * upserts and one for the deletes.
+ */
+static void
+write_batch_rows(text *projection, int32 partition_id, BatchEvent *events, int n,
+				 TimestampTz now)
+{
+	static const Oid upsert_types[6] = {TEXTOID, INT4OID, TEXTARRAYOID, JSONBARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
+	static const Oid delete_types[2] = {TEXTOID, TEXTARRAYOID};
+	BatchEvent **applied = palloc(sizeof(BatchEvent *) * Max(n, 1));
+	Datum	   *up_keys = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *up_datas = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *up_offsets = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *del_keys = palloc(sizeof(Datum) * Max(n, 1));
+	int			napplied = 0,
+				nup = 0,
+				ndel = 0,
+				i;
+
+	for (i = 0; i < n; i++)
+		if (events[i].result == PROJ_APPLIED)
+			applied[napplied++] = &events[i];
+	qsort(applied, napplied, sizeof(BatchEvent *), cmp_event_key);
+
+	for (i = 0; i < napplied; i++)
+	{
+		BatchEvent *e = applied[i];
+
+		/* Skip all but the last (highest offset) event of each key. */
+		if (i + 1 < napplied && same_key(e->key, applied[i + 1]->key))
+			continue;
+		if (e->data_null)
+			del_keys[ndel++] = PointerGetDatum(e->key);
+		else
+		{
+			up_keys[nup] = PointerGetDatum(e->key);
+			up_datas[nup] = e->data;
+			up_offsets[nup] = Int64GetDatum(e->offset);
+			nup++;
+		}
+	}
+
+	if (ndel > 0)
+	{
+		Datum		values[2];
+
+		values[0] = PointerGetDatum(projection);
+		values[1] = PointerGetDatum(construct_array(del_keys, ndel, TEXTOID, -1, false, TYPALIGN_INT));
+		run_plan(saved_plan(&plan_delete_rows, sql_delete_rows, 2, delete_types),
+				 values, NULL, SPI_OK_DELETE);
+	}
+	if (nup > 0)
+	{
+		Datum		values[6];
+
+		values[0] = PointerGetDatum(projection);
+		values[1] = Int32GetDatum(partition_id);
+		values[2] = PointerGetDatum(construct_array(up_keys, nup, TEXTOID, -1, false, TYPALIGN_INT));
+		values[3] = PointerGetDatum(construct_array(up_datas, nup, JSONBOID, -1, false, TYPALIGN_INT));
+		values[4] = PointerGetDatum(construct_array(up_offsets, nup, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[5] = TimestampTzGetDatum(now);
+		run_plan(saved_plan(&plan_upsert_rows, sql_upsert_rows, 6, upsert_types),
+				 values, NULL, SPI_OK_INSERT);
+	}
+}
+
+/*
+ * Write the batch's outcome to its watermark row: insert it (new partition)
+ * or update it (locked).  Returns false when the insert found a row another
+ * session created meanwhile.
+ */
+static bool
+write_batch_watermark(text *projection, int32 partition_id, bool insert, int64 prev,
+					  bool prev_null, TimestampTz now, const BatchTotals *t)
+{
+	static const Oid argtypes[12] = {TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Datum		values[12];
+	char		nulls[12];
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = PointerGetDatum(projection);
+	values[1] = Int32GetDatum(partition_id);
+	values[2] = Int64GetDatum(t->final_wm);
+	values[3] = Int64GetDatum(prev);
+	if (prev_null)
+		nulls[3] = 'n';
+	values[4] = Int64GetDatum(t->applied);
+	values[5] = TimestampTzGetDatum(now);
+	if (t->last_timed)
+	{
+		values[6] = TimestampTzGetDatum(t->last_timed->event_time);
+		values[7] = Int64GetDatum(lag_ms(now, t->last_timed->event_time));
+	}
+	else
+		nulls[6] = nulls[7] = 'n';
+	values[8] = Int64GetDatum(t->max_lag);
+	if (t->max_lag_null)
+		nulls[8] = 'n';
+	values[9] = Int64GetDatum(t->duplicates);
+	values[10] = Int64GetDatum(t->regressions);
+	values[11] = Int64GetDatum(t->gaps);
+
+	if (insert)
+	{
+		run_plan(saved_plan(&plan_insert_wm, sql_insert_wm, 12, argtypes),
+				 values, nulls, SPI_OK_INSERT_RETURNING);
+		return SPI_processed == 1;
+	}
+	run_plan(saved_plan(&plan_update_wm, sql_update_wm, 12, argtypes),
+			 values, nulls, SPI_OK_UPDATE);
+	if (SPI_processed != 1)
+		elog(ERROR, "watermark row of projection \"%s\" partition %d vanished while locked",
+			 text_to_cstring(projection), partition_id);
+	return true;
+}
+
+/*
+ * ptm.apply_projection_batch(projection, partition_id, offsets, keys, datas,
+ *		event_times, fence_topic, fence_partition, fence_epoch)
+ *	→ SETOF (ordinality, offset, key, result, watermark, final_watermark)
+ */
+PG_FUNCTION_INFO_V1(ptm_apply_projection_batch);
+Datum
+ptm_apply_projection_batch(PG_FUNCTION_ARGS)
+{
+	text	   *projection;
+	int32		partition_id;
+	BatchEvent *events;
+	int			n,
+				i;
+	FenceArgs	fence;
+	TimestampTz now = GetCurrentTimestamp();
+	ReturnSetInfo *rsinfo;
+	BatchTotals totals;
+
+	projection = ptm_get_name(fcinfo, 0, "projection");
+	partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
+	events = get_batch_events(fcinfo, &n);
+	get_fence_args(fcinfo, 6, &fence);
+	rsinfo = ptm_init_srf(fcinfo);
+
+	if (n == 0)
+		return (Datum) 0;
+	qsort(events, n, sizeof(BatchEvent), cmp_event_offset);
+
+	SPI_connect();
+
+	if (!fence_passes(&fence))
+	{
+		bool		found;
+		int64		wm = read_watermark(projection, partition_id, &found);
+
+		memset(&totals, 0, sizeof(totals));
+		totals.final_wm = wm;
+		totals.final_wm_null = !found;
+		for (i = 0; i < n; i++)
+		{
+			events[i].result = PROJ_FENCING_REJECT;
+			events[i].watermark = wm;
+		}
+	}
+	else
+	{
+		int64		wm = 0,
+					prev = 0;
+		bool		prev_null = true;
+		bool		have_wm;
+		int			attempt;
+
+		for (attempt = 0;; attempt++)
+		{
+			have_wm = lock_watermark(projection, partition_id, &wm, &prev, &prev_null);
+			classify_batch(events, n, have_wm, wm, now, &totals);
+
+			/* A partition's first batch creates its watermark row at the end. */
+			if (have_wm)
+				break;
+			if (write_batch_watermark(projection, partition_id, true, 0, true, now, &totals))
+				break;
+			if (attempt >= 10)
+				ereport(ERROR,
+						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+						 errmsg("could not lock the watermark of projection \"%s\" partition %d",
+								text_to_cstring(projection), partition_id),
+						 errdetail("The watermark row was created and removed again %d times meanwhile.",
+								   attempt + 1)));
+		}
+
+		write_batch_rows(projection, partition_id, events, n, now);
+		if (have_wm)
+			write_batch_watermark(projection, partition_id, false,
+								  totals.applied > 0 ? wm : prev,
+								  totals.applied > 0 ? false : prev_null, now, &totals);
+		if (totals.first_regression)
+			warn_regression(projection, partition_id, totals.first_regression->offset, wm,
+							(int) totals.regressions, n);
+	}
+
+	SPI_finish();
+
+	ptm_count_n(PTM_PROJ_MATERIALIZED, totals.applied);
+	ptm_count_n(PTM_PROJ_DUPLICATES, totals.duplicates);
+	ptm_count_n(PTM_PROJ_WM_REGRESSIONS, totals.regressions);
+	ptm_count_n(PTM_PROJ_GAPS, totals.gaps);
+	if (events[0].result == PROJ_FENCING_REJECT)
+		ptm_count_n(PTM_PROJ_FAILED, n);
+	else
+		ptm_count_n(PTM_PROJ_FAILED, totals.regressions);
+
+	for (i = 0; i < n; i++)
+	{
+		BatchEvent *e = &events[i];
+		Datum		values[6];
+		bool		nulls[6] = {false};
+
+		values[0] = Int32GetDatum(e->ordinality);
+		values[1] = Int64GetDatum(e->offset);
+		values[2] = PointerGetDatum(e->key);
+		values[3] = CStringGetTextDatum(proj_result_names[e->result]);
+		values[4] = Int64GetDatum(e->watermark);
+		nulls[4] = (e->result == PROJ_FENCING_REJECT && totals.final_wm_null);
+		values[5] = Int64GetDatum(totals.final_wm);
+		nulls[5] = totals.final_wm_null;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * ptm.reset_projection(projection, partition_id, delete_rows, reason)
+ *	→ (result, partitions_reset, rows_deleted)
+ *
+ * Removes the watermarks (all partitions, or one) so that a replay starts
+ * afresh, optionally deletes the projection's rows, and writes an audit row
+ * with the watermarks removed.  Revoked from PUBLIC.
+ */
+PG_FUNCTION_INFO_V1(ptm_reset_projection);
+Datum
+ptm_reset_projection(PG_FUNCTION_ARGS)
+{
+	static const Oid argtypes[6] = {TEXTOID, INT4OID, TEXTOID, BOOLOID, INT8OID, JSONBOID};
+	text	   *projection;
+	bool		delete_rows;
+	TupleDesc	tupdesc;
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		out[3];
+	bool		out_null[3] = {false, false, false};
+	int64		partitions_reset;
+	uint64		rows_deleted = 0;
+	bool		isnull;
+
+	projection = ptm_get_name(fcinfo, 0, "projection");
+	values[0] = PointerGetDatum(projection);
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';			/* every partition */
+	else
+		values[1] = Int32GetDatum(ptm_get_partition(fcinfo, 1, "partition_id"));
+	ptm_check_not_null(fcinfo, 2, "delete_rows");
+	delete_rows = PG_GETARG_BOOL(2);
+	values[2] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	if (PG_ARGISNULL(3))
+		nulls[2] = 'n';
+	values[3] = BoolGetDatum(delete_rows);
+
+	tupdesc = result_tupdesc(fcinfo);
+
+	SPI_connect();
+
+	/* Watermarks first: this waits for applies in progress, which lock them first. */
+	if (SPI_execute_with_args("WITH removed AS ("
+							  "  DELETE FROM ptm.projection_watermarks"
+							  "   WHERE projection = $1 AND ($2 IS NULL OR partition_id = $2)"
+							  "  RETURNING partition_id, \"offset\", applied_count)"
+							  " SELECT count(*),"
+							  "        jsonb_agg(jsonb_build_object('partition_id', partition_id,"
+							  "                                     'offset', \"offset\","
+							  "                                     'applied_count', applied_count)"
+							  "                  ORDER BY partition_id)"
+							  "   FROM removed",
+							  2, (Oid *) argtypes, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not delete the watermarks");
+	partitions_reset = first_int8(1, &isnull);
+	values[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	nulls[5] = isnull ? 'n' : ' ';
+
+	if (delete_rows)
+	{
+		if (SPI_execute_with_args("DELETE FROM ptm.workflow_projection"
+								  " WHERE projection = $1 AND ($2 IS NULL OR source_partition = $2)",
+								  2, (Oid *) argtypes, values, nulls, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete the projection rows");
+		rows_deleted = SPI_processed;
+	}
+	values[4] = Int64GetDatum((int64) rows_deleted);
+
+	/* Audit every call, including one that found nothing to reset. */
+	if (SPI_execute_with_args("INSERT INTO ptm.lease_audit"
+							  "  (action, topic, partition_id, reason, details)"
+							  " VALUES ('reset_projection', $1, $2, $3,"
+							  "         jsonb_build_object('projection', $1, 'delete_rows', $4,"
+							  "                            'rows_deleted', $5,"
+							  "                            'watermarks', COALESCE($6, '[]'::jsonb)))",
+							  6, (Oid *) argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the audit row");
+
+	SPI_finish();
+
+	out[0] = CStringGetTextDatum(partitions_reset > 0 || rows_deleted > 0 ? "reset" : "nothing_to_reset");
+	out[1] = Int32GetDatum((int32) partitions_reset);
+	out[2] = Int64GetDatum((int64) rows_deleted);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, out, out_null)));
+}

@@ -58,6 +58,8 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	ptm_worker_define_gucs();
+
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");
 
 	/*
@@ -68,4 +70,5 @@ _PG_init(void)
 		return;
 
 	ptm_shmem_init();
+	ptm_worker_init();
 }

@@ -4,7 +4,7 @@
  *	  Module load: the ptm_lease.* settings and the shared-memory request.
  *
  * Loaded through shared_preload_libraries, the module asks for shared memory
- * (counters) and, in later versions, registers its background workers.  Loaded
+ * (counters) and registers its background workers (worker.c).  Loaded
  * on demand by CREATE EXTENSION or a function call, it only defines its
  * settings: the SQL functions work, and what needs shared memory says so.
  *

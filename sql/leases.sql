@@ -19,6 +19,12 @@ SELECT result, agent_id, lease_epoch AS epoch FROM acquire_partition_lease('orde
 
 -- renewed: never changes the epoch
 SELECT result, agent_id, lease_epoch AS epoch FROM renew_lease('orders', 0, 'agent-abc', 1000001, '1 min');
+-- a renew (or held acquire) never moves the expiry earlier: an expiry once
+-- reported to the owner still holds, even when two of its calls cross
+SELECT result, expires_at > clock_timestamp() + interval '50 s' AS still_a_minute
+  FROM renew_lease('orders', 0, 'agent-abc', 1000001, '1 s');
+SELECT result, expires_at > clock_timestamp() + interval '50 s' AS still_a_minute
+  FROM acquire_partition_lease('orders', 0, 'agent-abc', '1 s');
 -- stale_epoch: an older epoch
 SELECT result, agent_id, lease_epoch AS epoch FROM renew_lease('orders', 0, 'agent-abc', 1000000);
 -- not_owner: right epoch, wrong agent

@@ -103,5 +103,8 @@ ptm_health(PG_FUNCTION_ARGS)
 				psprintf("The library is version %s but the extension in this database is %s: run ALTER EXTENSION ptm_lease UPDATE.",
 						 PTM_LEASE_VERSION, ext_version ? ext_version : "not installed"));
 
+	/* launcher, this database's worker, sweep backlog (worker.c) */
+	ptm_worker_health(rsinfo, add_row);
+
 	return (Datum) 0;
 }

@@ -97,7 +97,9 @@ static PtmPlan plan_insert = {
 
 /*
  * Take the lease if it is free, released, expired or already ours; a lease
- * that is ours and live keeps its epoch and acquired_at ("held").
+ * that is ours and live keeps its epoch and acquired_at ("held").  An expiry
+ * is never moved earlier: two calls of one agent may cross, and the expiry
+ * the first one reported must still hold.
  * $1 topic, $2 partition, $3 agent, $4 now_ms, $5 expires_ms, $6 now
  */
 static PtmPlan plan_take = {
@@ -110,18 +112,25 @@ static PtmPlan plan_take = {
 	"   THEN previous_agent_id ELSE coalesce(agent_id, previous_agent_id) END,"
 	" previous_epoch = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
 	"   THEN previous_epoch WHEN agent_id IS NOT NULL THEN lease_epoch ELSE previous_epoch END,"
-	" agent_id = $3, state = 'active', lease_expires_at = $5, renewed_at = $6, ended_at = NULL"
+	" lease_expires_at = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
+	"   THEN greatest(lease_expires_at, $5) ELSE $5 END,"
+	" agent_id = $3, state = 'active', renewed_at = $6, ended_at = NULL"
 	" WHERE topic = $1 AND partition_id = $2"
 	"   AND (agent_id IS NULL OR agent_id = $3 OR lease_expires_at <= $4)"
-	" RETURNING lease_epoch, acquired_at = $6",
+	" RETURNING lease_epoch, acquired_at = $6, lease_expires_at",
 	6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}
 };
 
-/* $1 topic, $2 partition, $3 agent, $4 epoch, $5 now_ms, $6 expires_ms, $7 now */
+/*
+ * $1 topic, $2 partition, $3 agent, $4 epoch, $5 now_ms, $6 expires_ms, $7 now.
+ * Like a held acquire, a renew never moves the expiry earlier.
+ */
 static PtmPlan plan_renew = {
-	"UPDATE ptm.partition_leases SET lease_expires_at = $6, renewed_at = $7"
+	"UPDATE ptm.partition_leases"
+	" SET lease_expires_at = greatest(lease_expires_at, $6), renewed_at = $7"
 	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3"
-	"   AND lease_epoch = $4 AND lease_expires_at > $5",
+	"   AND lease_epoch = $4 AND lease_expires_at > $5"
+	" RETURNING lease_expires_at",
 	7, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -177,11 +186,12 @@ static PtmPlan plan_bulk_acquire = {
 
 /* $1 agent, $2 topics, $3 partitions, $4 epochs, $5 now_ms, $6 expires_ms, $7 now */
 static PtmPlan plan_bulk_renew = {
-	"UPDATE ptm.partition_leases l SET lease_expires_at = $6, renewed_at = $7"
+	"UPDATE ptm.partition_leases l"
+	" SET lease_expires_at = greatest(l.lease_expires_at, $6), renewed_at = $7"
 	" FROM pg_catalog.unnest($2, $3, $4) AS r(topic, partition_id, lease_epoch)"
 	" WHERE l.topic = r.topic AND l.partition_id = r.partition_id"
 	"   AND l.agent_id = $1 AND l.lease_epoch = r.lease_epoch AND l.lease_expires_at > $5"
-	" RETURNING l.topic, l.partition_id",
+	" RETURNING l.topic, l.partition_id, l.lease_expires_at",
 	7, {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8OID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -388,7 +398,7 @@ acquire_one(LeaseOutcome *out, text *topic, int32 partition_id, text *agent, int
 			out->has_lease = true;
 			out->agent_id = text_to_cstring(agent);
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
-			out->expires_ms = now_ms + ttl_ms;
+			out->expires_ms = DatumGetInt64(ptm_spi_value(0, 3, &isnull));
 			if (DatumGetBool(ptm_spi_value(0, 2, &isnull)))
 			{
 				out->result = "acquired";
@@ -464,11 +474,13 @@ ptm_renew_lease(PG_FUNCTION_ARGS)
 	ptm_spi_execute(&plan_renew, args, NULL, false, 0);
 	if (SPI_processed > 0)
 	{
+		bool		isnull;
+
 		out.result = "renewed";
 		out.has_lease = true;
 		out.agent_id = text_to_cstring(agent);
 		out.epoch = epoch;
-		out.expires_ms = now_ms + ttl_ms;
+		out.expires_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 		ptm_count(PTM_LEASE_RENEW_SUCCESS);
 	}
 	else
@@ -823,6 +835,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 	int64		now_ms = ptm_now_ms();
 	ReturnSetInfo *rsinfo;
 	bool	   *renewed;
+	int64	   *renewed_until;
 	int			i;
 
 	if (np != n || ne != n)
@@ -850,6 +863,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 
 	rsinfo = ptm_init_srf(fcinfo);
 	renewed = palloc0(sizeof(bool) * (n + 1));
+	renewed_until = palloc0(sizeof(int64) * (n + 1));
 
 	SPI_connect();
 	{
@@ -866,11 +880,15 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 			bool		isnull;
 			text	   *rt = DatumGetTextPP(ptm_spi_value(r, 1, &isnull));
 			int32		rp = DatumGetInt32(ptm_spi_value(r, 2, &isnull));
+			int64		until = DatumGetInt64(ptm_spi_value(r, 3, &isnull));
 
 			for (i = 0; i < n; i++)
 				if (!renewed[i] && DatumGetInt32(partitions[i]) == rp &&
 					same_text(rt, DatumGetTextPP(topics[i])))
+				{
 					renewed[i] = true;
+					renewed_until[i] = until;
+				}
 		}
 	}
 
@@ -887,7 +905,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 			out.has_lease = true;
 			out.agent_id = text_to_cstring(agent);
 			out.epoch = DatumGetInt64(epochs[i]);
-			out.expires_ms = now_ms + ttl_ms;
+			out.expires_ms = renewed_until[i];
 			ptm_count(PTM_LEASE_RENEW_SUCCESS);
 		}
 		else

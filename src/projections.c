@@ -1080,12 +1080,12 @@ PG_FUNCTION_INFO_V1(ptm_reset_projection);
 Datum
 ptm_reset_projection(PG_FUNCTION_ARGS)
 {
-	static const Oid argtypes[6] = {TEXTOID, INT4OID, TEXTOID, BOOLOID, INT8OID, JSONBOID};
+	static const Oid argtypes[7] = {TEXTOID, INT4OID, TEXTOID, BOOLOID, INT8OID, JSONBOID, TEXTOID};
 	text	   *projection;
 	bool		delete_rows;
 	TupleDesc	tupdesc;
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		out[3];
 	bool		out_null[3] = {false, false, false};
 	int64		partitions_reset;
@@ -1136,14 +1136,18 @@ ptm_reset_projection(PG_FUNCTION_ARGS)
 	}
 	values[4] = Int64GetDatum((int64) rows_deleted);
 
-	/* Audit every call, including one that found nothing to reset. */
+	/*
+	 * Audit every call, including one that found nothing to reset.  The
+	 * function runs as its owner: name the role that called it.
+	 */
+	values[6] = CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false));
 	if (SPI_execute_with_args("INSERT INTO ptm.lease_audit"
-							  "  (action, topic, partition_id, reason, details)"
+							  "  (action, topic, partition_id, reason, details, current_user_name)"
 							  " VALUES ('reset_projection', $1, $2, $3,"
 							  "         jsonb_build_object('projection', $1, 'delete_rows', $4,"
 							  "                            'rows_deleted', $5,"
-							  "                            'watermarks', COALESCE($6, '[]'::jsonb)))",
-							  6, (Oid *) argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+							  "                            'watermarks', COALESCE($6, '[]'::jsonb)), $7)",
+							  7, (Oid *) argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the audit row");
 
 	SPI_finish();

@@ -4,7 +4,7 @@
  *	  Module load: the ptm_lease.* settings and the shared-memory request.
  *
  * Loaded through shared_preload_libraries, the module asks for shared memory
- * (counters) and, in later versions, registers its background workers.  Loaded
+ * (counters) and registers its background workers (worker.c).  Loaded
  * on demand by CREATE EXTENSION or a function call, it only defines its
  * settings: the SQL functions work, and what needs shared memory says so.
  *
@@ -60,6 +60,7 @@ _PG_init(void)
 
 	ptm_commits_init();
 	ptm_metrics_define_gucs();
+	ptm_worker_define_gucs();
 
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");
 
@@ -71,4 +72,5 @@ _PG_init(void)
 		return;
 
 	ptm_shmem_init();
+	ptm_worker_init();
 }

@@ -61,4 +61,18 @@ extern int	ptm_dedup_ttl_s;
 extern int	ptm_max_state_bytes;
 extern void ptm_commits_init(void);
 
+/* worker.c: background workers and their health rows */
+struct ReturnSetInfo;
+typedef void (*PtmHealthRowFn) (struct ReturnSetInfo *rsinfo, const char *check,
+								const char *status, const char *value,
+								const char *detail);
+extern char *ptm_worker_databases;
+extern int	ptm_sweep_interval_ms;
+extern int	ptm_sweep_batch_size;
+extern int	ptm_cleanup_interval_ms;
+extern int	ptm_audit_retention_s;
+extern void ptm_worker_define_gucs(void);
+extern void ptm_worker_init(void);
+extern void ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row);
+
 #endif							/* PTM_LEASE_H */

@@ -71,7 +71,7 @@ CREATE FUNCTION ptm.apply_projection(
     fence_epoch bigint DEFAULT NULL,
     OUT result text, OUT watermark bigint, OUT previous_watermark bigint, OUT skipped bigint)
 RETURNS record
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_apply_projection';
 
@@ -86,7 +86,7 @@ CREATE FUNCTION ptm.apply_projection_batch(
     OUT ordinality integer, OUT "offset" bigint, OUT key text, OUT result text,
     OUT watermark bigint, OUT final_watermark bigint)
 RETURNS SETOF record
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_apply_projection_batch';
 
@@ -98,14 +98,21 @@ CREATE FUNCTION ptm.reset_projection(
     delete_rows boolean DEFAULT false, reason text DEFAULT NULL,
     OUT result text, OUT partitions_reset integer, OUT rows_deleted bigint)
 RETURNS record
-LANGUAGE c VOLATILE
+LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_reset_projection';
 
 COMMENT ON FUNCTION ptm.reset_projection(text, integer, boolean, text) IS
   'Operator only: remove a projection''s watermarks (and optionally its rows) for a replay; audited in ptm.lease_audit';
 
-REVOKE ALL ON FUNCTION ptm.reset_projection(text, integer, boolean, text) FROM PUBLIC;
+-- Run as the owner (callers need no table privileges); granted per role by
+-- ptm.grant_agent() / ptm.grant_operator().
+REVOKE ALL ON FUNCTION
+  ptm.apply_projection(text, integer, bigint, text, jsonb, timestamptz, text, integer, bigint),
+  ptm.apply_projection_batch(text, integer, bigint[], text[], jsonb[], timestamptz[], text, integer, bigint),
+  ptm.reset_projection(text, integer, boolean, text)
+FROM PUBLIC;
+REVOKE ALL ON ptm.workflow_projection, ptm.projection_watermarks FROM PUBLIC;
 
 -- Lag per partition.  lag_ms is measured to now and keeps growing while no
 -- event arrives; apply_lag_ms is the lag the last event had when applied.

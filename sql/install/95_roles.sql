@@ -17,7 +17,9 @@ AS $$
     'ptm.ensure_partitions(text, integer)',
     'ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint)',
     'ptm.get_state(text)',
-    'ptm.claim_step(text, bigint, text, interval)'
+    'ptm.claim_step(text, bigint, text, interval)',
+    'ptm.apply_projection(text, integer, bigint, text, jsonb, timestamptz, text, integer, bigint)',
+    'ptm.apply_projection_batch(text, integer, bigint[], text[], jsonb[], timestamptz[], text, integer, bigint)'
   ]) AS f(name), pg_catalog.to_regprocedure(f.name) AS p
   WHERE p IS NOT NULL
 $$;
@@ -31,7 +33,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT p FROM pg_catalog.unnest(ARRAY[
     'ptm.force_expire(text, integer, text)',
-    'ptm.reset_counters()'
+    'ptm.reset_counters()',
+    'ptm.reset_projection(text, integer, boolean, text)'
   ]) AS f(name), pg_catalog.to_regprocedure(f.name) AS p
   WHERE p IS NOT NULL
 $$;

@@ -45,7 +45,7 @@ SELECT function_privs_are('ptm', 'reset_projection', ARRAY['text', 'integer', 'b
     'public', ARRAY[]::text[], 'PUBLIC cannot reset projections');
 SELECT function_privs_are('ptm', 'apply_projection',
     ARRAY['text', 'integer', 'bigint', 'text', 'jsonb', 'timestamp with time zone', 'text', 'integer', 'bigint'],
-    'public', ARRAY['EXECUTE'], 'PUBLIC may call apply_projection');
+    'public', ARRAY[]::text[], 'apply_projection is granted per role (grant_agent), not to PUBLIC');
 
 SELECT has_view('ptm', 'projection_lag', 'ptm.projection_lag exists');
 SELECT columns_are('ptm', 'projection_lag', ARRAY['projection', 'partition_id', 'watermark', 'last_event_time',

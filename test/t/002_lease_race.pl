@@ -63,7 +63,16 @@ my $overlaps = $node->safe_psql('postgres', q{
 	  SELECT *, lag(e) OVER w AS prev_end, lag(s) OVER w AS prev_start
 	    FROM spans WINDOW w AS (PARTITION BY partition_id ORDER BY epoch))
 	SELECT count(*) FROM ordered WHERE s < prev_end OR s < prev_start});
-is($overlaps, '0', 'no two owners overlapped in time and epochs rose with time');
+is($overlaps, '0', 'no two owners overlapped in time and epochs rose with time')
+  or diag($node->safe_psql('postgres', q{
+	WITH spans AS (
+	  SELECT partition_id, epoch, min(start_ms) AS s, max(expires_ms) AS e,
+	         string_agg(result || '@' || start_ms, ' ' ORDER BY start_ms) AS calls
+	    FROM race_log GROUP BY 1, 2),
+	ordered AS (
+	  SELECT *, lag(e) OVER w AS prev_end, lag(s) OVER w AS prev_start, lag(calls) OVER w AS prev_calls
+	    FROM spans WINDOW w AS (PARTITION BY partition_id ORDER BY epoch))
+	SELECT * FROM ordered WHERE s < prev_end OR s < prev_start}));
 
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM race_log l JOIN ptm.partition_leases p

@@ -1,0 +1,941 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  Background workers: a launcher, and one worker per database named in
+ *	  ptm_lease.database that sweeps expired leases and deletes expired
+ *	  dedup records and old audit rows.
+ *
+ * The launcher is a static worker registered by _PG_init when preloaded.  It
+ * connects to no database; it reads ptm_lease.database (reloaded on SIGHUP)
+ * and starts one dynamic worker per name.  Databases are named rather than
+ * discovered so that a worker slot is spent only where a DBA asked for one
+ * (max_worker_processes is 8 by default) and so that databases used for
+ * tests or scratch work are left alone.
+ *
+ * Each worker, every ptm_lease.sweep_interval, in short transactions:
+ *	  - marks leases past their expiry as 'expired' (epoch kept: the old owner
+ *		learns 'expired' from renew, and the next acquire raises the epoch),
+ *		logs each one, counts lease_expirations_total and sends a NOTIFY on
+ *		channel ptm_lease_events;
+ *	  - every ptm_lease.cleanup_interval, deletes expired rows of
+ *		ptm.action_dedup_log (when that table exists) and rows of
+ *		ptm.lease_audit older than ptm_lease.audit_retention, in batches.
+ *
+ * An error inside a pass is logged, the transaction rolled back, and the pass
+ * retried after a backoff that doubles up to a minute; the worker lives on.
+ * A worker that exits on SIGTERM (pg_terminate_backend) or dies is restarted
+ * by the postmaster after PTM_WORKER_RESTART_SECS.  Nothing runs on a hot
+ * standby: the launcher starts once recovery has finished, i.e. on promotion.
+ *
+ * Locking protocol of PtmWorkerShared
+ *	  The whole struct is protected by its spinlock, held only to copy a few
+ *	  fields in or out.  A worker owns the slot whose dbname it holds while
+ *	  slot->pid is its pid; it clears the pid on exit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "ptm_lease.h"
+#include "spi_util.h"
+#include "validate.h"
+
+#define PTM_MAX_DB_WORKERS			32
+#define PTM_WORKER_RESTART_SECS		5
+#define PTM_LAUNCHER_RESTART_SECS	5
+#define PTM_LAUNCHER_NAPTIME_MS		5000
+#define PTM_MAX_BACKOFF_MS			60000
+#define PTM_MAX_BATCHES_PER_PASS	10
+
+/*
+ * A lease is swept only once it has been expired this long.  An acquirer
+ * reads the clock before its UPDATE; if the sweeper freed the row in between,
+ * the new lease's expiry would be computed from a time before the old one
+ * ended.  Live acquirers take expired leases over themselves, so the sweeper
+ * loses nothing by leaving them this margin.
+ */
+#define PTM_SWEEP_GRACE_MS			100
+#define PTM_NOTIFY_CHANNEL			"ptm_lease_events"
+/* longest NOTIFY payload the server accepts (NOTIFY_PAYLOAD_MAX_LENGTH) */
+#define PTM_NOTIFY_PAYLOAD_MAX		(BLCKSZ - NAMEDATALEN - 128)
+
+/* Settings; see docs/workers.md. */
+char	   *ptm_worker_databases = NULL;
+int			ptm_sweep_interval_ms = 1000;
+int			ptm_sweep_batch_size = 1000;
+int			ptm_cleanup_interval_ms = 60000;
+int			ptm_audit_retention_s = 30 * 86400;
+
+typedef struct PtmWorkerSlot
+{
+	char		dbname[NAMEDATALEN];
+	pid_t		pid;			/* 0 when no worker owns the slot */
+	TimestampTz started_at;
+	TimestampTz last_pass_at;	/* last pass that committed */
+	TimestampTz last_error_at;
+	int64		passes;
+	int64		failures;		/* passes that raised an error */
+	int64		expired_total;	/* leases this worker marked expired */
+	bool		extension_installed;
+} PtmWorkerSlot;
+
+typedef struct PtmWorkerShared
+{
+	slock_t		mutex;
+	pid_t		launcher_pid;
+	TimestampTz launcher_started_at;
+	PtmWorkerSlot slots[PTM_MAX_DB_WORKERS];
+} PtmWorkerShared;
+
+static PtmWorkerShared *ptm_workers = NULL;
+static PtmWorkerSlot *my_slot = NULL;
+static TimestampTz last_cleanup = 0;	/* worker: end of the last cleanup */
+
+#ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+PGDLLEXPORT void ptm_launcher_main(Datum arg);
+PGDLLEXPORT void ptm_worker_main(Datum arg);
+
+/* ---------------------------------------------------------------------
+ * Settings and shared memory
+ * ---------------------------------------------------------------------
+ */
+void
+ptm_worker_define_gucs(void)
+{
+	DefineCustomStringVariable("ptm_lease.database",
+							   gettext_noop("Comma-separated databases in which a ptm_lease worker runs."),
+							   gettext_noop("Each named database gets a worker that sweeps expired leases "
+											"and cleans up expired rows; an empty list runs none."),
+							   &ptm_worker_databases,
+							   "postgres",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ptm_lease.sweep_interval",
+							gettext_noop("Time between two sweeps of expired leases."),
+							NULL,
+							&ptm_sweep_interval_ms,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ptm_lease.sweep_batch_size",
+							gettext_noop("Most rows a worker changes or deletes in one transaction."),
+							gettext_noop("Keeps each transaction, and the locks it holds, short."),
+							&ptm_sweep_batch_size,
+							1000, 1, 1000000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ptm_lease.cleanup_interval",
+							gettext_noop("Time between two deletions of expired dedup records and old audit rows."),
+							NULL,
+							&ptm_cleanup_interval_ms,
+							60000, 10, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ptm_lease.audit_retention",
+							gettext_noop("Age after which rows of ptm.lease_audit are deleted; 0 keeps them forever."),
+							NULL,
+							&ptm_audit_retention_s,
+							30 * 86400, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
+
+static Size
+worker_shmem_size(void)
+{
+	return MAXALIGN(sizeof(PtmWorkerShared));
+}
+
+static void
+worker_shmem_request(void)
+{
+#ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+#endif
+	RequestAddinShmemSpace(worker_shmem_size());
+}
+
+static void
+worker_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ptm_workers = ShmemInitStruct("ptm_lease workers", worker_shmem_size(), &found);
+	if (!found)
+	{
+		memset(ptm_workers, 0, worker_shmem_size());
+		SpinLockInit(&ptm_workers->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Called from _PG_init when preloaded (and not in binary upgrade): ask for
+ * the status memory and register the launcher.
+ */
+void
+ptm_worker_init(void)
+{
+	BackgroundWorker worker;
+
+#ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = worker_shmem_request;
+#else
+	worker_shmem_request();
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = worker_shmem_startup;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/* not on a hot standby: the postmaster starts it when recovery ends */
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = PTM_LAUNCHER_RESTART_SECS;
+	strlcpy(worker.bgw_library_name, "ptm_lease", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "ptm_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "ptm_lease launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "ptm_lease launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * The databases named in ptm_lease.database, at most PTM_MAX_DB_WORKERS.
+ * Names are taken as written (not down-cased), like a dbname= option.
+ */
+static List *
+configured_databases(void)
+{
+	char	   *raw = pstrdup(ptm_worker_databases ? ptm_worker_databases : "");
+	List	   *names = NIL;
+
+	if (!SplitGUCList(raw, ',', &names))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list syntax in ptm_lease.database"),
+				 errdetail("The setting is \"%s\".", ptm_worker_databases)));
+		return NIL;
+	}
+	if (list_length(names) > PTM_MAX_DB_WORKERS)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("ptm_lease.database names %d databases, only the first %d get a worker",
+						list_length(names), PTM_MAX_DB_WORKERS)));
+		names = list_truncate(names, PTM_MAX_DB_WORKERS);
+	}
+	return names;
+}
+
+static bool
+database_configured(const char *dbname)
+{
+	ListCell   *lc;
+
+	foreach(lc, configured_databases())
+	{
+		if (strcmp((char *) lfirst(lc), dbname) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------------
+ * Launcher
+ * ---------------------------------------------------------------------
+ */
+typedef struct LaunchedWorker
+{
+	char		dbname[NAMEDATALEN];
+	BackgroundWorkerHandle *handle;
+	bool		warned;			/* said once why it could not start */
+} LaunchedWorker;
+
+static void
+launcher_exit(int code, Datum arg)
+{
+	SpinLockAcquire(&ptm_workers->mutex);
+	if (ptm_workers->launcher_pid == MyProcPid)
+		ptm_workers->launcher_pid = 0;
+	SpinLockRelease(&ptm_workers->mutex);
+}
+
+static bool
+worker_running_for(const char *dbname)
+{
+	bool		running = false;
+	int			i;
+
+	SpinLockAcquire(&ptm_workers->mutex);
+	for (i = 0; i < PTM_MAX_DB_WORKERS; i++)
+	{
+		if (ptm_workers->slots[i].pid != 0 &&
+			strcmp(ptm_workers->slots[i].dbname, dbname) == 0)
+			running = true;
+	}
+	SpinLockRelease(&ptm_workers->mutex);
+	return running;
+}
+
+/* Whether dbname exists and accepts connections (reads shared pg_database). */
+static bool
+database_connectable(const char *dbname)
+{
+	Oid			dboid;
+
+	StartTransactionCommand();
+	dboid = get_database_oid(dbname, true);
+	CommitTransactionCommand();
+	return OidIsValid(dboid);
+}
+
+static void
+launch_one(LaunchedWorker *lw)
+{
+	BackgroundWorker worker;
+	pid_t		pid;
+
+	if (lw->handle != NULL &&
+		GetBackgroundWorkerPid(lw->handle, &pid) != BGWH_STOPPED)
+		return;					/* running, or the postmaster will restart it */
+
+	/* a worker left by an earlier launcher still serves this database */
+	if (worker_running_for(lw->dbname))
+		return;
+
+	if (!database_connectable(lw->dbname))
+	{
+		if (!lw->warned)
+			ereport(WARNING,
+					(errcode(ERRCODE_UNDEFINED_DATABASE),
+					 errmsg("database \"%s\" named in ptm_lease.database does not exist", lw->dbname),
+					 errhint("Create it, or remove it from ptm_lease.database and reload.")));
+		lw->warned = true;
+		return;
+	}
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = PTM_WORKER_RESTART_SECS;
+	strlcpy(worker.bgw_library_name, "ptm_lease", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "ptm_worker_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "ptm_lease worker for database %s", lw->dbname);
+	strlcpy(worker.bgw_type, "ptm_lease worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_extra, lw->dbname, BGW_EXTRALEN);
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &lw->handle))
+	{
+		lw->handle = NULL;
+		if (!lw->warned)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("could not start the ptm_lease worker for database \"%s\": out of background worker slots",
+							lw->dbname),
+					 errhint("Raise max_worker_processes (and restart the server); the launcher keeps trying.")));
+		lw->warned = true;
+		return;
+	}
+	lw->warned = false;
+}
+
+void
+ptm_launcher_main(Datum arg)
+{
+	LaunchedWorker launched[PTM_MAX_DB_WORKERS];
+	int			nlaunched = 0;
+	MemoryContext loopcxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("ptm_lease launcher");
+
+	SpinLockAcquire(&ptm_workers->mutex);
+	ptm_workers->launcher_pid = MyProcPid;
+	ptm_workers->launcher_started_at = GetCurrentTimestamp();
+	SpinLockRelease(&ptm_workers->mutex);
+	before_shmem_exit(launcher_exit, (Datum) 0);
+
+	loopcxt = AllocSetContextCreate(TopMemoryContext, "ptm_lease launcher loop",
+									ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		List	   *names;
+		ListCell   *lc;
+		LaunchedWorker next[PTM_MAX_DB_WORKERS];
+		int			nnext = 0;
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		MemoryContextSwitchTo(loopcxt);
+		MemoryContextReset(loopcxt);
+
+		/*
+		 * Keep what we launched for names still listed; a worker for a name
+		 * no longer listed notices on its own reload and exits.
+		 */
+		names = configured_databases();
+		foreach(lc, names)
+		{
+			const char *name = lfirst(lc);
+			LaunchedWorker *lw = &next[nnext++];
+
+			memset(lw, 0, sizeof(*lw));
+			strlcpy(lw->dbname, name, NAMEDATALEN);
+			for (i = 0; i < nlaunched; i++)
+			{
+				if (strcmp(launched[i].dbname, name) == 0)
+				{
+					*lw = launched[i];
+					break;
+				}
+			}
+		}
+		memcpy(launched, next, sizeof(LaunchedWorker) * nnext);
+		nlaunched = nnext;
+
+		/* handles live in TopMemoryContext, beyond the loop's reset */
+		MemoryContextSwitchTo(TopMemoryContext);
+		for (i = 0; i < nlaunched; i++)
+			launch_one(&launched[i]);
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 PTM_LAUNCHER_NAPTIME_MS,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Worker: the passes
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Expired leases, oldest first, through partition_leases_expiry_idx; rows
+ * another transaction holds (an acquire taking over, a fenced write) are
+ * skipped and found again next pass.  The epoch is left alone: renew by the
+ * old owner then says 'expired', and the next acquire raises it.
+ */
+static PtmPlan plan_sweep = {
+	"WITH due AS ("
+	"  SELECT topic, partition_id FROM ptm.partition_leases"
+	"   WHERE agent_id IS NOT NULL AND lease_expires_at <= $1"
+	"   ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+	" UPDATE ptm.partition_leases l SET agent_id = NULL, state = 'expired',"
+	"        previous_agent_id = l.agent_id, previous_epoch = l.lease_epoch, ended_at = $3"
+	"   FROM due"
+	"  WHERE l.topic = due.topic AND l.partition_id = due.partition_id"
+	"    AND l.agent_id IS NOT NULL AND l.lease_expires_at <= $1"
+	" RETURNING l.topic, l.partition_id, l.previous_agent_id, l.lease_epoch, l.lease_expires_at",
+	3, {INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+
+static PtmPlan plan_dedup_cleanup = {
+	"DELETE FROM ptm.action_dedup_log WHERE ctid = ANY (ARRAY("
+	"  SELECT ctid FROM ptm.action_dedup_log WHERE expires_at <= $1"
+	"   LIMIT $2 FOR UPDATE SKIP LOCKED))",
+	2, {TIMESTAMPTZOID, INT8OID}
+};
+
+static PtmPlan plan_audit_cleanup = {
+	"DELETE FROM ptm.lease_audit WHERE audit_id = ANY (ARRAY("
+	"  SELECT audit_id FROM ptm.lease_audit WHERE at < $1"
+	"   ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+	2, {TIMESTAMPTZOID, INT8OID}
+};
+
+static PtmPlan plan_dedup_exists = {
+	"SELECT pg_catalog.to_regclass('ptm.action_dedup_log') IS NOT NULL",
+	0, {InvalidOid}
+};
+
+static void
+begin_step(const char *what)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, what);
+}
+
+static void
+end_step(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Send one lease event on PTM_NOTIFY_CHANNEL; see docs/workers.md. */
+static void
+notify_expired(const char *topic, int32 partition_id, const char *agent,
+			   int64 epoch, int64 expires_ms)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"event\": \"expired\", \"topic\": ");
+	escape_json(&buf, topic);
+	appendStringInfo(&buf, ", \"partition_id\": %d, \"previous_agent_id\": ", partition_id);
+	escape_json(&buf, agent);
+	appendStringInfo(&buf, ", \"lease_epoch\": " INT64_FORMAT ", \"expired_at_ms\": " INT64_FORMAT "}",
+					 epoch, expires_ms);
+
+	/* a payload over the NOTIFY limit would fail the whole pass */
+	if (buf.len >= PTM_NOTIFY_PAYLOAD_MAX)
+		ereport(LOG,
+				(errmsg("ptm_lease: no notification for partition %s-%d: payload of %d bytes is too long",
+						topic, partition_id, buf.len)));
+	else
+		Async_Notify(PTM_NOTIFY_CHANNEL, buf.data);
+	pfree(buf.data);
+}
+
+/* One batch of the expiry sweep, in its own transaction; the rows changed. */
+static uint64
+sweep_batch(void)
+{
+	int64		now_ms = ptm_now_ms() - PTM_SWEEP_GRACE_MS;
+	Datum		args[3] = {Int64GetDatum(now_ms), Int64GetDatum(ptm_sweep_batch_size),
+	TimestampTzGetDatum(GetCurrentTimestamp())};
+	uint64		n;
+	uint64		i;
+
+	begin_step("ptm_lease: sweep expired leases");
+	if (!OidIsValid(get_extension_oid("ptm_lease", true)))
+	{
+		end_step();
+		my_slot->extension_installed = false;	/* our own slot */
+		return 0;
+	}
+	my_slot->extension_installed = true;
+
+	ptm_spi_execute(&plan_sweep, args, NULL, false, 0);
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		char	   *topic = TextDatumGetCString(ptm_spi_value(i, 1, &isnull));
+		int32		part = DatumGetInt32(ptm_spi_value(i, 2, &isnull));
+		char	   *agent = TextDatumGetCString(ptm_spi_value(i, 3, &isnull));
+		int64		epoch = DatumGetInt64(ptm_spi_value(i, 4, &isnull));
+		int64		exp_ms = DatumGetInt64(ptm_spi_value(i, 5, &isnull));
+
+		ereport(LOG,
+				(errmsg("lost lease for partition %s-%d (expired at %s)",
+						topic, part, timestamptz_to_str(ptm_ms_to_timestamptz(exp_ms))),
+				 errdetail("Agent \"%s\" held it at epoch " INT64_FORMAT "; the next acquisition raises the epoch.",
+						   agent, epoch)));
+		notify_expired(topic, part, agent, epoch, exp_ms);
+	}
+	end_step();
+
+	/* counted once committed */
+	if (n > 0)
+	{
+		ptm_count_n(PTM_LEASE_EXPIRATIONS, n);
+		SpinLockAcquire(&ptm_workers->mutex);
+		my_slot->expired_total += n;
+		SpinLockRelease(&ptm_workers->mutex);
+	}
+	return n;
+}
+
+/* Batches of one cleanup DELETE until a short batch; rows deleted. */
+static uint64
+cleanup_batches(PtmPlan *plan, TimestampTz cutoff, const char *what)
+{
+	uint64		total = 0;
+	int			b;
+
+	for (b = 0; b < PTM_MAX_BATCHES_PER_PASS; b++)
+	{
+		Datum		args[2] = {TimestampTzGetDatum(cutoff), Int64GetDatum(ptm_sweep_batch_size)};
+		uint64		n;
+
+		CHECK_FOR_INTERRUPTS();
+		begin_step(what);
+		ptm_spi_execute(plan, args, NULL, false, 0);
+		n = SPI_processed;
+		end_step();
+		total += n;
+		if (n < (uint64) ptm_sweep_batch_size)
+			break;
+	}
+	return total;
+}
+
+static void
+cleanup_pass(void)
+{
+	bool		dedup_exists;
+	bool		isnull;
+	uint64		n;
+
+	if (!my_slot->extension_installed)
+		return;
+
+	begin_step("ptm_lease: cleanup");
+	ptm_spi_execute(&plan_dedup_exists, NULL, NULL, true, 0);
+	dedup_exists = DatumGetBool(ptm_spi_value(0, 1, &isnull));
+	end_step();
+
+	if (dedup_exists)
+	{
+		n = cleanup_batches(&plan_dedup_cleanup, GetCurrentTimestamp(),
+							"ptm_lease: delete expired dedup records");
+		if (n > 0)
+		{
+			ptm_count_n(PTM_DEDUP_CLEANUP_DELETED, n);
+			ereport(DEBUG1, (errmsg("ptm_lease: deleted " UINT64_FORMAT " expired dedup records", n)));
+		}
+	}
+
+	if (ptm_audit_retention_s > 0)
+	{
+		TimestampTz cutoff = GetCurrentTimestamp() - (TimestampTz) ptm_audit_retention_s * USECS_PER_SEC;
+
+		n = cleanup_batches(&plan_audit_cleanup, cutoff, "ptm_lease: delete old audit rows");
+		if (n > 0)
+			ereport(LOG, (errmsg("ptm_lease: deleted " UINT64_FORMAT " audit rows older than ptm_lease.audit_retention", n)));
+	}
+}
+
+/* One pass: sweep (batches while full), then cleanup when due. */
+static void
+run_pass(void)
+{
+	int			b;
+
+	for (b = 0; b < PTM_MAX_BATCHES_PER_PASS; b++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (sweep_batch() < (uint64) ptm_sweep_batch_size)
+			break;
+	}
+
+	if (TimestampDifferenceExceeds(last_cleanup, GetCurrentTimestamp(), ptm_cleanup_interval_ms))
+	{
+		cleanup_pass();
+		last_cleanup = GetCurrentTimestamp();
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Worker: main loop
+ * ---------------------------------------------------------------------
+ */
+static void
+worker_exit(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&ptm_workers->mutex);
+	if (my_slot->pid == MyProcPid)
+		my_slot->pid = 0;
+	SpinLockRelease(&ptm_workers->mutex);
+}
+
+/* Take the status slot for dbname; false if another worker holds it. */
+static bool
+claim_slot(const char *dbname)
+{
+	PtmWorkerSlot *free_slot = NULL;
+	bool		ok = true;
+	int			i;
+
+	SpinLockAcquire(&ptm_workers->mutex);
+	for (i = 0; i < PTM_MAX_DB_WORKERS; i++)
+	{
+		PtmWorkerSlot *s = &ptm_workers->slots[i];
+
+		if (strcmp(s->dbname, dbname) == 0)
+		{
+			free_slot = s;
+			break;
+		}
+		if (free_slot == NULL && s->pid == 0)
+			free_slot = s;
+	}
+	if (free_slot == NULL || (free_slot->pid != 0 && free_slot->pid != MyProcPid))
+		ok = false;
+	else
+	{
+		if (strcmp(free_slot->dbname, dbname) != 0)
+		{
+			memset(free_slot, 0, sizeof(*free_slot));
+			strlcpy(free_slot->dbname, dbname, NAMEDATALEN);
+		}
+		free_slot->pid = MyProcPid;
+		free_slot->started_at = GetCurrentTimestamp();
+		my_slot = free_slot;
+	}
+	SpinLockRelease(&ptm_workers->mutex);
+	return ok;
+}
+
+void
+ptm_worker_main(Datum arg)
+{
+	char		dbname[NAMEDATALEN];
+	MemoryContext loopcxt;
+	volatile int backoff_ms = 0;
+
+	strlcpy(dbname, MyBgworkerEntry->bgw_extra, NAMEDATALEN);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	if (!claim_slot(dbname))
+	{
+		ereport(LOG,
+				(errmsg("ptm_lease worker for database \"%s\" is already running", dbname)));
+		proc_exit(0);			/* 0: do not restart this duplicate */
+	}
+	before_shmem_exit(worker_exit, (Datum) 0);
+
+	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
+	pgstat_report_appname("ptm_lease worker");
+
+	loopcxt = AllocSetContextCreate(TopMemoryContext, "ptm_lease worker loop",
+									ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		long		timeout;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			if (!database_configured(dbname))
+			{
+				ereport(LOG,
+						(errmsg("ptm_lease worker for database \"%s\" stops: no longer in ptm_lease.database",
+								dbname)));
+				proc_exit(0);
+			}
+		}
+
+		MemoryContextSwitchTo(loopcxt);
+		MemoryContextReset(loopcxt);
+
+		if (RecoveryInProgress())
+		{
+			/* cannot happen with BgWorkerStart_RecoveryFinished; be safe */
+			timeout = ptm_sweep_interval_ms;
+		}
+		else
+		{
+			PG_TRY();
+			{
+				run_pass();
+				SpinLockAcquire(&ptm_workers->mutex);
+				my_slot->last_pass_at = GetCurrentTimestamp();
+				my_slot->passes++;
+				SpinLockRelease(&ptm_workers->mutex);
+				backoff_ms = 0;
+			}
+			PG_CATCH();
+			{
+				/* log, roll back, and try again later: the worker lives on */
+				HOLD_INTERRUPTS();
+				MemoryContextSwitchTo(loopcxt);
+				EmitErrorReport();
+				AbortCurrentTransaction();
+				FlushErrorState();
+				pgstat_report_activity(STATE_IDLE, NULL);
+				RESUME_INTERRUPTS();
+
+				SpinLockAcquire(&ptm_workers->mutex);
+				my_slot->last_error_at = GetCurrentTimestamp();
+				my_slot->failures++;
+				SpinLockRelease(&ptm_workers->mutex);
+				backoff_ms = Min(Max(backoff_ms * 2, ptm_sweep_interval_ms), PTM_MAX_BACKOFF_MS);
+			}
+			PG_END_TRY();
+			timeout = backoff_ms > 0 ? backoff_ms : ptm_sweep_interval_ms;
+		}
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Health rows (called by ptm.health())
+ * ---------------------------------------------------------------------
+ */
+
+/* How long a worker may go without a successful pass before a warning. */
+static long
+stale_after_ms(void)
+{
+	return Max(60000L, 10L * ptm_sweep_interval_ms);
+}
+
+void
+ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row)
+{
+	char	   *dbname = get_database_name(MyDatabaseId);
+	bool		served = dbname && database_configured(dbname);
+	bool		standby = RecoveryInProgress();
+	TimestampTz now = GetCurrentTimestamp();
+	bool		young = TimestampDifferenceExceeds(PgStartTime, now, (int) stale_after_ms()) == false;
+	pid_t		launcher_pid = 0;
+	PtmWorkerSlot slot = {0};
+	bool		have_slot = false;
+	int64		expired = 0;
+	int64		overdue = 0;
+
+	if (ptm_workers != NULL)
+	{
+		int			i;
+
+		SpinLockAcquire(&ptm_workers->mutex);
+		launcher_pid = ptm_workers->launcher_pid;
+		for (i = 0; i < PTM_MAX_DB_WORKERS && dbname; i++)
+		{
+			if (strcmp(ptm_workers->slots[i].dbname, dbname) == 0)
+			{
+				slot = ptm_workers->slots[i];
+				have_slot = true;
+				break;
+			}
+		}
+		SpinLockRelease(&ptm_workers->mutex);
+	}
+
+	/* without preload there are no workers; the preload row says so */
+	if (ptm_workers == NULL)
+		return;
+
+	/* launcher */
+	if (standby)
+		add_row(rsinfo, "launcher", "ok", "standby",
+				"No worker runs on a standby; the launcher starts after promotion.");
+	else if (launcher_pid != 0)
+		add_row(rsinfo, "launcher", "ok", "running", psprintf("pid %d", (int) launcher_pid));
+	else
+		add_row(rsinfo, "launcher", young ? "ok" : "warning", young ? "starting" : "not running",
+				"The postmaster restarts the launcher a few seconds after it ends.");
+
+	/* this database's worker */
+	if (standby)
+		;
+	else if (!served)
+		add_row(rsinfo, "worker", "ok", "not configured",
+				psprintf("No worker for database \"%s\": expired leases are taken over on the next acquire but not swept or notified. Add it to ptm_lease.database and reload to sweep.",
+						 dbname ? dbname : "?"));
+	else if (have_slot && slot.pid != 0 && slot.last_pass_at != 0 &&
+			 !TimestampDifferenceExceeds(slot.last_pass_at, now, (int) stale_after_ms()))
+		add_row(rsinfo, "worker", "ok", "running",
+				psprintf("pid %d; last successful pass at %s; " INT64_FORMAT " passes, " INT64_FORMAT " failed, " INT64_FORMAT " leases expired",
+						 (int) slot.pid, timestamptz_to_str(slot.last_pass_at),
+						 slot.passes, slot.failures, slot.expired_total));
+	else if (have_slot && slot.pid != 0 && slot.last_pass_at == 0 &&
+			 !TimestampDifferenceExceeds(slot.started_at, now, (int) stale_after_ms()))
+		add_row(rsinfo, "worker", "ok", "starting", psprintf("pid %d", (int) slot.pid));
+	else if (!have_slot && young)
+		add_row(rsinfo, "worker", "ok", "starting", NULL);
+	else
+		add_row(rsinfo, "worker", "warning", have_slot && slot.pid != 0 ? "stalled" : "not running",
+				have_slot && slot.last_pass_at != 0 ?
+				psprintf("Last successful pass at %s; " INT64_FORMAT " passes failed. See the server log.",
+						 timestamptz_to_str(slot.last_pass_at), slot.failures) :
+				"No successful pass yet. See the server log, and max_worker_processes.");
+
+	/* sweep backlog: expired leases still owned */
+	if (OidIsValid(get_extension_oid("ptm_lease", true)))
+	{
+		int64		now_ms = ptm_now_ms();
+		Datum		args[2] = {Int64GetDatum(now_ms), Int64GetDatum(now_ms - stale_after_ms())};
+		static PtmPlan plan_backlog = {
+			"SELECT count(*), count(*) FILTER (WHERE lease_expires_at <= $2)"
+			"  FROM ptm.partition_leases"
+			" WHERE agent_id IS NOT NULL AND lease_expires_at <= $1",
+			2, {INT8OID, INT8OID}
+		};
+		bool		isnull;
+
+		SPI_connect();
+		ptm_spi_execute(&plan_backlog, args, NULL, true, 0);
+		expired = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+		overdue = DatumGetInt64(ptm_spi_value(0, 2, &isnull));
+		SPI_finish();
+
+		add_row(rsinfo, "sweep_backlog",
+				served && !standby && overdue > 0 ? "warning" : "ok",
+				psprintf(INT64_FORMAT, expired),
+				served ? psprintf(INT64_FORMAT " leases past expiry not yet swept, " INT64_FORMAT " of them for over %ld s.",
+								  expired, overdue, stale_after_ms() / 1000) :
+				"Leases past expiry still naming their owner; no worker sweeps this database.");
+	}
+}

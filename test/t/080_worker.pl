@@ -1,0 +1,153 @@
+# Background workers: the launcher and the worker for "postgres" appear in
+# pg_stat_activity, sweep short-TTL leases within a couple of intervals
+# (counted, logged, notified on ptm_lease_events, epoch kept), clean up old
+# audit rows and expired dedup records, come back after pg_terminate_backend,
+# follow a reloaded sweep_interval, and do nothing on a standby until it is
+# promoted.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('workers');
+$node->init(allows_streaming => 1);
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'ptm_lease'
+ptm_lease.sweep_interval = '200ms'
+ptm_lease.cleanup_interval = '200ms'
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION ptm_lease');
+
+my $workers_q = q{SELECT count(*) FROM pg_stat_activity
+	WHERE backend_type = 'ptm_lease worker' AND application_name = 'ptm_lease worker'
+	  AND datname = 'postgres'};
+ok($node->poll_query_until('postgres', $workers_q, '1'), 'the worker for postgres runs');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ptm_lease launcher'"),
+	'1', 'the launcher runs');
+
+# Sweep: a LISTEN session takes a 100 ms lease, waits, and sees the NOTIFY.
+my $offset = -s $node->logfile;
+my $out = $node->safe_psql('postgres', q{
+	LISTEN ptm_lease_events;
+	SELECT result FROM ptm.acquire_partition_lease('orders', 0, 'agent-a', '100 ms');
+	SELECT pg_sleep(1.5);
+	SELECT 'done';
+});
+like($out, qr/Asynchronous notification "ptm_lease_events" with payload "\{"event": "expired", "topic": "orders", "partition_id": 0, "previous_agent_id": "agent-a", "lease_epoch": \d+, "expired_at_ms": \d+\}"/,
+	'a LISTEN session receives the expiry on ptm_lease_events');
+is($node->safe_psql('postgres', q{
+	SELECT state || '/' || coalesce(agent_id, '-') || '/' || previous_agent_id || '/' ||
+	       (previous_epoch = lease_epoch)
+	  FROM ptm.partition_leases WHERE topic = 'orders' AND partition_id = 0}),
+	'expired/-/agent-a/true', 'the lease is marked expired and its epoch kept');
+is($node->safe_psql('postgres', q{
+	SELECT r.result FROM ptm.partition_leases p,
+	       ptm.renew_lease('orders', 0, 'agent-a', p.lease_epoch) r
+	 WHERE p.topic = 'orders' AND p.partition_id = 0}),
+	'expired', 'renew by the old owner says expired');
+ok($node->safe_psql('postgres',
+	"SELECT value FROM ptm.metrics WHERE metric = 'lease_expirations_total'") >= 1,
+	'lease_expirations_total counts it');
+ok($node->wait_for_log(qr/lost lease for partition orders-0 \(expired at /, $offset),
+	'the server log names the lost lease');
+
+# Several leases at once are all swept within a couple of intervals.
+$node->safe_psql('postgres', q{
+	SELECT ptm.acquire_partition_lease('bulk', g, 'agent-b', '50 ms') FROM generate_series(0, 49) g});
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) FROM ptm.partition_leases WHERE topic = 'bulk' AND state = 'expired'}, '50'),
+	'50 short leases are swept');
+
+# health(): the worker has passed recently, no backlog.
+is($node->safe_psql('postgres', q{
+	SELECT string_agg("check" || '=' || status || '/' || value, ' ' ORDER BY "check")
+	  FROM ptm.health() WHERE "check" IN ('launcher', 'worker', 'sweep_backlog')}),
+	'launcher=ok/running sweep_backlog=ok/0 worker=ok/running',
+	'health() reports launcher, worker and backlog');
+
+# Cleanup: audit rows past retention, expired dedup records.
+$node->safe_psql('postgres', q{
+	DO $$ BEGIN
+	  IF pg_catalog.to_regclass('ptm.action_dedup_log') IS NULL THEN
+	    CREATE TABLE ptm.action_dedup_log (workflow_key text NOT NULL, action_id text NOT NULL,
+	      result_version bigint NOT NULL, expires_at timestamptz NOT NULL);
+	  END IF;
+	END $$;
+	INSERT INTO ptm.action_dedup_log (workflow_key, action_id, result_version, expires_at)
+	SELECT 'wf', 'a' || g, 1, now() - interval '1 s' FROM generate_series(1, 2500) g;
+	INSERT INTO ptm.action_dedup_log (workflow_key, action_id, result_version, expires_at)
+	VALUES ('wf', 'keep', 1, now() + interval '1 h');
+});
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM ptm.action_dedup_log', '1'),
+	'expired dedup records are deleted in batches, live ones kept');
+ok($node->safe_psql('postgres',
+	"SELECT value FROM ptm.metrics WHERE metric = 'action_dedup_cleanup_deleted_total'") >= 2500,
+	'action_dedup_cleanup_deleted_total counts them');
+
+$node->safe_psql('postgres', q{
+	SELECT ptm.acquire_partition_lease('audit', 0, 'agent-c');
+	SELECT ptm.force_expire('audit', 0, 'test');});
+ok($node->safe_psql('postgres', 'SELECT count(*) FROM ptm.lease_audit') >= 1, 'force_expire is audited');
+$node->append_conf('postgresql.conf', "ptm_lease.audit_retention = '1s'");
+$node->reload;
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM ptm.lease_audit', '0'),
+	'audit rows past ptm_lease.audit_retention are deleted');
+
+# pg_terminate_backend: the postmaster starts it again.
+my $pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ptm_lease worker'");
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ptm_lease worker' AND pid <> $pid}, '1'),
+	'a terminated worker comes back');
+
+# Reload: a long interval stops sweeping; a short one resumes at once.
+$node->append_conf('postgresql.conf', "ptm_lease.sweep_interval = '1h'");
+$node->reload;
+sleep(1);	# the worker wakes on SIGHUP, does one pass, then sleeps an hour
+$node->safe_psql('postgres',
+	"SELECT ptm.acquire_partition_lease('reload', 0, 'agent-d', '50 ms')");
+sleep(2);
+is($node->safe_psql('postgres',
+	"SELECT state FROM ptm.partition_leases WHERE topic = 'reload'"),
+	'active', 'with sweep_interval = 1h the expired lease is not swept yet');
+is($node->safe_psql('postgres', q{
+	SELECT status || '/' || value FROM ptm.health() WHERE "check" = 'sweep_backlog'}),
+	'ok/1', 'health() counts it in the sweep backlog');
+$node->append_conf('postgresql.conf', "ptm_lease.sweep_interval = '200ms'");
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT state FROM ptm.partition_leases WHERE topic = 'reload'", 'expired'),
+	'after reloading a short interval it is swept');
+
+# A standby runs no worker and changes nothing; after promotion it does.
+$node->backup('bk');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'bk', has_streaming => 1);
+$standby->start;
+$node->safe_psql('postgres',
+	"SELECT ptm.acquire_partition_lease('standby', 0, 'agent-e', '1 h')");
+$node->wait_for_catchup($standby);
+$node->stop;
+sleep(1);
+is($standby->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'ptm_lease%'}),
+	'0', 'no ptm_lease worker on a standby');
+is($standby->safe_psql('postgres', q{
+	SELECT status || '/' || value FROM ptm.health() WHERE "check" = 'launcher'}),
+	'ok/standby', 'health() on a standby says so');
+$standby->promote;
+ok($standby->poll_query_until('postgres', q{
+	SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ptm_lease worker'}, '1'),
+	'after promotion the worker runs');
+$standby->safe_psql('postgres',
+	"SELECT ptm.acquire_partition_lease('promoted', 0, 'agent-f', '50 ms')");
+ok($standby->poll_query_until('postgres',
+	"SELECT state FROM ptm.partition_leases WHERE topic = 'promoted'", 'expired'),
+	'and sweeps');
+$standby->stop;
+
+done_testing();

@@ -41,7 +41,9 @@ $$;
 COMMENT ON FUNCTION ptm.operator_functions() IS
   'The functions only an operator role may call: forced expiry, resets';
 
-CREATE FUNCTION ptm.grant_agent(role regrole)
+-- Grant EXECUTE on the agent functions, and the operator functions too when
+-- asked; one body for both grant functions.
+CREATE FUNCTION ptm._grant_execute(role regrole, operator boolean)
 RETURNS SETOF regprocedure
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -52,32 +54,31 @@ BEGIN
   IF role IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'role must not be null';
   END IF;
-  FOR f IN SELECT * FROM ptm.agent_functions() LOOP
+  FOR f IN SELECT * FROM ptm.agent_functions()
+           UNION ALL SELECT * FROM ptm.operator_functions() WHERE operator LOOP
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
     RETURN NEXT f;
   END LOOP;
+  IF operator THEN
+    EXECUTE pg_catalog.format('GRANT pg_monitor TO %s', role);
+  END IF;
 END $$;
+
+CREATE FUNCTION ptm.grant_agent(role regrole)
+RETURNS SETOF regprocedure
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ptm._grant_execute(role, false) $$;
 COMMENT ON FUNCTION ptm.grant_agent(regrole) IS
   'Grant a role EXECUTE on the agent functions; returns what was granted';
 
 CREATE FUNCTION ptm.grant_operator(role regrole)
 RETURNS SETOF regprocedure
-LANGUAGE plpgsql VOLATILE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  f regprocedure;
-BEGIN
-  IF role IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'role must not be null';
-  END IF;
-  FOR f IN SELECT * FROM ptm.agent_functions() UNION ALL SELECT * FROM ptm.operator_functions() LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
-    RETURN NEXT f;
-  END LOOP;
-  EXECUTE pg_catalog.format('GRANT pg_monitor TO %s', role);
-END $$;
+AS $$ SELECT ptm._grant_execute(role, true) $$;
 COMMENT ON FUNCTION ptm.grant_operator(regrole) IS
   'Grant a role EXECUTE on the agent and operator functions and membership in pg_monitor';
 
+REVOKE ALL ON FUNCTION ptm._grant_execute(regrole, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ptm.grant_agent(regrole), ptm.grant_operator(regrole) FROM PUBLIC;

@@ -96,29 +96,44 @@ static PtmPlan plan_insert = {
 };
 
 /*
- * Take the lease if it is free, released, expired or already ours; a lease
- * that is ours and live keeps its epoch and acquired_at ("held").  An expiry
- * is never moved earlier: two calls of one agent may cross, and the expiry
- * the first one reported must still hold.
- * $1 topic, $2 partition, $3 agent, $4 now_ms, $5 expires_ms, $6 now
+ * The lease row locked for a change of owner or an extension; the decision is
+ * then taken in C on the clock read after the lock, so a wait for another
+ * transaction can never make a stale clock decide.
+ */
+static PtmPlan plan_select_lock = {
+	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
+	" WHERE topic = $1 AND partition_id = $2 FOR NO KEY UPDATE",
+	2, {TEXTOID, INT4OID}
+};
+
+/*
+ * Take the locked lease (free, released, forced or expired): new epoch.
+ * $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now
  */
 static PtmPlan plan_take = {
 	"UPDATE ptm.partition_leases SET"
-	" lease_epoch = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
-	"   THEN lease_epoch ELSE pg_catalog.nextval('ptm.lease_epoch_seq') END,"
-	" acquired_at = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
-	"   THEN acquired_at ELSE $6 END,"
-	" previous_agent_id = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
-	"   THEN previous_agent_id ELSE coalesce(agent_id, previous_agent_id) END,"
-	" previous_epoch = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
-	"   THEN previous_epoch WHEN agent_id IS NOT NULL THEN lease_epoch ELSE previous_epoch END,"
-	" lease_expires_at = CASE WHEN agent_id = $3 AND lease_expires_at > $4"
-	"   THEN greatest(lease_expires_at, $5) ELSE $5 END,"
-	" agent_id = $3, state = 'active', renewed_at = $6, ended_at = NULL"
+	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
+	" previous_agent_id = coalesce(agent_id, previous_agent_id),"
+	" previous_epoch = CASE WHEN agent_id IS NOT NULL THEN lease_epoch ELSE previous_epoch END,"
+	" agent_id = $3, state = 'active', lease_expires_at = $4,"
+	" acquired_at = $5, renewed_at = $5, ended_at = NULL"
 	" WHERE topic = $1 AND partition_id = $2"
-	"   AND (agent_id IS NULL OR agent_id = $3 OR lease_expires_at <= $4)"
-	" RETURNING lease_epoch, acquired_at = $6, lease_expires_at",
-	6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}
+	" RETURNING lease_epoch",
+	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+};
+
+/*
+ * Extend the locked lease its owner asks for again ("held"): same epoch, and
+ * an expiry never moved earlier (two calls of one agent may cross, and the
+ * expiry the first one reported must still hold).
+ * $1 topic, $2 partition, $3 expires_ms, $4 now
+ */
+static PtmPlan plan_hold = {
+	"UPDATE ptm.partition_leases"
+	" SET lease_expires_at = greatest(lease_expires_at, $3), renewed_at = $4"
+	" WHERE topic = $1 AND partition_id = $2"
+	" RETURNING lease_expires_at",
+	4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}
 };
 
 /*
@@ -211,8 +226,15 @@ text_or_null(int col, bool *isnull)
 	return *isnull ? NULL : TextDatumGetCString(d);
 }
 
+typedef enum LeaseRead
+{
+	LEASE_READ,					/* no lock */
+	LEASE_READ_SHARE,			/* FOR SHARE: a fence */
+	LEASE_READ_LOCK				/* FOR NO KEY UPDATE: about to change it */
+} LeaseRead;
+
 static LeaseRow
-read_lease(text *topic, int32 partition_id, bool for_share)
+read_lease(text *topic, int32 partition_id, LeaseRead mode)
 {
 	Datum		args[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
 	LeaseRow	row = {0};
@@ -222,8 +244,9 @@ read_lease(text *topic, int32 partition_id, bool for_share)
 	 * Not read-only: SPI then takes a fresh snapshot, so a row changed by a
 	 * transaction we just waited for is seen as it is now.
 	 */
-	ptm_spi_execute(for_share ? &plan_select_share : &plan_select, args, NULL,
-					false, 1);
+	ptm_spi_execute(mode == LEASE_READ_SHARE ? &plan_select_share :
+					mode == LEASE_READ_LOCK ? &plan_select_lock : &plan_select,
+					args, NULL, false, 1);
 	if (SPI_processed == 0)
 		return row;
 
@@ -339,6 +362,30 @@ outcome_datum(FunctionCallInfo fcinfo, MemoryContext callerctx, const LeaseOutco
  * acquire_partition_lease(topic, partition_id, agent_id, ttl)
  * ---------------------------------------------------------------------
  */
+/* Another agent holds the lease, and it is live. */
+static bool
+held_by_other(const LeaseRow *row, text *agent, int64 now_ms)
+{
+	return row->agent_id != NULL && !same_agent(row->agent_id, agent) &&
+		row->expires_ms > now_ms;
+}
+
+static void
+acquire_conflict(LeaseOutcome *out, const LeaseRow *row, text *topic)
+{
+	out->result = "conflict";
+	outcome_from_row(out, row);
+	ptm_count(PTM_LEASE_ACQUIRE_CONFLICT);
+	ptm_count_key(PTM_KEY_TOPIC, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic),
+				  PTM_LEASE_ACQUIRE_CONFLICT);
+}
+
+/*
+ * A contended acquire is answered by one unlocked read.  Otherwise the row is
+ * locked, the clock read after the lock, and the decision (take or hold)
+ * taken in C: a wait behind another transaction can never let a stale clock
+ * decide, and "acquired" is reported exactly once per epoch.
+ */
 static void
 acquire_one(LeaseOutcome *out, text *topic, int32 partition_id, text *agent, int64 ttl_ms)
 {
@@ -346,83 +393,83 @@ acquire_one(LeaseOutcome *out, text *topic, int32 partition_id, text *agent, int
 
 	out->topic = topic;
 	out->partition_id = partition_id;
+	out->agent_id = text_to_cstring(agent);
+	out->has_lease = true;
 
-	/*
-	 * At most a few rounds: each one either decides, or lost a race to an
-	 * insert or a takeover that the next read sees.
-	 */
+	/* More than one round only when the row is inserted or deleted meanwhile. */
 	for (attempt = 0; attempt < 5; attempt++)
 	{
+		LeaseRow	row = read_lease(topic, partition_id, LEASE_READ);
 		int64		now_ms = ptm_now_ms();
-		TimestampTz now = GetCurrentTimestamp();
-		LeaseRow	row = read_lease(topic, partition_id, false);
+		TimestampTz now;
 		bool		isnull;
 
 		if (!row.found)
 		{
 			Datum		args[5] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
-			PointerGetDatum(agent), Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(now)};
+				PointerGetDatum(agent), Int64GetDatum(now_ms + ttl_ms),
+			TimestampTzGetDatum(GetCurrentTimestamp())};
 
 			ptm_spi_execute(&plan_insert, args, NULL, false, 0);
 			if (SPI_processed == 0)
 				continue;		/* someone inserted it first: read again */
 			out->result = "acquired";
-			out->has_lease = true;
-			out->agent_id = text_to_cstring(agent);
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 			out->expires_ms = now_ms + ttl_ms;
 			ptm_count(PTM_LEASE_ACQUIRE_SUCCESS);
 			return;
 		}
-
-		if (row.agent_id != NULL && !same_agent(row.agent_id, agent) &&
-			row.expires_ms > now_ms)
+		if (held_by_other(&row, agent, now_ms))
 		{
-			out->result = "conflict";
-			outcome_from_row(out, &row);
-			ptm_count(PTM_LEASE_ACQUIRE_CONFLICT);
-			ptm_count_key(PTM_KEY_TOPIC, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic),
-						  PTM_LEASE_ACQUIRE_CONFLICT);
+			acquire_conflict(out, &row, topic);
 			return;
 		}
 
+		row = read_lease(topic, partition_id, LEASE_READ_LOCK);
+		if (!row.found)
+			continue;
+		now_ms = ptm_now_ms();
+		now = GetCurrentTimestamp();
+		if (held_by_other(&row, agent, now_ms))
 		{
-			Datum		args[6] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
-				PointerGetDatum(agent), Int64GetDatum(now_ms),
+			acquire_conflict(out, &row, topic);
+			return;
+		}
+
+		if (row.agent_id != NULL && row.expires_ms > now_ms)
+		{
+			Datum		args[4] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
 			Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(now)};
 
-			ptm_spi_execute(&plan_take, args, NULL, false, 0);
-			if (SPI_processed == 0)
-				continue;		/* taken by another agent meanwhile: read again */
-
-			out->has_lease = true;
-			out->agent_id = text_to_cstring(agent);
-			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
-			out->expires_ms = DatumGetInt64(ptm_spi_value(0, 3, &isnull));
-			if (DatumGetBool(ptm_spi_value(0, 2, &isnull)))
-			{
-				out->result = "acquired";
-				ptm_count(PTM_LEASE_ACQUIRE_SUCCESS);
-				/* time from the previous lease's end to this takeover */
-				if (row.agent_id != NULL)
-					ptm_observe(PTM_HIST_RECOVERY_LATENCY, (double) (now_ms - row.expires_ms));
-			}
-			else
-			{
-				out->result = "held";
-				ptm_count(PTM_LEASE_ACQUIRE_HELD);
-			}
-			return;
+			ptm_spi_execute(&plan_hold, args, NULL, false, 0);
+			out->result = "held";
+			out->epoch = row.epoch;
+			out->expires_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+			ptm_count(PTM_LEASE_ACQUIRE_HELD);
 		}
+		else
+		{
+			Datum		args[5] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+				PointerGetDatum(agent), Int64GetDatum(now_ms + ttl_ms),
+			TimestampTzGetDatum(now)};
+
+			ptm_spi_execute(&plan_take, args, NULL, false, 0);
+			out->result = "acquired";
+			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+			out->expires_ms = now_ms + ttl_ms;
+			ptm_count(PTM_LEASE_ACQUIRE_SUCCESS);
+			/* time from the previous owner's expiry to this takeover */
+			if (row.agent_id != NULL)
+				ptm_observe(PTM_HIST_RECOVERY_LATENCY, (double) (now_ms - row.expires_ms));
+		}
+		return;
 	}
 
-	/* The row keeps changing under us: report whoever holds it now. */
+	/* The row keeps appearing and disappearing: report whoever holds it now. */
 	{
-		LeaseRow	row = read_lease(topic, partition_id, false);
+		LeaseRow	row = read_lease(topic, partition_id, LEASE_READ);
 
-		out->result = "conflict";
-		outcome_from_row(out, &row);
-		ptm_count(PTM_LEASE_ACQUIRE_CONFLICT);
+		acquire_conflict(out, &row, topic);
 	}
 }
 
@@ -485,7 +532,7 @@ ptm_renew_lease(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		LeaseRow	row = read_lease(topic, partition_id, false);
+		LeaseRow	row = read_lease(topic, partition_id, LEASE_READ);
 
 		out.result = classify_failure(&row, agent, epoch, now_ms);
 		outcome_from_row(&out, &row);
@@ -534,7 +581,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		LeaseRow	row = read_lease(topic, partition_id, false);
+		LeaseRow	row = read_lease(topic, partition_id, LEASE_READ);
 
 		out.result = classify_failure(&row, agent, epoch, now_ms);
 		outcome_from_row(&out, &row);
@@ -613,7 +660,7 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		LeaseRow	row = read_lease(topic, partition_id, false);
+		LeaseRow	row = read_lease(topic, partition_id, LEASE_READ);
 
 		out.result = "no_lease";
 		outcome_from_row(&out, &row);
@@ -693,7 +740,7 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 	PtmFenceStatus status;
 
 	SPI_connect();
-	row = read_lease(topic, partition_id, true);
+	row = read_lease(topic, partition_id, LEASE_READ_SHARE);
 
 	/* The clock is read after the lock is granted: a wait cannot hide an expiry. */
 	if (!row.found)
@@ -910,7 +957,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			LeaseRow	row = read_lease(t, out.partition_id, false);
+			LeaseRow	row = read_lease(t, out.partition_id, LEASE_READ);
 
 			out.result = classify_failure(&row, agent, DatumGetInt64(epochs[i]), now_ms);
 			outcome_from_row(&out, &row);

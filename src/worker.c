@@ -74,14 +74,6 @@
 #define PTM_MAX_BACKOFF_MS			60000
 #define PTM_MAX_BATCHES_PER_PASS	10
 
-/*
- * A lease is swept only once it has been expired this long.  An acquirer
- * reads the clock before its UPDATE; if the sweeper freed the row in between,
- * the new lease's expiry would be computed from a time before the old one
- * ended.  Live acquirers take expired leases over themselves, so the sweeper
- * loses nothing by leaving them this margin.
- */
-#define PTM_SWEEP_GRACE_MS			100
 #define PTM_NOTIFY_CHANNEL			"ptm_lease_events"
 /* longest NOTIFY payload the server accepts (NOTIFY_PAYLOAD_MAX_LENGTH) */
 #define PTM_NOTIFY_PAYLOAD_MAX		(BLCKSZ - NAMEDATALEN - 128)
@@ -557,7 +549,7 @@ notify_expired(const char *topic, int32 partition_id, const char *agent,
 static uint64
 sweep_batch(void)
 {
-	int64		now_ms = ptm_now_ms() - PTM_SWEEP_GRACE_MS;
+	int64		now_ms = ptm_now_ms();
 	Datum		args[3] = {Int64GetDatum(now_ms), Int64GetDatum(ptm_sweep_batch_size),
 	TimestampTzGetDatum(GetCurrentTimestamp())};
 	uint64		n;

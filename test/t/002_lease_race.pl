@@ -51,7 +51,10 @@ is($node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM (SELECT partition_id, epoch FROM race_log WHERE result = 'acquired'
 	  GROUP BY 1, 2 HAVING count(*) > 1) x}),
-	'0', 'each epoch was acquired once');
+	'0', 'each epoch was acquired once')
+  or diag($node->safe_psql('postgres', q{
+	SELECT l.* FROM race_log l JOIN (SELECT partition_id, epoch FROM race_log WHERE result = 'acquired'
+	  GROUP BY 1, 2 HAVING count(*) > 1) d USING (partition_id, epoch) ORDER BY start_ms}));
 
 # Per partition and epoch: the span the owner held it.  The next epoch must
 # start no earlier than the previous one ended, and epochs rise with time.

@@ -41,6 +41,7 @@
 #include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
+#include "srf.h"
 #include "validate.h"
 
 /* Settings; see docs/commits.md. */
@@ -203,33 +204,6 @@ result_jsonb(int col, bool *isnull)
 	return *isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
 }
 
-/* A non-NULL version or step number >= 0; meaning ends the error's detail. */
-static int64
-get_version_arg(FunctionCallInfo fcinfo, int argno, const char *argname,
-				const char *meaning)
-{
-	int64		v;
-
-	ptm_check_not_null(fcinfo, argno, argname);
-	v = PG_GETARG_INT64(argno);
-	if (v < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative", argname),
-				 errdetail("The value given was " INT64_FORMAT "; %s.", v, meaning)));
-	return v;
-}
-
-static TupleDesc
-result_tupdesc(FunctionCallInfo fcinfo)
-{
-	TupleDesc	tupdesc;
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	return BlessTupleDesc(tupdesc);
-}
-
 /*
  * Before SPI_connect, in the caller's context: the result row is built there.
  */
@@ -241,48 +215,6 @@ static const char *const commit_result_names[] = {
 	[PTM_COMMIT_FENCING_REJECT] = "fencing_reject",
 	[PTM_COMMIT_DUPLICATE] = "duplicate",
 };
-
-/*
- * The fence arguments come all three (lease fence), fence_epoch alone (claim
- * fence) or not at all.
- */
-typedef enum FenceKind
-{
-	FENCE_NONE,
-	FENCE_LEASE,
-	FENCE_CLAIM
-} FenceKind;
-
-static FenceKind
-get_fence_args(FunctionCallInfo fcinfo, text **topic, int32 *partition, int64 *epoch)
-{
-	bool		has_topic = !PG_ARGISNULL(4);
-	bool		has_partition = !PG_ARGISNULL(5);
-	bool		has_epoch = !PG_ARGISNULL(6);
-
-	if (!has_topic && !has_partition && !has_epoch)
-		return FENCE_NONE;
-
-	if (has_topic || has_partition)
-	{
-		if (!has_topic || !has_partition || !has_epoch)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("fence_topic, fence_partition and fence_epoch must be given together"),
-					 errdetail("%s was given without %s.",
-							   has_topic ? "fence_topic" : "fence_partition",
-							   !has_epoch ? "fence_epoch" :
-							   !has_topic ? "fence_topic" : "fence_partition"),
-					 errhint("Give all three for a lease fence, or fence_epoch alone for the workflow's step claim.")));
-		*topic = ptm_get_name(fcinfo, 4, "fence_topic");
-		*partition = ptm_get_partition(fcinfo, 5, "fence_partition");
-		*epoch = ptm_get_epoch(fcinfo, 6, "fence_epoch");
-		return FENCE_LEASE;
-	}
-
-	*epoch = ptm_get_epoch(fcinfo, 6, "fence_epoch");
-	return FENCE_CLAIM;
-}
 
 /*
  * ptm.try_commit(workflow_key, expected_version, new_state, action_id,
@@ -304,10 +236,7 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 	Datum		new_state;
 	Size		state_bytes;
 	text	   *action_id = NULL;
-	text	   *fence_topic = NULL;
-	int32		fence_partition = 0;
-	int64		fence_epoch = 0;
-	FenceKind	fence;
+	PtmFenceArgs fence;
 	TupleDesc	tupdesc;
 	TimestampTz started;
 	PtmCounter	result;
@@ -323,7 +252,7 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 
 	/* Validate everything before anything is read or written. */
 	key = ptm_get_name(fcinfo, 0, "workflow_key");
-	expected = get_version_arg(fcinfo, 1, "expected_version",
+	expected = ptm_get_nonnegative_int64(fcinfo, 1, "expected_version",
 							   "0 means the workflow must not exist yet");
 	if (expected == PG_INT64_MAX)
 		ereport(ERROR,
@@ -343,17 +272,17 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 				 errhint("Keep large payloads outside the workflow state, or raise ptm_lease.max_state_bytes.")));
 	if (!PG_ARGISNULL(3))
 		action_id = ptm_get_name(fcinfo, 3, "action_id");
-	fence = get_fence_args(fcinfo, &fence_topic, &fence_partition, &fence_epoch);
+	ptm_get_fence_args(fcinfo, 4, true, &fence);
 
-	tupdesc = result_tupdesc(fcinfo);
+	tupdesc = ptm_result_tupdesc(fcinfo);
 	started = GetCurrentTimestamp();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
 	/* 1. The lease fence: before the action and the version are looked at. */
-	if (fence == FENCE_LEASE &&
-		ptm_fence(fence_topic, fence_partition, fence_epoch, false) != PTM_FENCE_OK)
+	if (fence.kind == PTM_FENCE_ARGS_LEASE &&
+		ptm_fence(fence.topic, fence.partition_id, fence.epoch, false) != PTM_FENCE_OK)
 	{
 		result = PTM_COMMIT_FENCING_REJECT;
 		goto refused;
@@ -388,7 +317,7 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 
 	/* 3. The version (and the claim fence): one statement decides. */
 	args[0] = PointerGetDatum(key);
-	if (expected == 0 && fence != FENCE_CLAIM)
+	if (expected == 0 && fence.kind != PTM_FENCE_ARGS_CLAIM)
 	{
 		args[1] = new_state;
 		version = run_plan(PLAN_INSERT, args, false) == 1 ? 1 : 0;
@@ -399,10 +328,10 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 
 		args[1] = Int64GetDatum(expected);
 		args[2] = new_state;
-		if (fence == FENCE_CLAIM)
+		if (fence.kind == PTM_FENCE_ARGS_CLAIM)
 		{
 			now_ms = ptm_now_ms();
-			args[3] = Int64GetDatum(fence_epoch);
+			args[3] = Int64GetDatum(fence.epoch);
 			args[4] = Int64GetDatum(now_ms);
 			plan = PLAN_UPDATE_CLAIMED;
 		}
@@ -434,14 +363,14 @@ refused:
 	{
 		version = result_int8(READ_VERSION, &isnull);
 		state = result_jsonb(READ_STATE, &state_null);
-		if (fence == FENCE_CLAIM && result == PTM_COMMIT_CAS_CONFLICT)
+		if (fence.kind == PTM_FENCE_ARGS_CLAIM && result == PTM_COMMIT_CAS_CONFLICT)
 		{
 			bool		epoch_null;
 			bool		expires_null;
 			int64		claim_epoch = result_int8(READ_CLAIM_EPOCH, &epoch_null);
 			int64		claim_expires = result_int8(READ_CLAIM_EXPIRES, &expires_null);
 
-			if (claim_epoch != fence_epoch || expires_null || claim_expires <= now_ms)
+			if (claim_epoch != fence.epoch || expires_null || claim_expires <= now_ms)
 				result = PTM_COMMIT_FENCING_REJECT;
 		}
 	}
@@ -450,7 +379,7 @@ refused:
 		/* No such workflow: version 0, and nobody can hold a claim on it. */
 		version = 0;
 		state_null = true;
-		if (fence == FENCE_CLAIM)
+		if (fence.kind == PTM_FENCE_ARGS_CLAIM)
 			result = PTM_COMMIT_FENCING_REJECT;
 	}
 
@@ -486,7 +415,7 @@ Datum
 ptm_get_state(PG_FUNCTION_ARGS)
 {
 	text	   *key = ptm_get_name(fcinfo, 0, "workflow_key");
-	TupleDesc	tupdesc = result_tupdesc(fcinfo);
+	TupleDesc	tupdesc = ptm_result_tupdesc(fcinfo);
 	Datum		values[3] = {Int64GetDatum(0), (Datum) 0, (Datum) 0};
 	bool		nulls[3] = {false, true, true};
 	Datum		args[1];
@@ -533,10 +462,10 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 	int			attempt;
 
 	key = ptm_get_name(fcinfo, 0, "workflow_key");
-	step = get_version_arg(fcinfo, 1, "step", "the first step after creation is 1");
+	step = ptm_get_nonnegative_int64(fcinfo, 1, "step", "the first step after creation is 1");
 	worker = ptm_get_name(fcinfo, 2, "worker_id");
 	ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
-	tupdesc = result_tupdesc(fcinfo);
+	tupdesc = ptm_result_tupdesc(fcinfo);
 
 	values[1] = PointerGetDatum(key);
 	values[2] = Int64GetDatum(step);

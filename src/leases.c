@@ -346,13 +346,10 @@ outcome_tuple(TupleDesc tupdesc, const LeaseOutcome *out)
 static Datum
 outcome_datum(FunctionCallInfo fcinfo, MemoryContext callerctx, const LeaseOutcome *out)
 {
-	TupleDesc	tupdesc;
+	TupleDesc	tupdesc = ptm_result_tupdesc(fcinfo);
 	MemoryContext old = MemoryContextSwitchTo(callerctx);
 	Datum		result;
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	tupdesc = BlessTupleDesc(tupdesc);
 	result = HeapTupleGetDatum(outcome_tuple(tupdesc, out));
 	MemoryContextSwitchTo(old);
 	return result;

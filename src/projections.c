@@ -48,6 +48,7 @@
 
 #include "leases.h"
 #include "ptm_lease.h"
+#include "spi_util.h"
 #include "srf.h"
 #include "validate.h"
 
@@ -66,15 +67,6 @@ static const char *const proj_result_names[] = {
 	[PROJ_REGRESSION] = "regression",
 	[PROJ_FENCING_REJECT] = "fencing_reject",
 };
-
-/* The optional lease fence of an apply. */
-typedef struct FenceArgs
-{
-	bool		given;
-	text	   *topic;
-	int32		partition_id;
-	int64		epoch;
-} FenceArgs;
 
 /* One event of a batch. */
 typedef struct BatchEvent
@@ -226,27 +218,6 @@ static const char *const sql_upsert_rows =
 static const char *const sql_delete_rows =
 "DELETE FROM ptm.workflow_projection WHERE projection = $1 AND key = ANY ($2::text[])";
 
-/*
- * Prepare a statement once per backend and keep it.  The plan cache
- * re-analyses it when the tables change (even when the extension is dropped
- * and created again).
- */
-static SPIPlanPtr
-saved_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*slot = plan;
-	}
-	return *slot;
-}
-
 /* Run a saved plan and check that it did what kind of thing it should. */
 static void
 run_plan(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
@@ -266,22 +237,6 @@ first_int8(int col, bool *isnull)
 	return *isnull ? 0 : DatumGetInt64(d);
 }
 
-/* A non-NULL offset >= 0. */
-static int64
-get_offset(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	int64		v;
-
-	ptm_check_not_null(fcinfo, argno, argname);
-	v = PG_GETARG_INT64(argno);
-	if (v < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative", argname),
-				 errdetail("The value given was " INT64_FORMAT "; offsets start at 0.", v)));
-	return v;
-}
-
 /* An event time must be finite; index > 0 names an array element. */
 static void
 check_event_time(TimestampTz t, const char *argname, int index)
@@ -292,33 +247,6 @@ check_event_time(TimestampTz t, const char *argname, int index)
 				 index > 0 ? errmsg("%s[%d] must be finite", argname, index) :
 				 errmsg("%s must be finite", argname),
 				 errdetail("Lag is measured from the event time, so it cannot be infinity.")));
-}
-
-/*
- * The fence arguments: all three NULL (no fence) or all three given.
- */
-static void
-get_fence_args(FunctionCallInfo fcinfo, int argno, FenceArgs *fence)
-{
-	int			given = 0;
-	int			i;
-
-	for (i = argno; i < argno + 3; i++)
-		if (!PG_ARGISNULL(i))
-			given++;
-	fence->given = (given > 0);
-	if (given == 0)
-		return;
-	if (given < 3)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("fence_topic, fence_partition and fence_epoch must be given together"),
-				 errdetail_plural("Only %d fence argument was given.",
-								  "Only %d fence arguments were given.",
-								  given, given)));
-	fence->topic = ptm_get_name(fcinfo, argno, "fence_topic");
-	fence->partition_id = ptm_get_partition(fcinfo, argno + 1, "fence_partition");
-	fence->epoch = ptm_get_epoch(fcinfo, argno + 2, "fence_epoch");
 }
 
 /* Milliseconds from event_time to now, never negative (clock skew). */
@@ -366,7 +294,7 @@ read_watermark(text *projection, int32 partition_id, bool *found)
 
 	values[0] = PointerGetDatum(projection);
 	values[1] = Int32GetDatum(partition_id);
-	run_plan(saved_plan(&plan_read_wm, sql_read_wm, 2, argtypes), values, NULL, SPI_OK_SELECT);
+	run_plan(ptm_spi_prepare(&plan_read_wm, sql_read_wm, 2, argtypes), values, NULL, SPI_OK_SELECT);
 	*found = (SPI_processed > 0);
 	if (!*found)
 		return 0;
@@ -379,33 +307,11 @@ read_watermark(text *projection, int32 partition_id, bool *found)
  * row is then locked FOR SHARE until the transaction ends).
  */
 static bool
-fence_passes(const FenceArgs *fence)
+fence_passes(const PtmFenceArgs *fence)
 {
-	if (!fence->given)
+	if (fence->kind == PTM_FENCE_ARGS_NONE)
 		return true;
 	return ptm_fence(fence->topic, fence->partition_id, fence->epoch, false) == PTM_FENCE_OK;
-}
-
-/*
- * The blessed row type of a function returning one record, built once per
- * call site (get_call_result_type is not free on a hot path).
- */
-static TupleDesc
-result_tupdesc(FunctionCallInfo fcinfo)
-{
-	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
-
-	if (tupdesc == NULL)
-	{
-		MemoryContext oldcontext = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-
-		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "return type must be a row type");
-		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
-		MemoryContextSwitchTo(oldcontext);
-		fcinfo->flinfo->fn_extra = tupdesc;
-	}
-	return tupdesc;
 }
 
 /*
@@ -420,14 +326,14 @@ advance_or_count(Datum *values, const char *nulls, int64 *prev, bool *prev_null,
 	static const Oid argtypes[6] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
 	bool		isnull;
 
-	run_plan(saved_plan(&plan_advance, sql_advance, 6, argtypes),
+	run_plan(ptm_spi_prepare(&plan_advance, sql_advance, 6, argtypes),
 			 values, nulls, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed > 0)
 	{
 		*prev = first_int8(1, prev_null);
 		return 1;
 	}
-	run_plan(saved_plan(&plan_count_skip, sql_count_skip, 4, argtypes),
+	run_plan(ptm_spi_prepare(&plan_count_skip, sql_count_skip, 4, argtypes),
 			 values, nulls, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed > 0)
 	{
@@ -452,7 +358,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 	int32		partition_id;
 	int64		offset;
 	text	   *key;
-	FenceArgs	fence;
+	PtmFenceArgs fence;
 	TimestampTz now = GetCurrentTimestamp();
 	TupleDesc	tupdesc;
 	Datum		out[4];
@@ -462,13 +368,13 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 	/* Validate everything before anything is read or written. */
 	projection = ptm_get_name(fcinfo, 0, "projection");
 	partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
-	offset = get_offset(fcinfo, 2, "offset");
+	offset = ptm_get_nonnegative_int64(fcinfo, 2, "offset", "offsets start at 0");
 	key = ptm_get_name(fcinfo, 3, "key");
 	if (!PG_ARGISNULL(5))
 		check_event_time(PG_GETARG_TIMESTAMPTZ(5), "event_time", 0);
-	get_fence_args(fcinfo, 6, &fence);
+	ptm_get_fence_args(fcinfo, 6, false, &fence);
 
-	tupdesc = result_tupdesc(fcinfo);
+	tupdesc = ptm_result_tupdesc(fcinfo);
 
 	SPI_connect();
 
@@ -511,7 +417,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 		have_prev = advance_or_count(values, nulls, &prev, &prev_null, &wm);
 		if (have_prev < 0)
 		{
-			run_plan(saved_plan(&plan_claim, sql_claim, 6, claim_types),
+			run_plan(ptm_spi_prepare(&plan_claim, sql_claim, 6, claim_types),
 					 values, nulls, SPI_OK_INSERT_RETURNING);
 			if (SPI_processed > 0)
 			{
@@ -520,7 +426,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 			}
 			else
 			{
-				run_plan(saved_plan(&plan_count_skip, sql_count_skip, 4, claim_types),
+				run_plan(ptm_spi_prepare(&plan_count_skip, sql_count_skip, 4, claim_types),
 						 values, nulls, SPI_OK_UPDATE_RETURNING);
 				if (SPI_processed != 1)
 					elog(ERROR, "watermark row of projection \"%s\" partition %d vanished while locked",
@@ -546,7 +452,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 			/* The watermark row is ours: now the projection row. */
 			values[1] = PointerGetDatum(key);
 			if (PG_ARGISNULL(4))
-				run_plan(saved_plan(&plan_delete_row, sql_delete_row, 2, row_types),
+				run_plan(ptm_spi_prepare(&plan_delete_row, sql_delete_row, 2, row_types),
 						 values, NULL, SPI_OK_DELETE);
 			else
 			{
@@ -556,7 +462,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 				values[3] = Int32GetDatum(partition_id);
 				values[4] = Int64GetDatum(offset);
 				values[5] = TimestampTzGetDatum(now);
-				run_plan(saved_plan(&plan_upsert_row, sql_upsert_row, 6, row_types),
+				run_plan(ptm_spi_prepare(&plan_upsert_row, sql_upsert_row, 6, row_types),
 						 values, row_nulls, SPI_OK_INSERT);
 			}
 		}
@@ -762,7 +668,7 @@ lock_watermark(text *projection, int32 partition_id, int64 *wm, int64 *prev, boo
 
 	values[0] = PointerGetDatum(projection);
 	values[1] = Int32GetDatum(partition_id);
-	run_plan(saved_plan(&plan_lock_wm, sql_lock_wm, 2, argtypes), values, NULL, SPI_OK_SELECT);
+	run_plan(ptm_spi_prepare(&plan_lock_wm, sql_lock_wm, 2, argtypes), values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	*wm = first_int8(1, &isnull);
@@ -887,7 +793,7 @@ write_batch_rows(text *projection, int32 partition_id, BatchEvent *events, int n
 
 		values[0] = PointerGetDatum(projection);
 		values[1] = PointerGetDatum(construct_array(del_keys, ndel, TEXTOID, -1, false, TYPALIGN_INT));
-		run_plan(saved_plan(&plan_delete_rows, sql_delete_rows, 2, delete_types),
+		run_plan(ptm_spi_prepare(&plan_delete_rows, sql_delete_rows, 2, delete_types),
 				 values, NULL, SPI_OK_DELETE);
 	}
 	if (nup > 0)
@@ -900,7 +806,7 @@ write_batch_rows(text *projection, int32 partition_id, BatchEvent *events, int n
 		values[3] = PointerGetDatum(construct_array(up_datas, nup, JSONBOID, -1, false, TYPALIGN_INT));
 		values[4] = PointerGetDatum(construct_array(up_offsets, nup, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[5] = TimestampTzGetDatum(now);
-		run_plan(saved_plan(&plan_upsert_rows, sql_upsert_rows, 6, upsert_types),
+		run_plan(ptm_spi_prepare(&plan_upsert_rows, sql_upsert_rows, 6, upsert_types),
 				 values, NULL, SPI_OK_INSERT);
 	}
 }
@@ -944,11 +850,11 @@ write_batch_watermark(text *projection, int32 partition_id, bool insert, int64 p
 
 	if (insert)
 	{
-		run_plan(saved_plan(&plan_insert_wm, sql_insert_wm, 12, argtypes),
+		run_plan(ptm_spi_prepare(&plan_insert_wm, sql_insert_wm, 12, argtypes),
 				 values, nulls, SPI_OK_INSERT_RETURNING);
 		return SPI_processed == 1;
 	}
-	run_plan(saved_plan(&plan_update_wm, sql_update_wm, 12, argtypes),
+	run_plan(ptm_spi_prepare(&plan_update_wm, sql_update_wm, 12, argtypes),
 			 values, nulls, SPI_OK_UPDATE);
 	if (SPI_processed != 1)
 		elog(ERROR, "watermark row of projection \"%s\" partition %d vanished while locked",
@@ -970,7 +876,7 @@ ptm_apply_projection_batch(PG_FUNCTION_ARGS)
 	BatchEvent *events;
 	int			n,
 				i;
-	FenceArgs	fence;
+	PtmFenceArgs fence;
 	TimestampTz now = GetCurrentTimestamp();
 	ReturnSetInfo *rsinfo;
 	BatchTotals totals;
@@ -978,7 +884,7 @@ ptm_apply_projection_batch(PG_FUNCTION_ARGS)
 	projection = ptm_get_name(fcinfo, 0, "projection");
 	partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
 	events = get_batch_events(fcinfo, &n);
-	get_fence_args(fcinfo, 6, &fence);
+	ptm_get_fence_args(fcinfo, 6, false, &fence);
 	rsinfo = ptm_init_srf(fcinfo);
 
 	if (n == 0)
@@ -1105,7 +1011,7 @@ ptm_reset_projection(PG_FUNCTION_ARGS)
 		nulls[2] = 'n';
 	values[3] = BoolGetDatum(delete_rows);
 
-	tupdesc = result_tupdesc(fcinfo);
+	tupdesc = ptm_result_tupdesc(fcinfo);
 
 	SPI_connect();
 

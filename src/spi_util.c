@@ -27,23 +27,30 @@ ptm_in_internal_dml(void)
 	return internal_dml_depth > 0;
 }
 
+SPIPlanPtr
+ptm_spi_prepare(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, (Oid *) argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*slot = p;
+	}
+	return *slot;
+}
+
 int
 ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
 				bool read_only, long count)
 {
 	int			ret;
 
-	if (plan->plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(plan->sql, plan->nargs, plan->argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 plan->sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		plan->plan = p;
-	}
+	ptm_spi_prepare(&plan->plan, plan->sql, plan->nargs, plan->argtypes);
 
 	internal_dml_depth++;
 	PG_TRY();

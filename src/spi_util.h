@@ -23,6 +23,13 @@ typedef struct PtmPlan
 } PtmPlan;
 
 /*
+ * The plan in *slot, prepared and kept on first use.  For callers that keep
+ * their own plan slots; ptm_spi_execute() uses it for a PtmPlan.
+ */
+extern SPIPlanPtr ptm_spi_prepare(SPIPlanPtr *slot, const char *sql, int nargs,
+								  const Oid *argtypes);
+
+/*
  * Execute a saved plan (preparing it on first use) with the ptm tables'
  * DML guard lifted for the duration.  Needs an SPI connection.  Returns the
  * SPI result code; raises on any SPI error.

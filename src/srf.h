@@ -13,4 +13,11 @@
 
 extern ReturnSetInfo *ptm_init_srf(FunctionCallInfo fcinfo);
 
+/*
+ * The blessed row type of a function returning one composite value, looked
+ * up once per call site and kept in fn_extra (get_call_result_type is not
+ * free on a hot path).
+ */
+extern TupleDesc ptm_result_tupdesc(FunctionCallInfo fcinfo);
+
 #endif							/* PTM_SRF_H */

@@ -66,6 +66,22 @@ ptm_get_partition(FunctionCallInfo fcinfo, int argno, const char *argname)
 }
 
 int64
+ptm_get_nonnegative_int64(FunctionCallInfo fcinfo, int argno, const char *argname,
+						  const char *meaning)
+{
+	int64		v;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	v = PG_GETARG_INT64(argno);
+	if (v < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", argname),
+				 errdetail("The value given was " INT64_FORMAT "; %s.", v, meaning)));
+	return v;
+}
+
+int64
 ptm_get_epoch(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
 	int64		v;
@@ -121,6 +137,41 @@ ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname)
 
 	/* Round sub-millisecond TTLs up, so that a positive TTL is never zero. */
 	return (usecs + 999) / 1000;
+}
+
+void
+ptm_get_fence_args(FunctionCallInfo fcinfo, int argno, bool claim_allowed,
+				   PtmFenceArgs *fence)
+{
+	bool		has_topic = !PG_ARGISNULL(argno);
+	bool		has_partition = !PG_ARGISNULL(argno + 1);
+	bool		has_epoch = !PG_ARGISNULL(argno + 2);
+
+	memset(fence, 0, sizeof(*fence));
+	if (!has_topic && !has_partition && !has_epoch)
+		return;
+
+	if (claim_allowed && has_epoch && !has_topic && !has_partition)
+	{
+		fence->kind = PTM_FENCE_ARGS_CLAIM;
+		fence->epoch = ptm_get_epoch(fcinfo, argno + 2, "fence_epoch");
+		return;
+	}
+
+	if (!has_topic || !has_partition || !has_epoch)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("fence_topic, fence_partition and fence_epoch must be given together"),
+				 errdetail("%s was given without %s.",
+						   has_topic ? "fence_topic" : has_partition ? "fence_partition" : "fence_epoch",
+						   !has_epoch ? "fence_epoch" : !has_topic ? "fence_topic" : "fence_partition"),
+				 claim_allowed ?
+				 errhint("Give all three for a lease fence, or fence_epoch alone for the workflow's step claim.") : 0));
+
+	fence->kind = PTM_FENCE_ARGS_LEASE;
+	fence->topic = ptm_get_name(fcinfo, argno, "fence_topic");
+	fence->partition_id = ptm_get_partition(fcinfo, argno + 1, "fence_partition");
+	fence->epoch = ptm_get_epoch(fcinfo, argno + 2, "fence_epoch");
 }
 
 int64

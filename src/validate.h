@@ -24,11 +24,39 @@ extern text *ptm_get_name(FunctionCallInfo fcinfo, int argno, const char *argnam
 /* A non-NULL integer >= 0 (partition ids, offsets). */
 extern int32 ptm_get_partition(FunctionCallInfo fcinfo, int argno, const char *argname);
 
+/* A non-NULL bigint >= 0 (versions, steps, offsets); meaning ends the detail. */
+extern int64 ptm_get_nonnegative_int64(FunctionCallInfo fcinfo, int argno,
+									   const char *argname, const char *meaning);
+
 /* A non-NULL bigint > 0 (epochs). */
 extern int64 ptm_get_epoch(FunctionCallInfo fcinfo, int argno, const char *argname);
 
 /* A non-NULL, finite interval > 0 and <= ptm_lease.max_ttl, in milliseconds. */
 extern int64 ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname);
+
+/*
+ * The optional fence arguments fence_topic, fence_partition, fence_epoch at
+ * argno .. argno + 2: none, all three (a lease fence), or, where claim_allowed,
+ * fence_epoch alone (the step claim of the workflow).  Anything else is
+ * SQLSTATE 22023 naming what is missing.
+ */
+typedef enum PtmFenceKind
+{
+	PTM_FENCE_ARGS_NONE,
+	PTM_FENCE_ARGS_LEASE,
+	PTM_FENCE_ARGS_CLAIM
+} PtmFenceKind;
+
+typedef struct PtmFenceArgs
+{
+	PtmFenceKind kind;
+	text	   *topic;
+	int32		partition_id;
+	int64		epoch;
+} PtmFenceArgs;
+
+extern void ptm_get_fence_args(FunctionCallInfo fcinfo, int argno, bool claim_allowed,
+							   PtmFenceArgs *fence);
 
 /* The database clock as Unix epoch milliseconds (clock_timestamp(), not now()). */
 extern int64 ptm_now_ms(void);

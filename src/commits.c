@@ -147,7 +147,7 @@ static PtmPlan plans[NUM_PLANS] = {
 #define CLAIM_ATTEMPTS		5
 
 void
-ptm_commits_init(void)
+ptm_commits_define_gucs(void)
 {
 	DefineCustomIntVariable("ptm_lease.dedup_ttl",
 							gettext_noop("How long try_commit remembers an action id."),

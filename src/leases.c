@@ -267,10 +267,12 @@ same_text(text *a, text *b)
 		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
 }
 
+/* Whether the agent read from a row (a C string, NULL when free) is b. */
 static bool
 same_agent(const char *a, text *b)
 {
-	return a != NULL && strcmp(a, text_to_cstring(b)) == 0;
+	return a != NULL && strlen(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(a, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)) == 0;
 }
 
 /*

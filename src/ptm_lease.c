@@ -58,7 +58,7 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
-	ptm_commits_init();
+	ptm_commits_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_worker_define_gucs();
 

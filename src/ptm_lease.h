@@ -59,7 +59,7 @@ extern bool ptm_enable_counters;
 /* commits.c: try_commit, get_state, claim_step and their settings */
 extern int	ptm_dedup_ttl_s;
 extern int	ptm_max_state_bytes;
-extern void ptm_commits_init(void);
+extern void ptm_commits_define_gucs(void);
 
 /* worker.c: background workers and their health rows */
 struct ReturnSetInfo;

@@ -2,44 +2,34 @@
 -- created; a DBA grants a service role the agent functions, and an on-call
 -- role the operator functions, with one call each (docs/security.md).
 
-CREATE FUNCTION ptm.agent_functions()
-RETURNS SETOF regprocedure
+-- Which role needs which function: one list.  An entry whose function does
+-- not exist (yet) is skipped.
+CREATE FUNCTION ptm.role_functions(OUT function regprocedure, OUT needed_by text)
+RETURNS SETOF record
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT p FROM pg_catalog.unnest(ARRAY[
-    'ptm.acquire_partition_lease(text, integer, text, interval)',
-    'ptm.renew_lease(text, integer, text, bigint, interval)',
-    'ptm.release_lease(text, integer, text, bigint)',
-    'ptm.check_fence(text, integer, bigint)',
-    'ptm.acquire_partition_leases(text, text, integer, interval)',
-    'ptm.renew_leases(text, text[], integer[], bigint[], interval)',
-    'ptm.ensure_partitions(text, integer)',
-    'ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint)',
-    'ptm.get_state(text)',
-    'ptm.claim_step(text, bigint, text, interval)',
-    'ptm.apply_projection(text, integer, bigint, text, jsonb, timestamptz, text, integer, bigint)',
-    'ptm.apply_projection_batch(text, integer, bigint[], text[], jsonb[], timestamptz[], text, integer, bigint)'
-  ]) AS f(name), pg_catalog.to_regprocedure(f.name) AS p
+  SELECT p, f.needed_by FROM (VALUES
+    ('ptm.acquire_partition_lease(text, integer, text, interval)', 'agent'),
+    ('ptm.renew_lease(text, integer, text, bigint, interval)', 'agent'),
+    ('ptm.release_lease(text, integer, text, bigint)', 'agent'),
+    ('ptm.check_fence(text, integer, bigint)', 'agent'),
+    ('ptm.acquire_partition_leases(text, text, integer, interval)', 'agent'),
+    ('ptm.renew_leases(text, text[], integer[], bigint[], interval)', 'agent'),
+    ('ptm.ensure_partitions(text, integer)', 'agent'),
+    ('ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint)', 'agent'),
+    ('ptm.get_state(text)', 'agent'),
+    ('ptm.claim_step(text, bigint, text, interval)', 'agent'),
+    ('ptm.apply_projection(text, integer, bigint, text, jsonb, timestamptz, text, integer, bigint)', 'agent'),
+    ('ptm.apply_projection_batch(text, integer, bigint[], text[], jsonb[], timestamptz[], text, integer, bigint)', 'agent'),
+    ('ptm.force_expire(text, integer, text)', 'operator'),
+    ('ptm.reset_counters()', 'operator'),
+    ('ptm.reset_projection(text, integer, boolean, text)', 'operator')
+  ) AS f(name, needed_by), pg_catalog.to_regprocedure(f.name) AS p
   WHERE p IS NOT NULL
 $$;
-COMMENT ON FUNCTION ptm.agent_functions() IS
-  'The functions an agent role needs: leases, fences, commits, claims, projections';
-
-CREATE FUNCTION ptm.operator_functions()
-RETURNS SETOF regprocedure
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT p FROM pg_catalog.unnest(ARRAY[
-    'ptm.force_expire(text, integer, text)',
-    'ptm.reset_counters()',
-    'ptm.reset_projection(text, integer, boolean, text)'
-  ]) AS f(name), pg_catalog.to_regprocedure(f.name) AS p
-  WHERE p IS NOT NULL
-$$;
-COMMENT ON FUNCTION ptm.operator_functions() IS
-  'The functions only an operator role may call: forced expiry, resets';
+COMMENT ON FUNCTION ptm.role_functions() IS
+  'The functions an agent role needs, and those only an operator may call (needed_by = agent | operator)';
 
 -- Grant EXECUTE on the agent functions, and the operator functions too when
 -- asked; one body for both grant functions.
@@ -54,8 +44,8 @@ BEGIN
   IF role IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'role must not be null';
   END IF;
-  FOR f IN SELECT * FROM ptm.agent_functions()
-           UNION ALL SELECT * FROM ptm.operator_functions() WHERE operator LOOP
+  FOR f IN SELECT rf.function FROM ptm.role_functions() rf
+            WHERE rf.needed_by = 'agent' OR operator LOOP
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
     RETURN NEXT f;
   END LOOP;

@@ -40,6 +40,8 @@ SELECT * FROM acquire_partition_leases('t', 'a', NULL);
 SELECT * FROM renew_leases('a', ARRAY['t'], ARRAY[0, 1], ARRAY[1]::bigint[]);
 SELECT * FROM renew_leases('a', ARRAY['t', NULL], ARRAY[0, 1], ARRAY[1, 2]::bigint[]);
 SELECT * FROM renew_leases('a', ARRAY['t'], ARRAY[-1], ARRAY[1]::bigint[]);
+SELECT * FROM renew_leases('a', ARRAY['t', ''], ARRAY[0, 1], ARRAY[1, 2]::bigint[]);
+SELECT * FROM renew_leases('a', ARRAY[repeat('x', 257)], ARRAY[0], ARRAY[1]::bigint[]);
 SELECT * FROM renew_leases('a', ARRAY['t'], ARRAY[0], ARRAY[0]::bigint[]);
 SELECT * FROM renew_leases('a', ARRAY[['t']], ARRAY[[0]], ARRAY[[1]]::bigint[]);
 SELECT * FROM renew_leases('a', NULL, ARRAY[0], ARRAY[1]::bigint[]);

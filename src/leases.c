@@ -836,36 +836,6 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Deconstruct a one-dimensional array argument without NULL elements. */
-static int
-get_array(FunctionCallInfo fcinfo, int argno, const char *argname, Oid elemtype,
-		  Datum **elems)
-{
-	ArrayType  *arr;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	bool	   *nulls;
-	int			n,
-				i;
-
-	ptm_check_not_null(fcinfo, argno, argname);
-	arr = PG_GETARG_ARRAYTYPE_P(argno);
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", argname)));
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not contain nulls", argname),
-					 errdetail("Element %d is null.", i + 1)));
-	return n;
-}
-
 PG_FUNCTION_INFO_V1(ptm_renew_leases);
 Datum
 ptm_renew_leases(PG_FUNCTION_ARGS)
@@ -874,16 +844,20 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 	Datum	   *topics,
 			   *partitions,
 			   *epochs;
-	int			n = get_array(fcinfo, 1, "topics", TEXTOID, &topics);
-	int			np = get_array(fcinfo, 2, "partition_ids", INT4OID, &partitions);
-	int			ne = get_array(fcinfo, 3, "lease_epochs", INT8OID, &epochs);
-	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 4, "ttl");
+	int			n,
+				np,
+				ne;
+	int64		ttl_ms;
 	int64		now_ms = ptm_now_ms();
 	ReturnSetInfo *rsinfo;
 	bool	   *renewed;
 	int64	   *renewed_until;
 	int			i;
 
+	ptm_get_array(fcinfo, 1, "topics", TEXTOID, &topics, NULL, &n);
+	ptm_get_array(fcinfo, 2, "partition_ids", INT4OID, &partitions, NULL, &np);
+	ptm_get_array(fcinfo, 3, "lease_epochs", INT8OID, &epochs, NULL, &ne);
+	ttl_ms = ptm_get_ttl_ms(fcinfo, 4, "ttl");
 	if (np != n || ne != n)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
@@ -891,20 +865,15 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 				 errdetail("They have %d, %d and %d elements.", n, np, ne)));
 	for (i = 0; i < n; i++)
 	{
-		text	   *t = DatumGetTextPP(topics[i]);
-
-		if (VARSIZE_ANY_EXHDR(t) == 0 || VARSIZE_ANY_EXHDR(t) > ptm_max_name_bytes)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("topics element %d is empty or too long", i + 1)));
+		ptm_check_name(DatumGetTextPP(topics[i]), "topics", i + 1);
 		if (DatumGetInt32(partitions[i]) < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("partition_ids element %d must not be negative", i + 1)));
+					 errmsg("partition_ids[%d] must not be negative", i + 1)));
 		if (DatumGetInt64(epochs[i]) <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("lease_epochs element %d must be positive", i + 1)));
+					 errmsg("lease_epochs[%d] must be positive", i + 1)));
 	}
 
 	rsinfo = ptm_init_srf(fcinfo);

@@ -542,30 +542,6 @@ cmp_event_key(const void *a, const void *b)
 	return 0;
 }
 
-/*
- * Deconstruct a one-dimensional array argument; *n is its length (0 for an
- * empty array).
- */
-static void
-get_array(FunctionCallInfo fcinfo, int argno, const char *argname, Oid elemtype,
-		  Datum **elems, bool **nulls, int *n)
-{
-	ArrayType  *arr;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-
-	ptm_check_not_null(fcinfo, argno, argname);
-	arr = PG_GETARG_ARRAYTYPE_P(argno);
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", argname),
-				 errdetail("The array given has %d dimensions.", ARR_NDIM(arr))));
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, elems, nulls, n);
-}
-
 static void
 check_length(const char *argname, int n, int expected)
 {
@@ -597,14 +573,14 @@ get_batch_events(FunctionCallInfo fcinfo, int *nevents)
 				i;
 	BatchEvent *events;
 
-	get_array(fcinfo, 2, "offsets", INT8OID, &offsets, &offsets_null, &n);
-	get_array(fcinfo, 3, "keys", TEXTOID, &keys, &keys_null, &nkeys);
-	get_array(fcinfo, 4, "datas", JSONBOID, &datas, &datas_null, &ndatas);
+	ptm_get_array(fcinfo, 2, "offsets", INT8OID, &offsets, &offsets_null, &n);
+	ptm_get_array(fcinfo, 3, "keys", TEXTOID, &keys, &keys_null, &nkeys);
+	ptm_get_array(fcinfo, 4, "datas", JSONBOID, &datas, &datas_null, &ndatas);
 	check_length("keys", nkeys, n);
 	check_length("datas", ndatas, n);
 	if (!PG_ARGISNULL(5))
 	{
-		get_array(fcinfo, 5, "event_times", TIMESTAMPTZOID, &times, &times_null, &ntimes);
+		ptm_get_array(fcinfo, 5, "event_times", TIMESTAMPTZOID, &times, &times_null, &ntimes);
 		check_length("event_times", ntimes, n);
 	}
 
@@ -612,7 +588,6 @@ get_batch_events(FunctionCallInfo fcinfo, int *nevents)
 	for (i = 0; i < n; i++)
 	{
 		BatchEvent *e = &events[i];
-		int			keylen;
 
 		e->ordinality = i + 1;
 		if (offsets_null[i])
@@ -630,17 +605,7 @@ get_batch_events(FunctionCallInfo fcinfo, int *nevents)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("keys[%d] must not be null", i + 1)));
 		e->key = DatumGetTextPP(keys[i]);
-		keylen = VARSIZE_ANY_EXHDR(e->key);
-		if (keylen == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("keys[%d] must not be empty", i + 1)));
-		if (keylen > ptm_max_name_bytes)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("keys[%d] is too long", i + 1),
-					 errdetail("The value is %d bytes; ptm_lease.max_name_bytes is %d.",
-							   keylen, ptm_max_name_bytes)));
+		ptm_check_name(e->key, "keys", i + 1);
 		e->data = datas[i];
 		e->data_null = datas_null[i];
 		e->event_time_null = (times == NULL || times_null[i]);

@@ -9,7 +9,9 @@
 
 #include "common/int.h"
 #include "datatype/timestamp.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "ptm_lease.h"
@@ -28,26 +30,67 @@ ptm_check_not_null(FunctionCallInfo fcinfo, int argno, const char *argname)
 				 errmsg("%s must not be null", argname)));
 }
 
-text *
-ptm_get_name(FunctionCallInfo fcinfo, int argno, const char *argname)
+void
+ptm_check_name(text *t, const char *argname, int element)
 {
-	text	   *t;
-	int			len;
+	int			len = VARSIZE_ANY_EXHDR(t);
 
-	ptm_check_not_null(fcinfo, argno, argname);
-	t = PG_GETARG_TEXT_PP(argno);
-	len = VARSIZE_ANY_EXHDR(t);
+	if (len > 0 && len <= ptm_max_name_bytes)
+		return;
+	/* only now spend an allocation on the name of an array element */
+	if (element > 0)
+		argname = psprintf("%s[%d]", argname, element);
 	if (len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be empty", argname)));
-	if (len > ptm_max_name_bytes)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s is too long", argname),
-				 errdetail("The value is %d bytes; ptm_lease.max_name_bytes is %d.",
-						   len, ptm_max_name_bytes)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s is too long", argname),
+			 errdetail("The value is %d bytes; ptm_lease.max_name_bytes is %d.",
+					   len, ptm_max_name_bytes)));
+}
+
+text *
+ptm_get_name(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	text	   *t;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	t = PG_GETARG_TEXT_PP(argno);
+	ptm_check_name(t, argname, 0);
 	return t;
+}
+
+void
+ptm_get_array(FunctionCallInfo fcinfo, int argno, const char *argname, Oid elemtype,
+			  Datum **elems, bool **nulls, int *n)
+{
+	ArrayType  *arr;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	bool	   *elem_nulls;
+	int			i;
+
+	ptm_check_not_null(fcinfo, argno, argname);
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", argname),
+				 errdetail("The array given has %d dimensions.", ARR_NDIM(arr))));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, elems, &elem_nulls, n);
+
+	if (nulls != NULL)
+		*nulls = elem_nulls;
+	else
+		for (i = 0; i < *n; i++)
+			if (elem_nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("%s[%d] must not be null", argname, i + 1)));
 }
 
 int32

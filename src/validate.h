@@ -18,8 +18,19 @@
 /* Argument n must not be NULL. */
 extern void ptm_check_not_null(FunctionCallInfo fcinfo, int argno, const char *argname);
 
+/* A non-empty name no longer than ptm_lease.max_name_bytes; element > 0 names an array element (keys[2]). */
+extern void ptm_check_name(text *t, const char *argname, int element);
+
 /* A non-NULL, non-empty name no longer than ptm_lease.max_name_bytes. */
 extern text *ptm_get_name(FunctionCallInfo fcinfo, int argno, const char *argname);
+
+/*
+ * A non-NULL one-dimensional array argument, deconstructed.  With nulls NULL,
+ * a NULL element is an error ("keys[2] must not be null"); otherwise the
+ * caller gets the null flags.
+ */
+extern void ptm_get_array(FunctionCallInfo fcinfo, int argno, const char *argname,
+						  Oid elemtype, Datum **elems, bool **nulls, int *n);
 
 /* A non-NULL integer >= 0 (partition ids, offsets). */
 extern int32 ptm_get_partition(FunctionCallInfo fcinfo, int argno, const char *argname);

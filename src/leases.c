@@ -10,12 +10,15 @@
  * transaction start), so neither agents' clocks nor long transactions matter.
  *
  * Locking
- *	  - acquire, renew, release and force_expire change the lease row with an
- *		UPDATE whose WHERE clause states the precondition; PostgreSQL takes the
- *		row lock and, after waiting for a concurrent change, re-checks the
- *		clause on the newest row version.  So two callers never both win.
  *	  - A contended acquire first reads the row without a lock: when another
  *		agent holds it live, the answer is "conflict" without writing anything.
+ *		Otherwise acquire locks the row FOR NO KEY UPDATE, reads the clock
+ *		after the lock, decides in C (take with a new epoch, or hold) and
+ *		updates it: a wait never lets a stale clock decide.
+ *	  - renew, release and force_expire change the row with an UPDATE whose
+ *		WHERE clause states the precondition; PostgreSQL takes the row lock
+ *		and, after a concurrent change, re-checks the clause on the newest row
+ *		version.  So two callers never both win.
  *	  - check_fence (and fenced writes) take FOR SHARE on the lease row and
  *		keep it until their transaction ends.  Every ownership change needs the
  *		row's FOR NO KEY UPDATE lock, which conflicts with FOR SHARE, so a

@@ -18,7 +18,9 @@ OBJS       = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # in file-name order, so each object has a file a reader can find.
 INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
 DATA_built    = $(EXTENSION)--$(EXTVERSION).sql
-DATA          = $(wildcard sql/upgrade/$(EXTENSION)--*--*.sql)
+# Old versions kept whole (sql/upgrade/ptm_lease--0.1.0.sql) and update scripts
+# (ptm_lease--OLD--NEW.sql), installed beside the current script.
+DATA          = $(wildcard sql/upgrade/$(EXTENSION)--*.sql)
 
 # pg_regress: behaviour and error messages (sql/*.sql against expected/*.out).
 REGRESS       = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
@@ -41,7 +43,8 @@ include $(PGXS)
 $(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PARTS)
 	cat $^ > $@
 
-$(OBJS): $(wildcard src/*.h)
+# The control file carries the version the library reports, so a bump rebuilds it.
+$(OBJS): $(wildcard src/*.h) $(EXTENSION).control
 
 .PHONY: test demo demo-stop
 test:

@@ -140,21 +140,24 @@ COMMENT ON VIEW ptm.projection_lag IS
   'Watermarks with their lag: lag_ms (last applied event_time to now), apply_lag_ms, max_lag_ms, idle_ms';
 
 -- The two lag gauges in the shape of ptm.metrics, labelled per projection
--- and partition.
+-- and partition.  wm_lag_ms is the lag of the last applied event when it was
+-- applied (apply_lag_ms), the materializer's own lag that seed 003 wants under
+-- 100 ms; it does not grow while a projection is idle, so a quiet stream does
+-- not page.  A stalled materializer shows in ptm.projection_lag.idle_ms.
 CREATE VIEW ptm.projection_metrics AS
   SELECT 'projection_materializer_wm_lag_ms'::text AS metric,
-         pg_catalog.jsonb_build_object('projection', l.projection,
-                                       'partition', l.partition_id::text) AS labels,
-         l.lag_ms::double precision AS value
-    FROM ptm.projection_lag l
-   WHERE l.lag_ms IS NOT NULL
+         pg_catalog.jsonb_build_object('projection', w.projection,
+                                       'partition', w.partition_id::text) AS labels,
+         w.apply_lag_ms::double precision AS value
+    FROM ptm.projection_watermarks w
+   WHERE w.apply_lag_ms IS NOT NULL
   UNION ALL
   SELECT 'projection_materializer_max_lag_ms'::text,
-         pg_catalog.jsonb_build_object('projection', l.projection,
-                                       'partition', l.partition_id::text),
-         l.max_lag_ms::double precision
-    FROM ptm.projection_lag l
-   WHERE l.max_lag_ms IS NOT NULL;
+         pg_catalog.jsonb_build_object('projection', w.projection,
+                                       'partition', w.partition_id::text),
+         w.max_lag_ms::double precision
+    FROM ptm.projection_watermarks w
+   WHERE w.max_lag_ms IS NOT NULL;
 
 COMMENT ON VIEW ptm.projection_metrics IS
   'Lag gauges per projection and partition, as (metric, labels, value) like ptm.metrics';

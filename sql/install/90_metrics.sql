@@ -15,10 +15,21 @@ COMMENT ON FUNCTION ptm._metric_series() IS
   'Every series kept in shared memory, with its family, type and help; use ptm.metric_series';
 
 -- The one list of series: ptm.metrics and ptm.metrics_text() read it, so a
--- series added here (e.g. a gauge computed from a table, UNION ALL) appears in
--- both.  Histogram series are one row per _bucket (label le), _sum and _count.
+-- series added here (a gauge computed from a table, UNION ALL) appears in
+-- both.  The projection lag gauges come from this database's watermarks;
+-- the counters are the server's.  Histogram series are one row per _bucket
+-- (label le), _sum and _count.
 CREATE VIEW ptm.metric_series AS
-  SELECT family, type, help, metric, labels, value FROM ptm._metric_series();
+  SELECT family, type, help, metric, labels, value FROM ptm._metric_series()
+  UNION ALL
+  SELECT m.metric, 'gauge',
+         CASE m.metric
+           WHEN 'projection_materializer_wm_lag_ms'
+             THEN 'Lag of the last event applied to a projection partition, from its event_time to when it was applied (ms).'
+           ELSE 'Highest wm_lag_ms a projection partition has seen since its watermark was created or reset (ms).'
+         END,
+         m.metric, m.labels, m.value
+    FROM ptm.projection_metrics m;
 
 COMMENT ON VIEW ptm.metric_series IS
   'Every metric series with its Prometheus family, TYPE and HELP: what ptm.metrics and ptm.metrics_text() show';

@@ -15,6 +15,12 @@ my @steps = (
 	[ 'try_commit',
 	  q{SELECT ptm.try_commit('wf-1', 0, '{"n": 1}');
 	    SELECT ptm.try_commit('wf-1', 0, '{"n": 2}');} ],
+	# event times in the past give the lag gauges a value
+	[ 'apply_projection',
+	  q{SELECT ptm.apply_projection('orders_by_customer', 0, 1, 'c-1', '{"n": 1}',
+	                                now() - interval '250 ms');
+	    SELECT ptm.apply_projection('orders_by_customer', 0, 2, 'c-1', '{"n": 2}',
+	                                now() - interval '40 ms');} ],
 );
 
 # Runs the steps whose function exists; returns how many ran.

@@ -91,6 +91,18 @@ my %calls = (
 	'ptm.reset_projection(text,integer,boolean,text)' => "SELECT ptm.reset_projection('proj')",
 	'ptm.grant_agent(regrole)' => "SELECT ptm.grant_agent('svc')",
 	'ptm.grant_operator(regrole)' => "SELECT ptm.grant_operator('svc')",
+	# fair share and metric history (branches in progress when this was
+	# written: a key whose function does not exist is not used)
+	'ptm.rebalance(text,text,interval)' => "SELECT ptm.rebalance('orders', 'agent-a')",
+	'ptm.leave_topic(text,text)' => "SELECT ptm.leave_topic('orders', 'agent-a')",
+	'ptm.set_topic_limit(text,integer,boolean,text)' => "SELECT ptm.set_topic_limit('orders', 4)",
+	'ptm.clear_topic_limit(text,text)' => "SELECT ptm.clear_topic_limit('orders')",
+	'ptm.drain_agent(text,text)' => "SELECT ptm.drain_agent('agent-a')",
+	'ptm.undrain_agent(text,text)' => "SELECT ptm.undrain_agent('agent-a')",
+	'ptm.snapshot_metrics()' => 'SELECT ptm.snapshot_metrics()',
+	'ptm.increase(text,interval,timestamp with time zone)' => 'read',
+	'ptm.rate(text,interval,timestamp with time zone)' => 'read',
+	'ptm.histogram_quantile(double precision,text,interval,timestamp with time zone)' => 'read',
 	# readers, and the counters (kept per server, not in tables)
 	'ptm.get_state(text)' => 'read',
 	'ptm.health()' => 'read',

@@ -132,12 +132,19 @@ for my $f (@files)
 	{
 		my ($lang, $line, $body) = @$b;
 		$npromql++;
-		# Expressions are separated by blank or comment lines.
+		# One expression per line, except that a line continues the previous
+		# one while brackets are open or an operator joins them; blank and
+		# comment lines separate expressions.
+		my $binop = qr{(?:[-+*/%^<>]|==|!=|\b(?:and|or|unless)\b)};
 		my (@exprs, $cur);
 		for my $l (split /\n/, $body)
 		{
 			if ($l =~ /^\s*(#.*)?$/) { push @exprs, $cur if defined $cur; undef $cur; next; }
-			$cur = defined $cur ? "$cur\n$l" : $l;
+			my $continues = defined $cur
+			  && (($cur =~ tr/([{//) > ($cur =~ tr/)]}//)
+				|| $cur =~ /$binop\s*$/ || $l =~ /^\s*$binop/);
+			if ($continues) { $cur .= "\n$l"; }
+			else { push @exprs, $cur if defined $cur; $cur = $l; }
 		}
 		push @exprs, $cur if defined $cur;
 		my $rules = "groups:\n  - name: docs\n    rules:\n";
@@ -238,6 +245,19 @@ my @types = split /\n/, $node->safe_psql('postgres', q{
 	SELECT DISTINCT backend_type FROM pg_stat_activity WHERE backend_type LIKE 'ptm_lease %'});
 is_deeply([ grep { $ref !~ /`\Q$_\E`/ } @types ], [], 'docs/reference.md names every background worker type');
 like($ref, qr/`ptm_lease_events`/, 'docs/reference.md names the NOTIFY channel');
+
+# Each alert's runbook names the alert (the on-call engineer lands there from
+# the alert's runbook_url and must find it).
+my $alerts = slurp_file("$root/docs/prometheus/ptm-alerts.yaml");
+my @pairs = $alerts =~ /-\s*alert:\s*(\S+).*?runbook_url:\s*"([^"]+)"/gs;
+ok(@pairs >= 20, 'the alert rules have runbook_urls');
+my @unnamed;
+while (my ($alert, $url) = splice(@pairs, 0, 2))
+{
+	my $text = -f "$root/$url" ? slurp_file("$root/$url") : '';
+	push @unnamed, "$alert -> $url" unless $text =~ /`\Q$alert\E`/;
+}
+is_deeply(\@unnamed, [], 'every runbook names the alerts that link to it');
 
 $node->stop;
 done_testing();

@@ -37,14 +37,9 @@ SELECT pg_sleep(0.01);
 -- The lease the projection materializer of partition 3 holds (docs/projections.md).
 SELECT ptm.acquire_partition_lease('state-committed', 3, 'materializer-1', '30 min');
 
--- An application table written under a lease: the fenced-write examples
--- insert into it after ptm.check_fence().
-CREATE TABLE public.orders_log (
-    partition_id integer NOT NULL,
-    lease_epoch  bigint  NOT NULL,
-    payload      jsonb   NOT NULL,
-    written_at   timestamptz NOT NULL DEFAULT now()
-);
+-- An application table written under a lease (the same as test/demo.sql's):
+-- the fenced-write examples insert into it after ptm.check_fence().
+CREATE TABLE public.orders_log (partition_id int, epoch bigint, payload text);
 
 -- Workflows: wf-42 at version 3 (with action ids), a CAS conflict on it, a
 -- duplicate action; task-7 a task chain at step 3 with a live claim by

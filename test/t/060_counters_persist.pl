@@ -25,7 +25,7 @@ sub snapshot
 		SELECT (SELECT stats_reset FROM ptm.stat_info) || ' ' ||
 		       COALESCE((SELECT string_agg(metric || labels::text || '=' || value, ' '
 		                                   ORDER BY metric, labels::text)
-		                   FROM ptm.metrics WHERE value > 0), '') || ' ' ||
+		                   FROM ptm.metric_series WHERE value > 0 AND type <> 'gauge'), '') || ' ' ||
 		       COALESCE((SELECT string_agg(family || ':' || key || ':' || metric || labels::text || '=' || value, ' '
 		                                   ORDER BY family, key, metric, labels::text)
 		                   FROM ptm.key_counters), '')});
@@ -36,10 +36,12 @@ sub stats_reset
 	return $node->safe_psql('postgres', 'SELECT stats_reset FROM ptm.stat_info');
 }
 
+# Shared-memory series only: the projection lag gauges come from a table and
+# survive anything the table survives.
 sub total
 {
 	return $node->safe_psql('postgres',
-		'SELECT sum(value) + (SELECT count(*) FROM ptm.key_counters) FROM ptm.metrics');
+		"SELECT sum(value) + (SELECT count(*) FROM ptm.key_counters) FROM ptm.metric_series WHERE type <> 'gauge'");
 }
 
 # kill -9 of the postmaster, then wait until its children have noticed and

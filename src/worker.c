@@ -767,22 +767,22 @@ claim_cleanup(void)
 		Int64GetDatum(ptm_sweep_batch_size), Int64GetDatum(cutoff_ms)};
 		bool		isnull;
 		int64		visited;
-		char	   *last = NULL;
+		char	   *next;
 
 		CHECK_FOR_INTERRUPTS();
 		begin_step("ptm_lease: clear expired step claims");
 		ptm_spi_execute(&plan_claim_cleanup, args, NULL, false, 0);
 		visited = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
-		if (visited > 0)
-			last = TextDatumGetCString(ptm_spi_value(0, 2, &isnull));
 		total += DatumGetInt64(ptm_spi_value(0, 3, &isnull));
+		/* at the end of the table start over next time; copied before SPI_finish */
+		next = visited < ptm_sweep_batch_size ? "" :
+			TextDatumGetCString(ptm_spi_value(0, 2, &isnull));
+		pfree(claim_scan_key);
+		claim_scan_key = MemoryContextStrdup(TopMemoryContext, next);
 		end_step();
 
-		pfree(claim_scan_key);
-		claim_scan_key = MemoryContextStrdup(TopMemoryContext,
-											 visited < ptm_sweep_batch_size ? "" : last);
 		if (visited < ptm_sweep_batch_size)
-			break;				/* the end of the table: start over next time */
+			break;
 	}
 	return total;
 }
@@ -1063,7 +1063,7 @@ stale_after_ms(void)
 static long
 history_stale_after_ms(void)
 {
-	return Max(60000L, 3L * ptm_history_interval_ms + ptm_sweep_interval_ms);
+	return Min((long) INT_MAX, Max(60000L, 3L * ptm_history_interval_ms + ptm_sweep_interval_ms));
 }
 
 /* The "history" row: when this database's worker last took a snapshot. */

@@ -20,6 +20,7 @@ ptm_lease.sweep_interval = '100ms'
 ptm_lease.cleanup_interval = '200ms'
 ptm_lease.history_interval = '300ms'
 ptm_lease.claim_retention = '1s'
+ptm_lease.sweep_batch_size = 100
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION ptm_lease');
@@ -87,7 +88,8 @@ $node->append_conf('postgresql.conf', "ptm_lease.history_interval = '200ms'");
 $node->reload;
 
 # Retention: rows older than ptm_lease.history_retention (1 day) go, in
-# batches (2500 rows, sweep_batch_size 1000); recent ones stay.
+# batches (2500 rows, sweep_batch_size 100, so over several cleanups);
+# recent ones stay.
 $node->safe_psql('postgres', q{
 	INSERT INTO ptm.metric_history (sampled_at, metric, labels, value)
 	SELECT now() - interval '2 days' - g * interval '1 ms', 'old_total', '{}', g
@@ -100,7 +102,8 @@ ok($node->safe_psql('postgres',
 	'recent snapshots are kept');
 
 # Claims: 2500 workflows whose 100 ms claims expire, one live claim, one
-# claim ended by a fenced commit.
+# claim ended by a fenced commit.  With slices of 100 workflows and 10 per
+# cleanup, the walk resumes where it stopped three times before it wraps.
 $node->safe_psql('postgres', q{
 	SELECT ptm.try_commit('bulk-' || g, 0, '{}') FROM generate_series(1, 2500) AS g;
 	SELECT ptm.claim_step('bulk-' || g, 1, 'worker-a', '100 ms') FROM generate_series(1, 2500) AS g;

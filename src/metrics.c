@@ -83,6 +83,7 @@ const PtmCounterInfo ptm_counter_info[PTM_NUM_COUNTERS] = {
 	[PTM_PROJ_GAPS] = {"projection_materializer_offset_gaps_total", "{}", "Projection events that skipped offsets."},
 	[PTM_BACKPRESSURE_WORKER] = {"ptm_backpressure_total", "{\"reason\": \"worker_limit\"}", "Acquisitions refused by a limit."},
 	[PTM_BACKPRESSURE_TENANT] = {"ptm_backpressure_total", "{\"reason\": \"tenant_limit\"}", "Acquisitions refused by a limit."},
+	[PTM_CLAIM_CLEANUP_DELETED] = {"ptm_claim_cleanup_deleted_total", "{}", "Expired step claims cleared by the worker."},
 };
 
 /*
@@ -138,6 +139,31 @@ ptm_observe(PtmHistogram histogram, double value_ms)
 	state = &ptm_metrics->hist[histogram];
 	pg_atomic_fetch_add_u64(&state->buckets[b], 1);
 	pg_atomic_fetch_add_u64(&state->sum_us, (uint64) (value_ms * 1000.0 + 0.5));
+}
+
+PtmSeriesKind
+ptm_series_kind(const char *metric)
+{
+	size_t		len = strlen(metric);
+	int			i;
+
+	for (i = 0; i < PTM_NUM_COUNTERS; i++)
+		if (strcmp(metric, ptm_counter_info[i].metric) == 0)
+			return PTM_SERIES_COUNTER;
+	for (i = 0; i < PTM_NUM_HISTOGRAMS; i++)
+	{
+		const char *family = ptm_histogram_info[i].metric;
+		size_t		flen = strlen(family);
+
+		if (strncmp(metric, family, flen) != 0)
+			continue;
+		if (len == flen)
+			return PTM_SERIES_HISTOGRAM_FAMILY;
+		if (strcmp(metric + flen, "_bucket") == 0 || strcmp(metric + flen, "_sum") == 0 ||
+			strcmp(metric + flen, "_count") == 0)
+			return PTM_SERIES_HISTOGRAM;
+	}
+	return PTM_SERIES_UNKNOWN;
 }
 
 /*

@@ -54,6 +54,9 @@ typedef enum PtmCounter
 	PTM_BACKPRESSURE_WORKER,	/* ptm_backpressure_total{reason="worker_limit"} */
 	PTM_BACKPRESSURE_TENANT,	/* ptm_backpressure_total{reason="tenant_limit"} */
 
+	/* background worker (issue 7) */
+	PTM_CLAIM_CLEANUP_DELETED,	/* ptm_claim_cleanup_deleted_total */
+
 	PTM_NUM_COUNTERS
 } PtmCounter;
 
@@ -84,6 +87,21 @@ extern void ptm_observe(PtmHistogram histogram, double value_ms);
  */
 extern void ptm_count_key(PtmKeyFamily family, const char *key, int keylen,
 						  PtmCounter counter);
+
+/*
+ * What the library knows a series name as, from its static tables (no shared
+ * memory needed): a counter, one series of a histogram (_bucket, _sum,
+ * _count), the bare name of a histogram family, or nothing.
+ */
+typedef enum PtmSeriesKind
+{
+	PTM_SERIES_UNKNOWN,
+	PTM_SERIES_COUNTER,
+	PTM_SERIES_HISTOGRAM,
+	PTM_SERIES_HISTOGRAM_FAMILY
+} PtmSeriesKind;
+
+extern PtmSeriesKind ptm_series_kind(const char *metric);
 
 /* Module load: the metrics' settings (ptm_lease.max_tracked_keys). */
 extern void ptm_metrics_define_gucs(void);

@@ -18,8 +18,14 @@
  *		logs each one, counts lease_expirations_total and sends a NOTIFY on
  *		channel ptm_lease_events;
  *	  - every ptm_lease.cleanup_interval, deletes expired rows of
- *		ptm.action_dedup_log (when that table exists) and rows of
- *		ptm.lease_audit older than ptm_lease.audit_retention, in batches.
+ *		ptm.action_dedup_log (when that table exists), rows of
+ *		ptm.lease_audit older than ptm_lease.audit_retention and rows of
+ *		ptm.metric_history older than ptm_lease.history_retention, in
+ *		batches, and clears step claims expired for longer than
+ *		ptm_lease.claim_retention (walking workflow_state by its key, a
+ *		bounded slice per pass, so that claims need no index of their own);
+ *	  - every ptm_lease.history_interval, writes a snapshot of the counters
+ *		into ptm.metric_history (ptm.snapshot_metrics()).
  *
  * An error inside a pass is logged, the transaction rolled back, and the pass
  * retried after a backoff that doubles up to a minute; the worker lives on.
@@ -36,8 +42,13 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/dbcommands.h"
@@ -84,6 +95,9 @@ int			ptm_sweep_interval_ms = 1000;
 int			ptm_sweep_batch_size = 1000;
 int			ptm_cleanup_interval_ms = 60000;
 int			ptm_audit_retention_s = 30 * 86400;
+int			ptm_history_interval_ms = 30000;
+int			ptm_history_retention_s = 86400;
+int			ptm_claim_retention_s = 3600;
 
 typedef struct PtmWorkerSlot
 {
@@ -95,6 +109,8 @@ typedef struct PtmWorkerSlot
 	int64		passes;
 	int64		failures;		/* passes that raised an error */
 	int64		expired_total;	/* leases this worker marked expired */
+	TimestampTz last_history_at;	/* last snapshot into ptm.metric_history */
+	int64		snapshots;
 	bool		extension_installed;
 } PtmWorkerSlot;
 
@@ -109,6 +125,8 @@ typedef struct PtmWorkerShared
 static PtmWorkerShared *ptm_workers = NULL;
 static PtmWorkerSlot *my_slot = NULL;
 static TimestampTz last_cleanup = 0;	/* worker: end of the last cleanup */
+static TimestampTz last_history = 0;	/* worker: start of the last snapshot */
+static char *claim_scan_key = NULL; /* worker: last workflow_key visited */
 
 #ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -167,6 +185,33 @@ ptm_worker_define_gucs(void)
 							NULL,
 							&ptm_audit_retention_s,
 							30 * 86400, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ptm_lease.history_interval",
+							gettext_noop("Time between two snapshots of the counters into ptm.metric_history; 0 takes none."),
+							NULL,
+							&ptm_history_interval_ms,
+							30000, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ptm_lease.history_retention",
+							gettext_noop("Age after which rows of ptm.metric_history are deleted; 0 keeps them forever."),
+							NULL,
+							&ptm_history_retention_s,
+							86400, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ptm_lease.claim_retention",
+							gettext_noop("Time after its expiry after which a step claim is cleared; 0 never clears them."),
+							gettext_noop("Until then the expired claim's worker and step stay visible in ptm.workflow_state."),
+							&ptm_claim_retention_s,
+							3600, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
@@ -315,16 +360,31 @@ worker_running_for(const char *dbname)
 	return running;
 }
 
-/* Whether dbname exists and accepts connections (reads shared pg_database). */
+/*
+ * Whether dbname exists (reads shared pg_database).  A heap scan, as the
+ * autovacuum launcher does: without a database, an index of pg_database can
+ * be opened only once the shared relcache init file exists, which after
+ * initdb or a crash it does not yet (get_database_oid would end the launcher
+ * with "cannot read pg_class without having selected a database").
+ */
 static bool
 database_connectable(const char *dbname)
 {
-	Oid			dboid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
 
 	StartTransactionCommand();
-	dboid = get_database_oid(dbname, true);
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (!found && HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+		found = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname), dbname) == 0;
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
-	return OidIsValid(dboid);
+	return found;
 }
 
 static void
@@ -495,8 +555,51 @@ static PtmPlan plan_audit_cleanup = {
 	2, {TIMESTAMPTZOID, INT8OID}
 };
 
-static PtmPlan plan_dedup_exists = {
-	"SELECT pg_catalog.to_regclass('ptm.action_dedup_log') IS NOT NULL",
+static PtmPlan plan_history_cleanup = {
+	"DELETE FROM ptm.metric_history WHERE ctid = ANY (ARRAY("
+	"  SELECT ctid FROM ptm.metric_history WHERE sampled_at < $1"
+	"   ORDER BY sampled_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+	2, {TIMESTAMPTZOID, INT8OID}
+};
+
+/*
+ * Clear the step claims expired before $3 among the next $2 workflows after
+ * key $1, in key order (through the primary key).  A claim that expired can
+ * no longer matter: claim_step and try_commit treat an expired claim and no
+ * claim alike, and stale / out_of_order come from the version alone.  The
+ * epoch is kept, so that claim epochs still only increase.  Rows locked by a
+ * commit or a claim in progress are skipped, and the expiry is checked again
+ * on the row the UPDATE locks.  Returns the workflows visited, the last key
+ * and the claims cleared.
+ */
+static PtmPlan plan_claim_cleanup = {
+	"WITH slice AS MATERIALIZED ("
+	"  SELECT workflow_key, claim_expires_at FROM ptm.workflow_state"
+	"   WHERE workflow_key > $1 ORDER BY workflow_key LIMIT $2),"
+	" cleared AS ("
+	"  UPDATE ptm.workflow_state w"
+	"     SET claim_worker = NULL, claim_step = NULL, claim_expires_at = NULL"
+	"    FROM (SELECT s.workflow_key FROM ptm.workflow_state s"
+	"           WHERE s.workflow_key IN (SELECT workflow_key FROM slice WHERE claim_expires_at <= $3)"
+	"             AND s.claim_expires_at <= $3"
+	"           FOR UPDATE SKIP LOCKED) d"
+	"   WHERE w.workflow_key = d.workflow_key"
+	"  RETURNING 1)"
+	" SELECT (SELECT count(*) FROM slice), (SELECT max(workflow_key) FROM slice),"
+	"        (SELECT count(*) FROM cleared)",
+	3, {TEXTOID, INT8OID, INT8OID}
+};
+
+/* Which of the optional objects exist (an extension not yet updated). */
+static PtmPlan plan_schema = {
+	"SELECT pg_catalog.to_regclass('ptm.action_dedup_log') IS NOT NULL,"
+	"       pg_catalog.to_regclass('ptm.metric_history') IS NOT NULL,"
+	"       pg_catalog.to_regprocedure('ptm.snapshot_metrics()') IS NOT NULL",
+	0, {InvalidOid}
+};
+
+static PtmPlan plan_snapshot = {
+	"SELECT ptm.snapshot_metrics()",
 	0, {InvalidOid}
 };
 
@@ -597,14 +700,14 @@ sweep_batch(void)
 
 /* Batches of one cleanup DELETE until a short batch; rows deleted. */
 static uint64
-cleanup_batches(PtmPlan *plan, TimestampTz cutoff, const char *what)
+cleanup_batches(PtmPlan *plan, Datum cutoff, const char *what)
 {
 	uint64		total = 0;
 	int			b;
 
 	for (b = 0; b < PTM_MAX_BATCHES_PER_PASS; b++)
 	{
-		Datum		args[2] = {TimestampTzGetDatum(cutoff), Int64GetDatum(ptm_sweep_batch_size)};
+		Datum		args[2] = {cutoff, Int64GetDatum(ptm_sweep_batch_size)};
 		uint64		n;
 
 		CHECK_FOR_INTERRUPTS();
@@ -619,24 +722,85 @@ cleanup_batches(PtmPlan *plan, TimestampTz cutoff, const char *what)
 	return total;
 }
 
+/* Which optional objects this database's extension has. */
+typedef struct SchemaObjects
+{
+	bool		dedup_log;
+	bool		metric_history;
+	bool		snapshot_metrics;
+} SchemaObjects;
+
+static SchemaObjects
+schema_objects(void)
+{
+	SchemaObjects o;
+	bool		isnull;
+
+	begin_step("ptm_lease: look up tables");
+	ptm_spi_execute(&plan_schema, NULL, NULL, true, 0);
+	o.dedup_log = DatumGetBool(ptm_spi_value(0, 1, &isnull));
+	o.metric_history = DatumGetBool(ptm_spi_value(0, 2, &isnull));
+	o.snapshot_metrics = DatumGetBool(ptm_spi_value(0, 3, &isnull));
+	end_step();
+	return o;
+}
+
+/*
+ * Clear expired step claims in the next slices of workflow_state, at most
+ * PTM_MAX_BATCHES_PER_PASS slices of ptm_sweep_batch_size workflows; the walk
+ * resumes where it stopped and starts over after the last key.  Returns the
+ * claims cleared.
+ */
+static uint64
+claim_cleanup(void)
+{
+	int64		cutoff_ms = ptm_now_ms() - (int64) ptm_claim_retention_s * 1000;
+	uint64		total = 0;
+	int			b;
+
+	if (claim_scan_key == NULL)
+		claim_scan_key = MemoryContextStrdup(TopMemoryContext, "");
+
+	for (b = 0; b < PTM_MAX_BATCHES_PER_PASS; b++)
+	{
+		Datum		args[3] = {CStringGetTextDatum(claim_scan_key),
+		Int64GetDatum(ptm_sweep_batch_size), Int64GetDatum(cutoff_ms)};
+		bool		isnull;
+		int64		visited;
+		char	   *next;
+
+		CHECK_FOR_INTERRUPTS();
+		begin_step("ptm_lease: clear expired step claims");
+		ptm_spi_execute(&plan_claim_cleanup, args, NULL, false, 0);
+		visited = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+		total += DatumGetInt64(ptm_spi_value(0, 3, &isnull));
+		/* at the end of the table start over next time; copied before SPI_finish */
+		next = visited < ptm_sweep_batch_size ? "" :
+			TextDatumGetCString(ptm_spi_value(0, 2, &isnull));
+		pfree(claim_scan_key);
+		claim_scan_key = MemoryContextStrdup(TopMemoryContext, next);
+		end_step();
+
+		if (visited < ptm_sweep_batch_size)
+			break;
+	}
+	return total;
+}
+
 static void
 cleanup_pass(void)
 {
-	bool		dedup_exists;
-	bool		isnull;
+	SchemaObjects schema;
 	uint64		n;
 
 	if (!my_slot->extension_installed)
 		return;
 
-	begin_step("ptm_lease: cleanup");
-	ptm_spi_execute(&plan_dedup_exists, NULL, NULL, true, 0);
-	dedup_exists = DatumGetBool(ptm_spi_value(0, 1, &isnull));
-	end_step();
+	schema = schema_objects();
 
-	if (dedup_exists)
+	if (schema.dedup_log)
 	{
-		n = cleanup_batches(&plan_dedup_cleanup, GetCurrentTimestamp(),
+		n = cleanup_batches(&plan_dedup_cleanup, TimestampTzGetDatum(GetCurrentTimestamp()),
 							"ptm_lease: delete expired dedup records");
 		if (n > 0)
 		{
@@ -649,10 +813,63 @@ cleanup_pass(void)
 	{
 		TimestampTz cutoff = GetCurrentTimestamp() - (TimestampTz) ptm_audit_retention_s * USECS_PER_SEC;
 
-		n = cleanup_batches(&plan_audit_cleanup, cutoff, "ptm_lease: delete old audit rows");
+		n = cleanup_batches(&plan_audit_cleanup, TimestampTzGetDatum(cutoff),
+							"ptm_lease: delete old audit rows");
 		if (n > 0)
 			ereport(LOG, (errmsg("ptm_lease: deleted " UINT64_FORMAT " audit rows older than ptm_lease.audit_retention", n)));
 	}
+
+	if (schema.metric_history && ptm_history_retention_s > 0)
+	{
+		TimestampTz cutoff = GetCurrentTimestamp() - (TimestampTz) ptm_history_retention_s * USECS_PER_SEC;
+
+		n = cleanup_batches(&plan_history_cleanup, TimestampTzGetDatum(cutoff),
+							"ptm_lease: delete old metric history");
+		if (n > 0)
+			ereport(DEBUG1, (errmsg("ptm_lease: deleted " UINT64_FORMAT " metric history rows older than ptm_lease.history_retention", n)));
+	}
+
+	if (ptm_claim_retention_s > 0)
+	{
+		n = claim_cleanup();
+		if (n > 0)
+		{
+			ptm_count_n(PTM_CLAIM_CLEANUP_DELETED, n);
+			ereport(DEBUG1, (errmsg("ptm_lease: cleared " UINT64_FORMAT " expired step claims", n)));
+		}
+	}
+}
+
+/* One snapshot of the counters into ptm.metric_history, when it exists. */
+static void
+history_pass(void)
+{
+	if (!my_slot->extension_installed || !schema_objects().snapshot_metrics)
+		return;
+
+	begin_step("ptm_lease: snapshot metrics");
+	ptm_spi_execute(&plan_snapshot, NULL, NULL, false, 0);
+	end_step();
+
+	SpinLockAcquire(&ptm_workers->mutex);
+	my_slot->last_history_at = GetCurrentTimestamp();
+	my_slot->snapshots++;
+	SpinLockRelease(&ptm_workers->mutex);
+}
+
+/* Milliseconds until the next snapshot is due (history on), else -1. */
+static long
+history_due_in_ms(void)
+{
+	long		secs;
+	int			usecs;
+
+	if (ptm_history_interval_ms <= 0)
+		return -1;
+	TimestampDifference(GetCurrentTimestamp(),
+						TimestampTzPlusMilliseconds(last_history, ptm_history_interval_ms),
+						&secs, &usecs);
+	return secs * 1000 + usecs / 1000;
 }
 
 /* One pass: sweep (batches while full), then cleanup when due. */
@@ -672,6 +889,12 @@ run_pass(void)
 	{
 		cleanup_pass();
 		last_cleanup = GetCurrentTimestamp();
+	}
+
+	if (history_due_in_ms() == 0)
+	{
+		last_history = GetCurrentTimestamp();
+		history_pass();
 	}
 }
 
@@ -811,6 +1034,9 @@ ptm_worker_main(Datum arg)
 			}
 			PG_END_TRY();
 			timeout = backoff_ms > 0 ? backoff_ms : ptm_sweep_interval_ms;
+			/* wake for the next snapshot even when sweeps are rare */
+			if (backoff_ms == 0 && history_due_in_ms() >= 0)
+				timeout = Min(timeout, Max(history_due_in_ms(), 10));
 		}
 
 		(void) WaitLatch(MyLatch,
@@ -831,6 +1057,41 @@ static long
 stale_after_ms(void)
 {
 	return Max(60000L, 10L * ptm_sweep_interval_ms);
+}
+
+/* How long the worker may go without a snapshot before a warning. */
+static long
+history_stale_after_ms(void)
+{
+	return Min((long) INT_MAX, Max(60000L, 3L * ptm_history_interval_ms + ptm_sweep_interval_ms));
+}
+
+/* The "history" row: when this database's worker last took a snapshot. */
+static void
+history_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row, const char *dbname,
+			   bool served, const PtmWorkerSlot *slot, TimestampTz now)
+{
+	if (!served)
+		add_row(rsinfo, "history", "ok", "not configured",
+				psprintf("No worker for database \"%s\" takes snapshots into ptm.metric_history; SELECT ptm.snapshot_metrics() takes one.",
+						 dbname ? dbname : "?"));
+	else if (ptm_history_interval_ms == 0)
+		add_row(rsinfo, "history", "ok", "off",
+				"ptm_lease.history_interval is 0: no snapshots are taken; ptm.rate() reads what ptm.metric_history holds.");
+	else if (slot != NULL && slot->pid != 0 && slot->last_history_at != 0 &&
+			 !TimestampDifferenceExceeds(slot->last_history_at, now, (int) history_stale_after_ms()))
+		add_row(rsinfo, "history", "ok", timestamptz_to_str(slot->last_history_at),
+				psprintf("Last snapshot at %s, every %d ms; " INT64_FORMAT " snapshots by pid %d.",
+						 timestamptz_to_str(slot->last_history_at), ptm_history_interval_ms,
+						 slot->snapshots, (int) slot->pid));
+	else if ((slot == NULL || slot->last_history_at == 0) &&
+			 !TimestampDifferenceExceeds(slot != NULL && slot->pid != 0 ? slot->started_at : PgStartTime,
+										 now, (int) history_stale_after_ms()))
+		add_row(rsinfo, "history", "ok", "starting", NULL);
+	else
+		add_row(rsinfo, "history", "warning",
+				slot != NULL && slot->last_history_at != 0 ? timestamptz_to_str(slot->last_history_at) : "none",
+				"No snapshot lately. See the worker row and the server log; after an upgrade of the library run ALTER EXTENSION ptm_lease UPDATE.");
 }
 
 void
@@ -903,6 +1164,10 @@ ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row)
 				psprintf("Last successful pass at %s; " INT64_FORMAT " passes failed. See the server log.",
 						 timestamptz_to_str(slot.last_pass_at), slot.failures) :
 				"No successful pass yet. See the server log, and max_worker_processes.");
+
+	/* this database's metric history snapshots */
+	if (!standby)
+		history_health(rsinfo, add_row, dbname, served, have_slot ? &slot : NULL, now);
 
 	/* sweep backlog: expired leases still owned */
 	if (OidIsValid(get_extension_oid("ptm_lease", true)))

@@ -24,7 +24,8 @@ AS $$
     ('ptm.apply_projection_batch(text, integer, bigint[], text[], jsonb[], timestamptz[], text, integer, bigint)', 'agent'),
     ('ptm.force_expire(text, integer, text)', 'operator'),
     ('ptm.reset_counters()', 'operator'),
-    ('ptm.reset_projection(text, integer, boolean, text)', 'operator')
+    ('ptm.reset_projection(text, integer, boolean, text)', 'operator'),
+    ('ptm.snapshot_metrics()', 'operator')
   ) AS f(name, needed_by), pg_catalog.to_regprocedure(f.name) AS p
   WHERE p IS NOT NULL
 $$;

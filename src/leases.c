@@ -211,7 +211,8 @@ static PtmPlan plan_any_free = {
 static PtmPlan plan_bulk_renew = {
 	"UPDATE ptm.partition_leases l"
 	" SET lease_expires_at = greatest(l.lease_expires_at, $6), renewed_at = $7"
-	" FROM pg_catalog.unnest($2, $3, $4) AS r(topic, partition_id, lease_epoch)"
+	" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
+	"   AS r(topic, partition_id, lease_epoch)"
 	" WHERE l.topic = r.topic AND l.partition_id = r.partition_id"
 	"   AND l.agent_id = $1 AND l.lease_epoch = r.lease_epoch AND l.lease_expires_at > $5"
 	" RETURNING l.topic, l.partition_id, l.lease_expires_at",
@@ -1038,8 +1039,9 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 		bool		never_owned;
+		bool		no_previous;
 		Datum		ended = ptm_spi_value(i, 3, &never_owned);
-		Datum		previous = ptm_spi_value(i, 4, &isnull);
+		Datum		previous = ptm_spi_value(i, 4, &no_previous);
 		PtmLeaseResult out = {0};
 
 		out.result = "acquired";
@@ -1050,7 +1052,7 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 		out.expires_ms = now_ms + ttl_ms;
 		out.has_lease = true;
 		tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));
-		taken(topic, out.partition_id, agent_str, isnull ? NULL : TextDatumGetCString(previous),
+		taken(topic, out.partition_id, agent_str, no_previous ? NULL : TextDatumGetCString(previous),
 			  out.epoch, out.expires_ms, never_owned ? -1 : DatumGetInt64(ended), now_ms);
 	}
 	ptm_count_n(PTM_LEASE_ACQUIRE_SUCCESS, n);

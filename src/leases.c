@@ -36,15 +36,18 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "balance.h"
 #include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
@@ -61,18 +64,6 @@ typedef struct LeaseRow
 	char	   *state;
 	char	   *previous_agent_id;
 } LeaseRow;
-
-/* The outcome of one call, before it becomes a ptm.lease_result. */
-typedef struct LeaseOutcome
-{
-	const char *result;
-	text	   *topic;
-	int32		partition_id;
-	char	   *agent_id;
-	int64		epoch;
-	int64		expires_ms;
-	bool		has_lease;		/* false: epoch and expiry are NULL */
-} LeaseOutcome;
 
 #define LEASE_COLUMNS "agent_id, lease_epoch, lease_expires_at, state, previous_agent_id"
 
@@ -175,20 +166,26 @@ static PtmPlan plan_force = {
 
 /*
  * $1 action, $2 topic, $3 partition, $4 prev agent, $5 prev epoch,
- * $6 new epoch, $7 reason, $8 the caller's role
+ * $6 new epoch, $7 reason, $8 the caller's role, $9 details.  An INSERT, which
+ * the DML guard allows: its own plan slot (PtmPlan holds 8 arguments).
  */
-static PtmPlan plan_audit = {
-	"INSERT INTO ptm.lease_audit"
-	" (action, topic, partition_id, previous_agent_id, previous_epoch, new_epoch, reason,"
-	"  current_user_name)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-	8, {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID}
-};
+#define AUDIT_SQL \
+	"INSERT INTO ptm.lease_audit" \
+	" (action, topic, partition_id, previous_agent_id, previous_epoch, new_epoch, reason," \
+	"  current_user_name, details)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)"
+static const Oid audit_argtypes[9] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID,
+TEXTOID, TEXTOID, TEXTOID};
+static SPIPlanPtr audit_plan = NULL;
 
-/* $1 topic, $2 agent, $3 now_ms, $4 max, $5 expires_ms, $6 now */
+/*
+ * $1 topic, $2 agent, $3 now_ms, $4 max, $5 expires_ms, $6 now.  Returns the
+ * lease's end before the take (its expiry, release or force; NULL when it
+ * never had an owner) for recovery_latency_ms, and its last owner.
+ */
 static PtmPlan plan_bulk_acquire = {
 	"WITH candidates AS ("
-	"  SELECT topic, partition_id FROM ptm.partition_leases"
+	"  SELECT topic, partition_id, state, lease_expires_at FROM ptm.partition_leases"
 	"   WHERE topic = $1 AND (agent_id IS NULL OR lease_expires_at <= $3)"
 	"   ORDER BY partition_id LIMIT $4 FOR UPDATE SKIP LOCKED)"
 	" UPDATE ptm.partition_leases l SET"
@@ -198,8 +195,16 @@ static PtmPlan plan_bulk_acquire = {
 	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
 	" lease_expires_at = $5, acquired_at = $6, renewed_at = $6, ended_at = NULL"
 	" FROM candidates c WHERE l.topic = c.topic AND l.partition_id = c.partition_id"
-	" RETURNING l.partition_id, l.lease_epoch",
+	" RETURNING l.partition_id, l.lease_epoch,"
+	"  CASE WHEN c.state <> 'free' THEN c.lease_expires_at END, l.previous_agent_id",
 	6, {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID}
+};
+
+/* $1 topic, $2 now_ms: is a lease still free or expired (bulk acquire cut by a limit)? */
+static PtmPlan plan_any_free = {
+	"SELECT 1 FROM ptm.partition_leases"
+	" WHERE topic = $1 AND (agent_id IS NULL OR lease_expires_at <= $2) LIMIT 1",
+	2, {TEXTOID, INT8OID}
 };
 
 /* $1 agent, $2 topics, $3 partitions, $4 epochs, $5 now_ms, $6 expires_ms, $7 now */
@@ -280,6 +285,113 @@ same_agent(const char *a, text *b)
 		memcmp(a, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)) == 0;
 }
 
+/* ---------------------------------------------------------------------
+ * The audit row and lease events, shared with balance.c and worker.c
+ * ---------------------------------------------------------------------
+ */
+void
+ptm_write_audit(const PtmAudit *a)
+{
+	Datum		v[9];
+	char		n[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	v[0] = CStringGetTextDatum(a->action);
+	v[1] = PointerGetDatum(a->topic);
+	n[1] = a->topic ? ' ' : 'n';
+	v[2] = Int32GetDatum(a->partition_id);
+	n[2] = a->partition_id >= 0 ? ' ' : 'n';
+	v[3] = a->previous_agent_id ? CStringGetTextDatum(a->previous_agent_id) : (Datum) 0;
+	n[3] = a->previous_agent_id ? ' ' : 'n';
+	v[4] = Int64GetDatum(a->previous_epoch);
+	n[4] = a->previous_epoch > 0 ? ' ' : 'n';
+	v[5] = Int64GetDatum(a->new_epoch);
+	n[5] = a->new_epoch > 0 ? ' ' : 'n';
+	v[6] = a->reason;
+	n[6] = a->reason_null ? 'n' : ' ';
+
+	/*
+	 * The functions run as their owner; the audit names the role that called
+	 * them (the current_user outside the function).
+	 */
+	v[7] = CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false));
+	v[8] = a->details ? CStringGetTextDatum(a->details) : (Datum) 0;
+	n[8] = a->details ? ' ' : 'n';
+	if (SPI_execute_plan(ptm_spi_prepare(&audit_plan, AUDIT_SQL, 9, audit_argtypes),
+						 v, n, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the audit row");
+}
+
+/* longest NOTIFY payload the server accepts (NOTIFY_PAYLOAD_MAX_LENGTH) */
+#define PTM_NOTIFY_PAYLOAD_MAX		(BLCKSZ - NAMEDATALEN - 128)
+
+void
+ptm_notify(StringInfo buf, const char *topic, int32 partition_id)
+{
+	/* a payload over the NOTIFY limit would fail the whole transaction */
+	if (buf->len >= PTM_NOTIFY_PAYLOAD_MAX)
+	{
+		if (partition_id >= 0)
+			ereport(LOG,
+					(errmsg("ptm_lease: no notification for partition %s-%d: payload of %d bytes is too long",
+							topic, partition_id, buf->len)));
+		else
+			ereport(LOG,
+					(errmsg("ptm_lease: no notification for topic %s: payload of %d bytes is too long",
+							topic, buf->len)));
+	}
+	else
+		Async_Notify(PTM_NOTIFY_CHANNEL, buf->data);
+	pfree(buf->data);
+}
+
+void
+ptm_notify_lease_event(const PtmLeaseEvent *ev)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"event\": \"%s\", \"topic\": ", ev->event);
+	escape_json(&buf, ev->topic);
+	appendStringInfo(&buf, ", \"partition_id\": %d", ev->partition_id);
+	if (ev->agent_id)
+	{
+		appendStringInfoString(&buf, ", \"agent_id\": ");
+		escape_json(&buf, ev->agent_id);
+	}
+	appendStringInfoString(&buf, ", \"previous_agent_id\": ");
+	if (ev->previous_agent_id)
+		escape_json(&buf, ev->previous_agent_id);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfo(&buf, ", \"lease_epoch\": " INT64_FORMAT ", \"%s\": " INT64_FORMAT "}",
+					 ev->lease_epoch, ev->at_key, ev->at_ms);
+	ptm_notify(&buf, ev->topic, ev->partition_id);
+}
+
+/*
+ * A take (acquire, bulk acquire): NOTIFY "acquired", and observe
+ * recovery_latency_ms, the time since the previous owner's lease ended
+ * (expiry, release or force; ended_ms < 0 when the lease never had one).
+ */
+static void
+taken(text *topic, int32 partition_id, const char *agent, const char *previous_agent,
+	  int64 epoch, int64 expires_ms, int64 ended_ms, int64 now_ms)
+{
+	PtmLeaseEvent ev = {0};
+
+	ev.event = "acquired";
+	ev.topic = text_to_cstring(topic);
+	ev.partition_id = partition_id;
+	ev.agent_id = agent;
+	ev.previous_agent_id = previous_agent;
+	ev.lease_epoch = epoch;
+	ev.at_key = "expires_at_ms";
+	ev.at_ms = expires_ms;
+	ptm_notify_lease_event(&ev);
+	if (ended_ms >= 0)
+		ptm_observe(PTM_HIST_RECOVERY_LATENCY, (double) (now_ms - ended_ms));
+}
+
 /*
  * Why a renew or release at (agent, epoch) did not apply, from the row as it
  * is now.  Only the failure path reads the row again.
@@ -315,7 +427,7 @@ count_if_stale(const char *result, text *topic)
 }
 
 static void
-outcome_from_row(LeaseOutcome *out, const LeaseRow *row)
+outcome_from_row(PtmLeaseResult *out, const LeaseRow *row)
 {
 	out->has_lease = row->found;
 	out->agent_id = row->agent_id;
@@ -323,8 +435,8 @@ outcome_from_row(LeaseOutcome *out, const LeaseRow *row)
 	out->expires_ms = row->expires_ms;
 }
 
-static HeapTuple
-outcome_tuple(TupleDesc tupdesc, const LeaseOutcome *out)
+HeapTuple
+ptm_lease_result_tuple(TupleDesc tupdesc, const PtmLeaseResult *out)
 {
 	Datum		values[6];
 	bool		nulls[6] = {false};
@@ -351,13 +463,13 @@ outcome_tuple(TupleDesc tupdesc, const LeaseOutcome *out)
  * context goes away at SPI_finish).
  */
 static Datum
-outcome_datum(FunctionCallInfo fcinfo, MemoryContext callerctx, const LeaseOutcome *out)
+outcome_datum(FunctionCallInfo fcinfo, MemoryContext callerctx, const PtmLeaseResult *out)
 {
 	TupleDesc	tupdesc = ptm_result_tupdesc(fcinfo);
 	MemoryContext old = MemoryContextSwitchTo(callerctx);
 	Datum		result;
 
-	result = HeapTupleGetDatum(outcome_tuple(tupdesc, out));
+	result = HeapTupleGetDatum(ptm_lease_result_tuple(tupdesc, out));
 	MemoryContextSwitchTo(old);
 	return result;
 }
@@ -375,7 +487,7 @@ held_by_other(const LeaseRow *row, text *agent, int64 now_ms)
 }
 
 static void
-acquire_conflict(LeaseOutcome *out, const LeaseRow *row, text *topic)
+acquire_conflict(PtmLeaseResult *out, const LeaseRow *row, text *topic)
 {
 	out->result = "conflict";
 	outcome_from_row(out, row);
@@ -384,16 +496,42 @@ acquire_conflict(LeaseOutcome *out, const LeaseRow *row, text *topic)
 				  PTM_LEASE_ACQUIRE_CONFLICT);
 }
 
+/* A limit refused the take: the lease stays as it is. */
+static void
+acquire_limited(PtmLeaseResult *out, const LeaseRow *row, text *topic, PtmLimitReason why)
+{
+	out->result = "limited";
+	outcome_from_row(out, row);
+	ptm_balance_count_refusal(why, topic);
+}
+
+/* Whether the limits let the agent take one more lease of the topic. */
+static bool
+limits_allow(text *topic, text *agent, PtmLimitReason *why)
+{
+	return ptm_balance_allowance(topic, agent, 1, why) > 0;
+}
+
 /*
  * A contended acquire is answered by one unlocked read.  Otherwise the row is
  * locked, the clock read after the lock, and the decision (take or hold)
  * taken in C: a wait behind another transaction can never let a stale clock
  * decide, and "acquired" is reported exactly once per epoch.
+ *
+ * Only a take asks the limits (balance.c), and only when some limit is on.
+ * Their advisory locks come before the row lock (see balance.c), so they are
+ * taken when the unlocked read foresees a take; in the rare case where the
+ * lease expires between the two reads they come after it, which can only
+ * deadlock (and be resolved by the deadlock detector) against another call of
+ * the same agent on the same lease.
  */
 static void
-acquire_one(LeaseOutcome *out, text *topic, int32 partition_id, text *agent, int64 ttl_ms)
+acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, int64 ttl_ms)
 {
 	int			attempt;
+	bool		limits = false;
+	bool		locked = false;
+	PtmLimitReason why;
 
 	out->topic = topic;
 	out->partition_id = partition_id;
@@ -408,12 +546,36 @@ acquire_one(LeaseOutcome *out, text *topic, int32 partition_id, text *agent, int
 		TimestampTz now;
 		bool		isnull;
 
+		if (held_by_other(&row, agent, now_ms))
+		{
+			acquire_conflict(out, &row, topic);
+			return;
+		}
+
+		/* a take is coming unless we hold it live: limits first */
+		if (!locked && !(row.found && row.agent_id != NULL && row.expires_ms > now_ms))
+		{
+			limits = ptm_balance_active();
+			if (limits)
+				ptm_balance_lock(topic, agent);
+			locked = true;
+		}
+
 		if (!row.found)
 		{
-			Datum		args[5] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
-				PointerGetDatum(agent), Int64GetDatum(now_ms + ttl_ms),
-			TimestampTzGetDatum(GetCurrentTimestamp())};
+			Datum		args[5];
 
+			if (limits && !limits_allow(topic, agent, &why))
+			{
+				acquire_limited(out, &row, topic, why);
+				return;
+			}
+			now_ms = ptm_now_ms();
+			args[0] = PointerGetDatum(topic);
+			args[1] = Int32GetDatum(partition_id);
+			args[2] = PointerGetDatum(agent);
+			args[3] = Int64GetDatum(now_ms + ttl_ms);
+			args[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 			ptm_spi_execute(&plan_insert, args, NULL, false, 0);
 			if (SPI_processed == 0)
 				continue;		/* someone inserted it first: read again */
@@ -421,11 +583,7 @@ acquire_one(LeaseOutcome *out, text *topic, int32 partition_id, text *agent, int
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 			out->expires_ms = now_ms + ttl_ms;
 			ptm_count(PTM_LEASE_ACQUIRE_SUCCESS);
-			return;
-		}
-		if (held_by_other(&row, agent, now_ms))
-		{
-			acquire_conflict(out, &row, topic);
+			taken(topic, partition_id, out->agent_id, NULL, out->epoch, out->expires_ms, -1, now_ms);
 			return;
 		}
 
@@ -453,18 +611,47 @@ acquire_one(LeaseOutcome *out, text *topic, int32 partition_id, text *agent, int
 		}
 		else
 		{
-			Datum		args[5] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
-				PointerGetDatum(agent), Int64GetDatum(now_ms + ttl_ms),
-			TimestampTzGetDatum(now)};
+			Datum		args[5];
+			const char *previous;
 
+			if (!locked)
+			{
+				limits = ptm_balance_active();
+				if (limits)
+					ptm_balance_lock(topic, agent);
+				locked = true;
+			}
+			if (limits)
+			{
+				if (!limits_allow(topic, agent, &why))
+				{
+					acquire_limited(out, &row, topic, why);
+					return;
+				}
+				/* the limits' reads took time: read the clock again */
+				now_ms = ptm_now_ms();
+				now = GetCurrentTimestamp();
+			}
+
+			args[0] = PointerGetDatum(topic);
+			args[1] = Int32GetDatum(partition_id);
+			args[2] = PointerGetDatum(agent);
+			args[3] = Int64GetDatum(now_ms + ttl_ms);
+			args[4] = TimestampTzGetDatum(now);
 			ptm_spi_execute(&plan_take, args, NULL, false, 0);
 			out->result = "acquired";
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 			out->expires_ms = now_ms + ttl_ms;
 			ptm_count(PTM_LEASE_ACQUIRE_SUCCESS);
-			/* time from the previous owner's expiry to this takeover */
-			if (row.agent_id != NULL)
-				ptm_observe(PTM_HIST_RECOVERY_LATENCY, (double) (now_ms - row.expires_ms));
+
+			/*
+			 * The lease ended at lease_expires_at: its expiry (swept or not),
+			 * or the moment it was released or forced.  A lease that never
+			 * had an owner has no recovery to measure.
+			 */
+			previous = row.agent_id ? row.agent_id : row.previous_agent_id;
+			taken(topic, partition_id, out->agent_id, previous, out->epoch, out->expires_ms,
+				  strcmp(row.state, "free") == 0 ? -1 : row.expires_ms, now_ms);
 		}
 		return;
 	}
@@ -486,7 +673,7 @@ ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
 	text	   *agent = ptm_get_name(fcinfo, 2, "agent_id");
 	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
 	MemoryContext callerctx = CurrentMemoryContext;
-	LeaseOutcome out = {0};
+	PtmLeaseResult out = {0};
 	Datum		result;
 
 	SPI_connect();
@@ -512,7 +699,7 @@ ptm_renew_lease(PG_FUNCTION_ARGS)
 	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 4, "ttl");
 	MemoryContext callerctx = CurrentMemoryContext;
 	int64		now_ms = ptm_now_ms();
-	LeaseOutcome out = {0};
+	PtmLeaseResult out = {0};
 	Datum		args[7] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
 		PointerGetDatum(agent), Int64GetDatum(epoch), Int64GetDatum(now_ms),
 	Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
@@ -563,7 +750,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 	int64		epoch = ptm_get_epoch(fcinfo, 3, "lease_epoch");
 	MemoryContext callerctx = CurrentMemoryContext;
 	int64		now_ms = ptm_now_ms();
-	LeaseOutcome out = {0};
+	PtmLeaseResult out = {0};
 	Datum		args[6] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
 		PointerGetDatum(agent), Int64GetDatum(epoch), Int64GetDatum(now_ms),
 	TimestampTzGetDatum(GetCurrentTimestamp())};
@@ -582,6 +769,18 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 		out.epoch = epoch;
 		out.expires_ms = now_ms;
 		ptm_count(PTM_LEASE_RELEASES);
+		{
+			PtmLeaseEvent ev = {0};
+
+			ev.event = "released";
+			ev.topic = text_to_cstring(topic);
+			ev.partition_id = partition_id;
+			ev.previous_agent_id = text_to_cstring(agent);
+			ev.lease_epoch = epoch;
+			ev.at_key = "released_at_ms";
+			ev.at_ms = now_ms;
+			ptm_notify_lease_event(&ev);
+		}
 	}
 	else
 	{
@@ -609,7 +808,7 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
 	MemoryContext callerctx = CurrentMemoryContext;
 	int64		now_ms = ptm_now_ms();
-	LeaseOutcome out = {0};
+	PtmLeaseResult out = {0};
 	Datum		args[4] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
 	Int64GetDatum(now_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
 	Datum		result;
@@ -626,8 +825,8 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 		Datum		prev_epoch = ptm_spi_value(0, 2, &isnull);
 		Datum		new_epoch = ptm_spi_value(0, 3, &isnull);
 		char	   *prev_agent_str = TextDatumGetCString(prev_agent);
-		Datum		audit[8];
-		char		audit_nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		PtmAudit	audit = {0};
+		PtmLeaseEvent ev = {0};
 
 		out.result = "forced";
 		out.has_lease = true;
@@ -635,26 +834,24 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 		out.epoch = DatumGetInt64(new_epoch);
 		out.expires_ms = now_ms;
 
-		audit[0] = CStringGetTextDatum("force_expire");
-		audit[1] = PointerGetDatum(topic);
-		audit[2] = Int32GetDatum(partition_id);
-		audit[3] = CStringGetTextDatum(prev_agent_str);
-		audit[4] = prev_epoch;
-		audit[5] = new_epoch;
-		if (PG_ARGISNULL(2))
-		{
-			audit[6] = (Datum) 0;
-			audit_nulls[6] = 'n';
-		}
-		else
-			audit[6] = PG_GETARG_DATUM(2);
+		audit.action = "force_expire";
+		audit.topic = topic;
+		audit.partition_id = partition_id;
+		audit.previous_agent_id = prev_agent_str;
+		audit.previous_epoch = DatumGetInt64(prev_epoch);
+		audit.new_epoch = out.epoch;
+		audit.reason = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+		audit.reason_null = PG_ARGISNULL(2);
+		ptm_write_audit(&audit);
 
-		/*
-		 * The function runs as its owner; the audit names the role that
-		 * called it (the current_user outside the function).
-		 */
-		audit[7] = CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false));
-		ptm_spi_execute(&plan_audit, audit, audit_nulls, false, 0);
+		ev.event = "forced";
+		ev.topic = text_to_cstring(topic);
+		ev.partition_id = partition_id;
+		ev.previous_agent_id = prev_agent_str;
+		ev.lease_epoch = out.epoch;
+		ev.at_key = "forced_at_ms";
+		ev.at_ms = now_ms;
+		ptm_notify_lease_event(&ev);
 
 		ptm_count(PTM_LEASE_FORCED);
 		ereport(LOG,
@@ -801,6 +998,10 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
 	ReturnSetInfo *rsinfo;
 	int64		now_ms = ptm_now_ms();
+	int			allowance;
+	PtmLimitReason why = PTM_LIMIT_NONE;
+	char	   *agent_str;
+	uint64		n;
 	uint64		i;
 
 	ptm_check_not_null(fcinfo, 2, "max_leases");
@@ -810,32 +1011,62 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_leases must be positive"),
 				 errdetail("The value given was %d.", max_leases)));
+	allowance = max_leases;
 
 	rsinfo = ptm_init_srf(fcinfo);
+	agent_str = text_to_cstring(agent);
 
 	SPI_connect();
+
+	/* The limits cut the request to what the agent may take (balance.c). */
+	if (ptm_balance_active())
+	{
+		ptm_balance_lock(topic, agent);
+		allowance = ptm_balance_allowance(topic, agent, max_leases, &why);
+		now_ms = ptm_now_ms();
+	}
+	if (allowance > 0)
 	{
 		Datum		args[6] = {PointerGetDatum(topic), PointerGetDatum(agent),
-			Int64GetDatum(now_ms), Int32GetDatum(max_leases),
+			Int64GetDatum(now_ms), Int32GetDatum(allowance),
 		Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
 
 		ptm_spi_execute(&plan_bulk_acquire, args, NULL, false, 0);
+		n = SPI_processed;
 	}
-	for (i = 0; i < SPI_processed; i++)
+	else
+		n = 0;
+	for (i = 0; i < n; i++)
 	{
 		bool		isnull;
-		LeaseOutcome out = {0};
+		bool		never_owned;
+		bool		no_previous;
+		Datum		ended = ptm_spi_value(i, 3, &never_owned);
+		Datum		previous = ptm_spi_value(i, 4, &no_previous);
+		PtmLeaseResult out = {0};
 
 		out.result = "acquired";
 		out.topic = topic;
 		out.partition_id = DatumGetInt32(ptm_spi_value(i, 1, &isnull));
-		out.agent_id = text_to_cstring(agent);
+		out.agent_id = agent_str;
 		out.epoch = DatumGetInt64(ptm_spi_value(i, 2, &isnull));
 		out.expires_ms = now_ms + ttl_ms;
 		out.has_lease = true;
-		tuplestore_puttuple(rsinfo->setResult, outcome_tuple(rsinfo->setDesc, &out));
+		tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));
+		taken(topic, out.partition_id, agent_str, no_previous ? NULL : TextDatumGetCString(previous),
+			  out.epoch, out.expires_ms, never_owned ? -1 : DatumGetInt64(ended), now_ms);
 	}
-	ptm_count_n(PTM_LEASE_ACQUIRE_SUCCESS, SPI_processed);
+	ptm_count_n(PTM_LEASE_ACQUIRE_SUCCESS, n);
+
+	/* a limit kept the agent from a lease that was there to take: backpressure */
+	if (allowance < max_leases && n == (uint64) allowance)
+	{
+		Datum		args[2] = {PointerGetDatum(topic), Int64GetDatum(ptm_now_ms())};
+
+		ptm_spi_execute(&plan_any_free, args, NULL, false, 0);
+		if (SPI_processed > 0)
+			ptm_balance_count_refusal(why, topic);
+	}
 	SPI_finish();
 
 	return (Datum) 0;
@@ -914,7 +1145,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 
 	for (i = 0; i < n; i++)
 	{
-		LeaseOutcome out = {0};
+		PtmLeaseResult out = {0};
 		text	   *t = DatumGetTextPP(topics[i]);
 
 		out.topic = t;
@@ -937,7 +1168,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 			ptm_count(PTM_LEASE_RENEW_FAILURE);
 			count_if_stale(out.result, t);
 		}
-		tuplestore_puttuple(rsinfo->setResult, outcome_tuple(rsinfo->setDesc, &out));
+		tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));
 	}
 	SPI_finish();
 

@@ -83,6 +83,8 @@ const PtmCounterInfo ptm_counter_info[PTM_NUM_COUNTERS] = {
 	[PTM_PROJ_GAPS] = {"projection_materializer_offset_gaps_total", "{}", "Projection events that skipped offsets."},
 	[PTM_BACKPRESSURE_WORKER] = {"ptm_backpressure_total", "{\"reason\": \"worker_limit\"}", "Acquisitions refused by a limit."},
 	[PTM_BACKPRESSURE_TENANT] = {"ptm_backpressure_total", "{\"reason\": \"tenant_limit\"}", "Acquisitions refused by a limit."},
+	[PTM_BACKPRESSURE_FAIR_SHARE] = {"ptm_backpressure_total", "{\"reason\": \"fair_share\"}", "Acquisitions refused by a limit."},
+	[PTM_BACKPRESSURE_DRAINING] = {"ptm_backpressure_total", "{\"reason\": \"draining\"}", "Acquisitions refused by a limit."},
 	[PTM_CLAIM_CLEANUP_DELETED] = {"ptm_claim_cleanup_deleted_total", "{}", "Expired step claims cleared by the worker."},
 };
 
@@ -97,7 +99,7 @@ const PtmHistogramInfo ptm_histogram_info[PTM_NUM_HISTOGRAMS] = {
 		"Time spent in try_commit(), in milliseconds.",
 		14, {0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000}},
 	[PTM_HIST_RECOVERY_LATENCY] = {"recovery_latency_ms",
-		"Time from a lease's expiry or forced expiry to its next acquisition, in milliseconds.",
+		"Time from a lease's expiry, forced expiry or release to its next acquisition, in milliseconds.",
 		13, {10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000}},
 };
 

@@ -54,6 +54,10 @@ typedef enum PtmCounter
 	PTM_BACKPRESSURE_WORKER,	/* ptm_backpressure_total{reason="worker_limit"} */
 	PTM_BACKPRESSURE_TENANT,	/* ptm_backpressure_total{reason="tenant_limit"} */
 
+	/* fair share and drain (docs/balancing.md) */
+	PTM_BACKPRESSURE_FAIR_SHARE,	/* ptm_backpressure_total{reason="fair_share"} */
+	PTM_BACKPRESSURE_DRAINING,	/* ptm_backpressure_total{reason="draining"} */
+
 	/* background worker (issue 7) */
 	PTM_CLAIM_CLEANUP_DELETED,	/* ptm_claim_cleanup_deleted_total */
 
@@ -64,7 +68,7 @@ typedef enum PtmCounter
 typedef enum PtmHistogram
 {
 	PTM_HIST_COMMIT_LATENCY,	/* canonical_store_commit_latency_ms */
-	PTM_HIST_RECOVERY_LATENCY,	/* recovery_latency_ms: lease expiry to next acquisition */
+	PTM_HIST_RECOVERY_LATENCY,	/* recovery_latency_ms: lease end to next acquisition */
 	PTM_NUM_HISTOGRAMS
 } PtmHistogram;
 

@@ -16,6 +16,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "balance.h"
 #include "ptm_lease.h"
 
 PG_MODULE_MAGIC;
@@ -58,6 +59,7 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	ptm_balance_define_gucs();
 	ptm_commits_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_worker_define_gucs();

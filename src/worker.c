@@ -50,7 +50,6 @@
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -68,12 +67,12 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
 #include "validate.h"
@@ -85,9 +84,6 @@
 #define PTM_MAX_BACKOFF_MS			60000
 #define PTM_MAX_BATCHES_PER_PASS	10
 
-#define PTM_NOTIFY_CHANNEL			"ptm_lease_events"
-/* longest NOTIFY payload the server accepts (NOTIFY_PAYLOAD_MAX_LENGTH) */
-#define PTM_NOTIFY_PAYLOAD_MAX		(BLCKSZ - NAMEDATALEN - 128)
 
 /* Settings; see docs/workers.md. */
 char	   *ptm_worker_databases = NULL;
@@ -628,24 +624,16 @@ static void
 notify_expired(const char *topic, int32 partition_id, const char *agent,
 			   int64 epoch, int64 expires_ms)
 {
-	StringInfoData buf;
+	PtmLeaseEvent ev = {0};
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"event\": \"expired\", \"topic\": ");
-	escape_json(&buf, topic);
-	appendStringInfo(&buf, ", \"partition_id\": %d, \"previous_agent_id\": ", partition_id);
-	escape_json(&buf, agent);
-	appendStringInfo(&buf, ", \"lease_epoch\": " INT64_FORMAT ", \"expired_at_ms\": " INT64_FORMAT "}",
-					 epoch, expires_ms);
-
-	/* a payload over the NOTIFY limit would fail the whole pass */
-	if (buf.len >= PTM_NOTIFY_PAYLOAD_MAX)
-		ereport(LOG,
-				(errmsg("ptm_lease: no notification for partition %s-%d: payload of %d bytes is too long",
-						topic, partition_id, buf.len)));
-	else
-		Async_Notify(PTM_NOTIFY_CHANNEL, buf.data);
-	pfree(buf.data);
+	ev.event = "expired";
+	ev.topic = topic;
+	ev.partition_id = partition_id;
+	ev.previous_agent_id = agent;
+	ev.lease_epoch = epoch;
+	ev.at_key = "expired_at_ms";
+	ev.at_ms = expires_ms;
+	ptm_notify_lease_event(&ev);
 }
 
 /* One batch of the expiry sweep, in its own transaction; the rows changed. */

@@ -22,7 +22,13 @@ AS $$
     ('ptm.claim_step(text, bigint, text, interval)', 'agent'),
     ('ptm.apply_projection(text, integer, bigint, text, jsonb, timestamptz, text, integer, bigint)', 'agent'),
     ('ptm.apply_projection_batch(text, integer, bigint[], text[], jsonb[], timestamptz[], text, integer, bigint)', 'agent'),
+    ('ptm.rebalance(text, text, interval)', 'agent'),
+    ('ptm.leave_topic(text, text)', 'agent'),
     ('ptm.force_expire(text, integer, text)', 'operator'),
+    ('ptm.set_topic_limit(text, integer, boolean, text)', 'operator'),
+    ('ptm.clear_topic_limit(text, text)', 'operator'),
+    ('ptm.drain_agent(text, text)', 'operator'),
+    ('ptm.undrain_agent(text, text)', 'operator'),
     ('ptm.reset_counters()', 'operator'),
     ('ptm.reset_projection(text, integer, boolean, text)', 'operator'),
     ('ptm.snapshot_metrics()', 'operator')

@@ -48,6 +48,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -62,6 +63,7 @@
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
 #include "balance.h"
@@ -225,9 +227,24 @@ ptm_balance_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/*
+ * Whether the limits' tables exist: a database still on the 0.1.0 SQL (the
+ * library serves it until ALTER EXTENSION ptm_lease UPDATE) has none, and then
+ * no limit applies.  A syscache lookup, so cheap enough to ask every time.
+ */
+static bool
+balance_schema_installed(void)
+{
+	Oid			nsp = get_namespace_oid("ptm", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("agent_drains", nsp));
+}
+
 bool
 ptm_balance_active(void)
 {
+	if (!balance_schema_installed())
+		return false;
 	if (ptm_max_leases_per_agent > 0 || ptm_fair_share)
 		return true;
 	load_cache();

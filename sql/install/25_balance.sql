@@ -50,6 +50,10 @@ COMMENT ON TABLE ptm.topic_generations IS
 
 SELECT pg_catalog.pg_extension_config_dump('ptm.topic_limits', '');
 SELECT pg_catalog.pg_extension_config_dump('ptm.agent_drains', '');
+-- Dumped too: generations must keep rising after a restore (listeners compare
+-- them), and memberships expire on their own.
+SELECT pg_catalog.pg_extension_config_dump('ptm.topic_agents', '');
+SELECT pg_catalog.pg_extension_config_dump('ptm.topic_generations', '');
 
 -- Backends cache whether any topic limit or drain exists, so that an
 -- acquisition pays nothing while there is none; every change of these tables

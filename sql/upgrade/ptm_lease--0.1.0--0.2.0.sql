@@ -308,6 +308,10 @@ COMMENT ON TABLE ptm.topic_generations IS
 
 SELECT pg_catalog.pg_extension_config_dump('ptm.topic_limits', '');
 SELECT pg_catalog.pg_extension_config_dump('ptm.agent_drains', '');
+-- Dumped too: generations must keep rising after a restore (listeners compare
+-- them), and memberships expire on their own.
+SELECT pg_catalog.pg_extension_config_dump('ptm.topic_agents', '');
+SELECT pg_catalog.pg_extension_config_dump('ptm.topic_generations', '');
 
 -- Backends cache whether any topic limit or drain exists, so that an
 -- acquisition pays nothing while there is none; every change of these tables
@@ -460,6 +464,7 @@ FROM PUBLIC;
 REVOKE ALL ON ptm.topic_limits, ptm.agent_drains, ptm.topic_agents, ptm.topic_generations,
   ptm.balance FROM PUBLIC;
 
+-- One list for both sections above (history: snapshot_metrics; balance).
 CREATE OR REPLACE FUNCTION ptm.role_functions(OUT function regprocedure, OUT needed_by text)
 RETURNS SETOF record
 LANGUAGE sql STABLE
@@ -478,11 +483,6 @@ AS $$
     ('ptm.claim_step(text, bigint, text, interval)', 'agent'),
     ('ptm.apply_projection(text, integer, bigint, text, jsonb, timestamptz, text, integer, bigint)', 'agent'),
     ('ptm.apply_projection_batch(text, integer, bigint[], text[], jsonb[], timestamptz[], text, integer, bigint)', 'agent'),
-    ('ptm.force_expire(text, integer, text)', 'operator'),
-    ('ptm.reset_counters()', 'operator'),
-    ('ptm.reset_projection(text, integer, boolean, text)', 'operator'),
-    ('ptm.snapshot_metrics()', 'operator')
-
     ('ptm.rebalance(text, text, interval)', 'agent'),
     ('ptm.leave_topic(text, text)', 'agent'),
     ('ptm.force_expire(text, integer, text)', 'operator'),
@@ -491,7 +491,8 @@ AS $$
     ('ptm.drain_agent(text, text)', 'operator'),
     ('ptm.undrain_agent(text, text)', 'operator'),
     ('ptm.reset_counters()', 'operator'),
-    ('ptm.reset_projection(text, integer, boolean, text)', 'operator')
+    ('ptm.reset_projection(text, integer, boolean, text)', 'operator'),
+    ('ptm.snapshot_metrics()', 'operator')
   ) AS f(name, needed_by), pg_catalog.to_regprocedure(f.name) AS p
   WHERE p IS NOT NULL
 $$;

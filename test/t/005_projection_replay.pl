@@ -1,8 +1,7 @@
 # Two materializers replay offsets 1..N of one partition at the same time
 # (pgbench, two clients): every offset is applied exactly once, by one of
-# them, and the watermark ends at N.  The same for the batch form.  Then a
-# rough benchmark: one apply against the hand-written upsert plus watermark
-# update, and a batch of 500 against 500 single calls.
+# them, and the watermark ends at N.  The same for the batch form.  Speed is
+# measured by the benchmark suite (test/bench), not here.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -83,71 +82,6 @@ INSERT INTO applied_log
 	});
 
 check_replay('batch', 'replay_batch');
-
-# Benchmark, one client, one event per transaction as a materializer without
-# batching runs it: ptm.apply_projection() against the hand-written upsert
-# plus watermark update (as two statements, and as one PL/pgSQL call), and
-# batches of 500.  Best of three rounds; the machine may be busy, so the
-# bounds are wide: they catch a pathology, the numbers are in the log.
-$node->safe_psql('postgres', q{
-	CREATE TABLE hand_rows (projection text, key text, data jsonb, source_partition int,
-	                        source_offset bigint, updated_at timestamptz, PRIMARY KEY (projection, key));
-	CREATE TABLE hand_wm (projection text, partition_id int, "offset" bigint, updated_at timestamptz,
-	                      PRIMARY KEY (projection, partition_id));
-	CREATE FUNCTION hand_apply(p text, o bigint) RETURNS void LANGUAGE plpgsql AS $$
-	BEGIN
-	  INSERT INTO hand_rows VALUES (p, 'k' || (o % 37), jsonb_build_object('off', o), 0, o, now())
-	    ON CONFLICT (projection, key) DO UPDATE
-	    SET data = EXCLUDED.data, source_offset = EXCLUDED.source_offset, updated_at = EXCLUDED.updated_at;
-	  UPDATE hand_wm SET "offset" = o, updated_at = now()
-	   WHERE projection = p AND partition_id = 0 AND "offset" < o;
-	END $$;
-});
-my $dir = PostgreSQL::Test::Utils::tempdir;
-my $events = 3000;
-sub tps
-{
-	my ($name, $txns, $script) = @_;
-	open my $f, '>', "$dir/$name.sql" or die;
-	print $f $script;
-	close $f;
-	my ($out, $err) = run_command(['pgbench', '-n', '-M', 'prepared', '-c', '1', '-t', $txns,
-		'-D', 'off=0', '-f', "$dir/$name.sql", $node->connstr('postgres')]);
-	my ($tps) = $out =~ /tps = ([\d.]+)/;
-	die "pgbench $name failed: $err" unless defined $tps;
-	return $tps;
-}
-my (%best);
-for my $round (1 .. 3)
-{
-	$node->safe_psql('postgres', "INSERT INTO hand_wm VALUES ('h$round', 0, 0, now()), ('p$round', 0, 0, now())");
-	my %t = (
-		hand_sql => tps("hand_sql$round", $events, qq{\\set off :off + 1
-INSERT INTO hand_rows VALUES ('h$round', 'k' || (:off::bigint % 37), jsonb_build_object('off', :off::bigint), 0, :off::bigint, now())
-  ON CONFLICT (projection, key) DO UPDATE
-  SET data = EXCLUDED.data, source_offset = EXCLUDED.source_offset, updated_at = EXCLUDED.updated_at;
-UPDATE hand_wm SET "offset" = :off::bigint, updated_at = now()
- WHERE projection = 'h$round' AND partition_id = 0 AND "offset" < :off::bigint;
-}),
-		hand_plpgsql => tps("hand_plpgsql$round", $events, qq{\\set off :off + 1
-SELECT hand_apply('p$round', :off::bigint);
-}),
-		apply => tps("apply$round", $events, qq{\\set off :off + 1
-SELECT ptm.apply_projection('bench$round', 0, :off::bigint, 'k' || (:off::bigint % 37), jsonb_build_object('off', :off::bigint));
-}),
-		batch => 500 * tps("batch$round", $events / 500, qq{\\set off :off + 1
-SELECT count(*) FROM ptm.apply_projection_batch('bench_batch$round', 0,
-  (SELECT array_agg((:off - 1) * 500 + g ORDER BY g) FROM generate_series(1, 500) g),
-  (SELECT array_agg('k' || (((:off - 1) * 500 + g) % 37) ORDER BY g) FROM generate_series(1, 500) g),
-  (SELECT array_agg(jsonb_build_object('off', (:off - 1) * 500 + g) ORDER BY g) FROM generate_series(1, 500) g));
-}));
-	for my $k (keys %t) { $best{$k} = $t{$k} if !defined $best{$k} || $t{$k} > $best{$k}; }
-}
-note(sprintf('%-45s %8.0f events/s', $_, $best{$_})) for qw(hand_sql hand_plpgsql apply batch);
-cmp_ok($best{apply}, '>', $best{hand_sql} / 3,
-	'one apply is in the range of the hand-written two statements');
-cmp_ok($best{batch}, '>', 3 * $best{apply},
-	'a batch of 500 is several times cheaper per event than single calls');
 
 $node->stop;
 done_testing();

@@ -4,3 +4,8 @@
 -- install (test/t/090_upgrade.pl compares the two catalogs).
 
 \echo Use "ALTER EXTENSION ptm_lease UPDATE TO '0.2.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------
+-- Hardening (issue 9, roles and hostile input): sql/install/95_roles.sql
+-- ---------------------------------------------------------------------
+REVOKE ALL ON FUNCTION ptm._refuse_direct_dml() FROM PUBLIC;

@@ -206,7 +206,7 @@ static PtmPlan plan_bulk_acquire = {
 static PtmPlan plan_bulk_renew = {
 	"UPDATE ptm.partition_leases l"
 	" SET lease_expires_at = greatest(l.lease_expires_at, $6), renewed_at = $7"
-	" FROM pg_catalog.unnest($2, $3, $4) AS r(topic, partition_id, lease_epoch)"
+	" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS r(topic, partition_id, lease_epoch)"
 	" WHERE l.topic = r.topic AND l.partition_id = r.partition_id"
 	"   AND l.agent_id = $1 AND l.lease_epoch = r.lease_epoch AND l.lease_expires_at > $5"
 	" RETURNING l.topic, l.partition_id, l.lease_expires_at",

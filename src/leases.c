@@ -45,6 +45,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "identity.h"
 #include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
@@ -487,6 +488,7 @@ ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
 	LeaseOutcome out = {0};
 	Datum		result;
 
+	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
 	acquire_one(&out, topic, partition_id, agent, ttl_ms);
 	result = outcome_datum(fcinfo, callerctx, &out);
@@ -519,6 +521,7 @@ ptm_renew_lease(PG_FUNCTION_ARGS)
 	out.topic = topic;
 	out.partition_id = partition_id;
 
+	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
 	ptm_spi_execute(&plan_renew, args, NULL, false, 0);
 	if (SPI_processed > 0)
@@ -570,6 +573,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 	out.topic = topic;
 	out.partition_id = partition_id;
 
+	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
 	ptm_spi_execute(&plan_release, args, NULL, false, 0);
 	if (SPI_processed > 0)
@@ -758,6 +762,7 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 	else
 		status = PTM_FENCE_OK;
 
+	ptm_check_fence_owner(status == PTM_FENCE_OK ? row.agent_id : NULL);
 	if (status == PTM_FENCE_OK)
 		ptm_count(PTM_FENCE_CHECK_PASS);
 	else
@@ -809,6 +814,7 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 				 errmsg("max_leases must be positive"),
 				 errdetail("The value given was %d.", max_leases)));
 
+	ptm_check_agent(agent, "agent_id");
 	rsinfo = ptm_init_srf(fcinfo);
 
 	SPI_connect();
@@ -879,6 +885,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 					 errmsg("lease_epochs[%d] must be positive", i + 1)));
 	}
 
+	ptm_check_agent(agent, "agent_id");
 	rsinfo = ptm_init_srf(fcinfo);
 	renewed = palloc0(sizeof(bool) * (n + 1));
 	renewed_until = palloc0(sizeof(int64) * (n + 1));

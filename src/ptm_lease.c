@@ -16,6 +16,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "identity.h"
 #include "ptm_lease.h"
 
 PG_MODULE_MAGIC;
@@ -59,6 +60,7 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	ptm_commits_define_gucs();
+	ptm_identity_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_worker_define_gucs();
 

@@ -38,6 +38,7 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "identity.h"
 #include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
@@ -273,6 +274,7 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 		action_id = ptm_get_name(fcinfo, 3, "action_id");
 	ptm_get_fence_args(fcinfo, 4, true, &fence);
+	ptm_check_claim_owner(key, &fence);
 
 	tupdesc = ptm_result_tupdesc(fcinfo);
 	started = GetCurrentTimestamp();
@@ -465,6 +467,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 	step = ptm_get_nonnegative_int64(fcinfo, 1, "step", "the first step after creation is 1");
 	worker = ptm_get_name(fcinfo, 2, "worker_id");
 	ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
+	ptm_check_agent(worker, "worker_id");
 	tupdesc = ptm_result_tupdesc(fcinfo);
 
 	values[1] = PointerGetDatum(key);

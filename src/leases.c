@@ -48,6 +48,7 @@
 #include "utils/timestamp.h"
 
 #include "balance.h"
+#include "identity.h"
 #include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
@@ -676,6 +677,7 @@ ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
 	PtmLeaseResult out = {0};
 	Datum		result;
 
+	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
 	acquire_one(&out, topic, partition_id, agent, ttl_ms);
 	result = outcome_datum(fcinfo, callerctx, &out);
@@ -708,6 +710,7 @@ ptm_renew_lease(PG_FUNCTION_ARGS)
 	out.topic = topic;
 	out.partition_id = partition_id;
 
+	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
 	ptm_spi_execute(&plan_renew, args, NULL, false, 0);
 	if (SPI_processed > 0)
@@ -759,6 +762,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 	out.topic = topic;
 	out.partition_id = partition_id;
 
+	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
 	ptm_spi_execute(&plan_release, args, NULL, false, 0);
 	if (SPI_processed > 0)
@@ -957,6 +961,7 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 	else
 		status = PTM_FENCE_OK;
 
+	ptm_check_fence_owner(status == PTM_FENCE_OK ? row.agent_id : NULL);
 	if (status == PTM_FENCE_OK)
 		ptm_count(PTM_FENCE_CHECK_PASS);
 	else
@@ -1013,6 +1018,7 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 				 errdetail("The value given was %d.", max_leases)));
 	allowance = max_leases;
 
+	ptm_check_agent(agent, "agent_id");
 	rsinfo = ptm_init_srf(fcinfo);
 	agent_str = text_to_cstring(agent);
 
@@ -1112,6 +1118,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 					 errmsg("lease_epochs[%d] must be positive", i + 1)));
 	}
 
+	ptm_check_agent(agent, "agent_id");
 	rsinfo = ptm_init_srf(fcinfo);
 	renewed = palloc0(sizeof(bool) * (n + 1));
 	renewed_until = palloc0(sizeof(int64) * (n + 1));

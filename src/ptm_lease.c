@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 
 #include "balance.h"
+#include "identity.h"
 #include "ptm_lease.h"
 
 PG_MODULE_MAGIC;
@@ -61,6 +62,7 @@ _PG_init(void)
 
 	ptm_balance_define_gucs();
 	ptm_commits_define_gucs();
+	ptm_identity_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_worker_define_gucs();
 

@@ -79,3 +79,7 @@ COMMENT ON FUNCTION ptm.grant_operator(regrole) IS
 
 REVOKE ALL ON FUNCTION ptm._grant_execute(regrole, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ptm.grant_agent(regrole), ptm.grant_operator(regrole) FROM PUBLIC;
+
+-- The DML guard fires whoever changes the table (a trigger's EXECUTE right is
+-- checked only when the trigger is created), so nobody needs to call it.
+REVOKE ALL ON FUNCTION ptm._refuse_direct_dml() FROM PUBLIC;

@@ -496,3 +496,7 @@ AS $$
   ) AS f(name, needed_by), pg_catalog.to_regprocedure(f.name) AS p
   WHERE p IS NOT NULL
 $$;
+-- ---------------------------------------------------------------------
+-- Hardening (issue 9, roles and hostile input): sql/install/95_roles.sql
+-- ---------------------------------------------------------------------
+REVOKE ALL ON FUNCTION ptm._refuse_direct_dml() FROM PUBLIC;

@@ -226,6 +226,21 @@ SELECT count(*) AS views_read FROM (SELECT 1 FROM ptm.projection_lag UNION ALL
   UNION ALL SELECT 1 FROM ptm.projection_metrics LIMIT 1) v;
 SELECT "check", status FROM ptm.health() WHERE "check" OPERATOR(pg_catalog.=) 'preload';
 SELECT count(*) AS role_functions FROM ptm.role_functions();
+-- limits on: an acquisition runs the limit and fair-share queries
+SELECT topic, max_leases, fair_share FROM ptm.set_topic_limit('hostile', 6, true, 'hostile test');
+SELECT result, agent_id FROM ptm.acquire_partition_lease('hostile', 6, 'agent-6');
+SELECT result, partition_id FROM ptm.rebalance('hostile', 'agent-6') ORDER BY partition_id;
+SELECT ptm.drain_agent('agent-6', 'hostile test') AS drained_leases;
+SELECT result FROM ptm.acquire_partition_lease('hostile', 7, 'agent-6');
+SELECT ptm.undrain_agent('agent-6', 'hostile test') AS undrained;
+SELECT ptm.leave_topic('hostile', 'agent-6') AS left_topic;
+SELECT ptm.clear_topic_limit('hostile', 'hostile test') AS cleared;
+SELECT count(*) AS balance_rows FROM ptm.balance WHERE topic OPERATOR(pg_catalog.=) 'hostile';
+-- metric history
+SELECT ptm.snapshot_metrics() OPERATOR(pg_catalog.>) 0 AS snapshot_taken;
+SELECT count(*) AS rate_rows FROM ptm.rate('ptm_commit_total', '1 hour');
+SELECT count(*) AS increase_rows FROM ptm.increase('lease_acquisitions_total', '1 hour');
+SELECT ptm.histogram_quantile(0.5, 'canonical_store_commit_latency_ms_bucket', '1 hour') IS NULL AS no_quantile_yet;
 RESET search_path;
 RESET ROLE;
 

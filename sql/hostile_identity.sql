@@ -57,6 +57,10 @@ SELECT * FROM ptm.try_commit('ident-wf', 1, '{"by": "b"}', NULL, 'ident', 0, 800
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT * FROM ptm.apply_projection('ident-p', 0, 2, 'k', '{"by": "b"}', NULL, 'ident', 0, 8000002);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT * FROM ptm.rebalance('ident', 'ptm_id_a');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT ptm.leave_topic('ident', 'ptm_id_a');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- ids that are no role at all, or a longer name that a truncation would match
 SELECT * FROM ptm.acquire_partition_lease('ident', 1, 'agent-1');
 SELECT * FROM ptm.acquire_partition_lease('ident', 1, 'ptm_id_b' || repeat('x', 60));

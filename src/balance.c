@@ -67,6 +67,7 @@
 #include "utils/snapmgr.h"
 
 #include "balance.h"
+#include "identity.h"
 #include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
@@ -571,6 +572,7 @@ ptm_rebalance(PG_FUNCTION_ARGS)
 	char	   *agent_str = text_to_cstring(agent);
 	uint64		i;
 
+	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
 	{
 		Datum		args[5] = {PointerGetDatum(topic), PointerGetDatum(agent),
@@ -621,6 +623,7 @@ ptm_leave_topic(PG_FUNCTION_ARGS)
 	Datum		args[2] = {PointerGetDatum(topic), PointerGetDatum(agent)};
 	bool		was_member;
 
+	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
 	ptm_spi_execute(&plan_leave, args, NULL, false, 0);
 	was_member = SPI_processed > 0;

@@ -322,6 +322,9 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'ptm_balance_changed';
 COMMENT ON FUNCTION ptm._balance_changed() IS
   'Trigger: tells every backend that topic limits or drains changed';
+-- A trigger's EXECUTE right is checked when the trigger is created, not when
+-- it fires: nobody needs to call it.
+REVOKE ALL ON FUNCTION ptm._balance_changed() FROM PUBLIC;
 
 CREATE TRIGGER topic_limits_changed
   AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ptm.topic_limits

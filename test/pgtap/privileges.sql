@@ -37,6 +37,20 @@ INSERT INTO decision VALUES
   ('function', 'ptm.grant_operator(regrole)', 'owner'),
   ('function', 'ptm._grant_execute(regrole,boolean)', 'owner'),
   ('function', 'ptm._refuse_direct_dml()', 'owner'),
+  -- fair share (docs/balancing.md)
+  ('function', 'ptm.rebalance(text,text,interval)', 'agent'),
+  ('function', 'ptm.leave_topic(text,text)', 'agent'),
+  ('function', 'ptm.set_topic_limit(text,integer,boolean,text)', 'operator'),
+  ('function', 'ptm.clear_topic_limit(text,text)', 'operator'),
+  ('function', 'ptm.drain_agent(text,text)', 'operator'),
+  ('function', 'ptm.undrain_agent(text,text)', 'operator'),
+  ('function', 'ptm._balance_changed()', 'owner'),
+  -- metric history (docs/workers.md)
+  ('function', 'ptm.snapshot_metrics()', 'operator'),
+  ('function', 'ptm.increase(text,interval,timestamptz)', 'monitor'),
+  ('function', 'ptm.rate(text,interval,timestamptz)', 'monitor'),
+  ('function', 'ptm.histogram_quantile(double precision,text,interval,timestamptz)', 'monitor'),
+  ('function', 'ptm._history_window(text,interval,timestamptz)', 'monitor'),
   -- tables: read by pg_monitor, written only through the functions
   ('table', 'ptm.partition_leases', 'monitor'),
   ('table', 'ptm.lease_audit', 'monitor'),
@@ -44,6 +58,11 @@ INSERT INTO decision VALUES
   ('table', 'ptm.action_dedup_log', 'monitor'),
   ('table', 'ptm.projection_watermarks', 'monitor'),
   ('table', 'ptm.workflow_projection', 'owner'),   -- projected user data
+  ('table', 'ptm.topic_limits', 'monitor'),
+  ('table', 'ptm.agent_drains', 'monitor'),
+  ('table', 'ptm.topic_agents', 'monitor'),
+  ('table', 'ptm.topic_generations', 'monitor'),
+  ('table', 'ptm.metric_history', 'monitor'),
   -- views
   ('view', 'ptm.lease_status', 'monitor'),
   ('view', 'ptm.projection_lag', 'monitor'),
@@ -58,6 +77,7 @@ INSERT INTO decision VALUES
   ('view', 'ptm.top_workflow_conflicts', 'monitor'),
   ('view', 'ptm.top_topic_conflicts', 'monitor'),
   ('view', 'ptm.stat_info', 'monitor'),
+  ('view', 'ptm.balance', 'monitor'),
   -- sequences: only the functions draw from them
   ('sequence', 'ptm.lease_epoch_seq', 'owner'),
   ('sequence', 'ptm.lease_audit_audit_id_seq', 'owner');

@@ -273,7 +273,10 @@ SELECT what FROM public.hostile_marker;
 -- cleanup
 SET session_replication_role = replica;
 DELETE FROM ptm.partition_leases WHERE topic = 'hostile';
-DELETE FROM ptm.lease_audit WHERE topic IN ('hostile', 'hostile-p');
+DELETE FROM ptm.lease_audit WHERE topic IN ('hostile', 'hostile-p') OR reason = 'hostile test';
+DELETE FROM ptm.topic_agents WHERE topic = 'hostile';
+DELETE FROM ptm.topic_generations WHERE topic = 'hostile';
+DELETE FROM ptm.metric_history;
 RESET session_replication_role;
 DELETE FROM ptm.workflow_state WHERE workflow_key = 'hostile-wf';
 DELETE FROM ptm.action_dedup_log WHERE workflow_key = 'hostile-wf';

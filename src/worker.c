@@ -962,6 +962,12 @@ ptm_worker_main(Datum arg)
 
 	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
 	pgstat_report_appname("ptm_lease worker");
+	/*
+	 * The worker runs as the bootstrap superuser: pin its search_path as the
+	 * SQL functions do, so that nothing a database or role setting puts first
+	 * can stand in for pg_catalog's operators and functions.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	loopcxt = AllocSetContextCreate(TopMemoryContext, "ptm_lease worker loop",
 									ALLOCSET_DEFAULT_SIZES);

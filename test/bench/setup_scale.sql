@@ -1,5 +1,6 @@
 -- A database for the scale runs and the expiry sweep: exactly :rows leases
--- (topic 'bench', agent-P, epoch P + 1, live for a day) and :rows workflows
+-- (topic 'bench', agent-P, epoch P + 1, live for 55 minutes: a renew for an
+-- hour moves the expiry) and :rows workflows
 -- 'wf-K', in the extension's tables, and the same leases in seed 002's table
 -- bench_leases (for the hand-written sweep).
 --
@@ -12,7 +13,7 @@ CREATE TABLE bench_leases (
     PRIMARY KEY (topic, partition_id));
 SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms \gset
 INSERT INTO ptm.partition_leases (topic, partition_id, agent_id, lease_epoch, lease_expires_at, state, acquired_at)
-SELECT 'bench', g, 'agent-' || g, g + 1, :now_ms + 86400000, 'active', now()
+SELECT 'bench', g, 'agent-' || g, g + 1, :now_ms + 3300000, 'active', now()
   FROM generate_series(0, :rows - 1) g;
 INSERT INTO bench_leases SELECT topic, partition_id, agent_id, lease_epoch, lease_expires_at
   FROM ptm.partition_leases;

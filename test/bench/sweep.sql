@@ -4,7 +4,8 @@
 -- of ptm_lease.sweep_batch_size = 1000, at most 10 per pass, as the worker
 -- does) and, for comparison, the hand-written sweep a user of seed 002's
 -- table runs (one UPDATE, no expiry index).  Three repetitions; prints
--- "sweep <leases> <expired> <ext ms> <sql ms>" for each.
+-- "sweep <leases> <expired> <ext ms> <sql ms> <marked expired>" for each,
+-- then "idle ..." for a pass that finds nothing.
 --
 --   psql -v rows=N -f sweep.sql
 \set ON_ERROR_STOP 1
@@ -89,3 +90,8 @@ SELECT bench_sweep_pass(1000) AS ext_ms \gset
 SELECT bench_sweep_sql() AS sql_ms \gset
 SELECT 'sweep', :rows, :expired, :ext_ms, :sql_ms,
        (SELECT count(*) FROM ptm.partition_leases WHERE state = 'expired');
+
+-- Nothing expired: what every sweep_interval costs in the steady state.
+SELECT bench_sweep_pass(1000) AS ext_ms \gset
+SELECT bench_sweep_sql() AS sql_ms \gset
+SELECT 'idle', :rows, 0, :ext_ms, :sql_ms, 0;

@@ -1,8 +1,8 @@
 -- A database for the scale runs and the expiry sweep: exactly :rows leases
 -- (topic 'bench', agent-P, epoch P + 1, live for 55 minutes: a renew for an
 -- hour moves the expiry) and :rows workflows
--- 'wf-K', in the extension's tables, and the same leases in seed 002's table
--- bench_leases (for the hand-written sweep).
+-- 'wf-K', in the extension's tables, and the same in the plain tables
+-- bench_leases (seed 002's) and bench_state, for the hand-written statements.
 --
 --   psql -v rows=N -f setup_scale.sql
 \set ON_ERROR_STOP 1
@@ -20,4 +20,6 @@ INSERT INTO bench_leases SELECT topic, partition_id, agent_id, lease_epoch, leas
 SELECT setval('ptm.lease_epoch_seq', :rows + 1) \gset
 INSERT INTO ptm.workflow_state (workflow_key, version, state)
 SELECT 'wf-' || g, 1, '{"a": 0}'::jsonb FROM generate_series(0, :rows - 1) g;
+CREATE TABLE bench_state (LIKE ptm.workflow_state INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+INSERT INTO bench_state SELECT * FROM ptm.workflow_state;
 VACUUM ANALYZE;

@@ -42,6 +42,7 @@ my %groups = (
 	check_fence => 1, try_commit => 1, try_commit_conflict => 1,
 	try_commit_fenced => 1, claim_step => 1, apply => 1, apply_batch => 2,
 	scale_renew_1000 => 1, scale_commit_1000 => 1,
+	scale_renew_sql_1000 => 1, scale_commit_sql_1000 => 1,
 	counters_renew => 1, counters_commit => 1, counters_apply => 1);
 my (%rows, @bad);
 open(my $fh, '<', "$out/results.tsv") or die "no results.tsv: $!";

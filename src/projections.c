@@ -26,9 +26,10 @@
  *		before the watermark row, so a takeover waits for the fenced apply.
  *
  * Statements are prepared once per backend (SPI_prepare + SPI_keepplan).
- * The single apply runs two of them when it applies (watermark, row) and two
- * when it does not (watermark, counts); a batch runs three or four in all,
- * whatever its size.
+ * The single apply runs one of them when it applies to an existing watermark
+ * (watermark and row in one statement), two when it does not (watermark,
+ * counts) and three for a partition's first event; a batch runs three or
+ * four in all, whatever its size.
  *
  *-------------------------------------------------------------------------
  */
@@ -83,7 +84,8 @@ typedef struct BatchEvent
 } BatchEvent;
 
 /* Saved plans, prepared on first use in each backend. */
-static SPIPlanPtr plan_advance = NULL;
+static SPIPlanPtr plan_advance_upsert = NULL;
+static SPIPlanPtr plan_advance_delete = NULL;
 static SPIPlanPtr plan_claim = NULL;
 static SPIPlanPtr plan_count_skip = NULL;
 static SPIPlanPtr plan_upsert_row = NULL;
@@ -97,22 +99,48 @@ static SPIPlanPtr plan_delete_rows = NULL;
 
 /*
  * Single apply, step 1 (the common case): advance an existing watermark that
- * is below the offset.  Returns (previous_offset) when it applied.  Under
- * READ COMMITTED a concurrent advance makes it wait and re-check the newest
- * row version, so it never moves the watermark down.
+ * is below the offset and, in the same statement, write the projection row
+ * ($7 key, $8 data): one executor run instead of two.  The row is written
+ * only when the watermark advanced (it reads from wm), and after the
+ * watermark row is locked, as the locking protocol asks.  Returns
+ * (previous_offset) when it applied.  Under READ COMMITTED a concurrent
+ * advance makes the UPDATE wait and re-check the newest row version, so it
+ * never moves the watermark down.
  */
-static const char *const sql_advance =
-"UPDATE ptm.projection_watermarks"
-"   SET \"offset\" = $3,"
-"       previous_offset = \"offset\","
-"       updated_at = $4,"
-"       last_event_time = COALESCE($5, last_event_time),"
-"       apply_lag_ms = COALESCE($6, apply_lag_ms),"
-"       max_lag_ms = GREATEST(max_lag_ms, $6),"
-"       applied_count = applied_count + 1,"
-"       gap_count = gap_count + CASE WHEN $3 - \"offset\" > 1 THEN 1 ELSE 0 END"
-" WHERE projection = $1 AND partition_id = $2 AND \"offset\" < $3"
-" RETURNING previous_offset";
+#define SQL_ADVANCE \
+"WITH wm AS (" \
+" UPDATE ptm.projection_watermarks" \
+"    SET \"offset\" = $3," \
+"        previous_offset = \"offset\"," \
+"        updated_at = $4," \
+"        last_event_time = COALESCE($5, last_event_time)," \
+"        apply_lag_ms = COALESCE($6, apply_lag_ms)," \
+"        max_lag_ms = GREATEST(max_lag_ms, $6)," \
+"        applied_count = applied_count + 1," \
+"        gap_count = gap_count + CASE WHEN $3 - \"offset\" > 1 THEN 1 ELSE 0 END" \
+"  WHERE projection = $1 AND partition_id = $2 AND \"offset\" < $3" \
+" RETURNING previous_offset)"
+
+static const char *const sql_advance_upsert =
+SQL_ADVANCE
+", r AS ("
+" INSERT INTO ptm.workflow_projection AS p"
+"   (projection, key, data, source_partition, source_offset, updated_at)"
+" SELECT $1, $7, $8, $2, $3, $4 FROM wm"
+" ON CONFLICT (projection, key) DO UPDATE"
+"    SET data = EXCLUDED.data,"
+"        source_partition = EXCLUDED.source_partition,"
+"        source_offset = EXCLUDED.source_offset,"
+"        updated_at = EXCLUDED.updated_at)"
+" SELECT previous_offset FROM wm";
+
+/* The same for an event without data: the row is deleted. */
+static const char *const sql_advance_delete =
+SQL_ADVANCE
+", r AS ("
+" DELETE FROM ptm.workflow_projection"
+"  WHERE projection = $1 AND key = $7 AND EXISTS (SELECT FROM wm))"
+" SELECT previous_offset FROM wm";
 
 /*
  * Single apply, step 3 (first event of a partition, or a watermark removed or
@@ -316,18 +344,26 @@ fence_passes(const PtmFenceArgs *fence)
 
 /*
  * Steps 1 and 2 of a single apply.  Returns 1 when it advanced the watermark
- * (*prev: the watermark before, *prev_null if none), 0 when the watermark is
- * at or above the offset (*wm), -1 when there is no watermark row to decide
- * on: the caller then creates or locks it.
+ * and wrote the row (*prev: the watermark before, *prev_null if none), 0 when
+ * the watermark is at or above the offset (*wm), -1 when there is no
+ * watermark row to decide on: the caller then creates or locks it.  values
+ * and nulls hold the eight parameters of sql_advance_upsert; delete_row: the
+ * event has no data.
  */
 static int
-advance_or_count(Datum *values, const char *nulls, int64 *prev, bool *prev_null, int64 *wm)
+advance_or_count(Datum *values, const char *nulls, bool delete_row,
+				 int64 *prev, bool *prev_null, int64 *wm)
 {
-	static const Oid argtypes[6] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+	static const Oid argtypes[8] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID,
+	TEXTOID, JSONBOID};
 	bool		isnull;
 
-	run_plan(ptm_spi_prepare(&plan_advance, sql_advance, 6, argtypes),
-			 values, nulls, SPI_OK_UPDATE_RETURNING);
+	if (delete_row)
+		run_plan(ptm_spi_prepare(&plan_advance_delete, sql_advance_delete, 7, argtypes),
+				 values, nulls, SPI_OK_SELECT);
+	else
+		run_plan(ptm_spi_prepare(&plan_advance_upsert, sql_advance_upsert, 8, argtypes),
+				 values, nulls, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		*prev = first_int8(1, prev_null);
@@ -389,9 +425,10 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		Datum		values[6];
-		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+		Datum		values[8];
+		char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 		int			have_prev;
+		bool		row_written;
 		int64		prev = 0,
 					wm = 0;
 		bool		prev_null = true,
@@ -410,11 +447,19 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 			values[4] = TimestampTzGetDatum(event_time);
 			values[5] = Int64GetDatum(lag_ms(now, event_time));
 		}
+		values[6] = PointerGetDatum(key);
+		if (PG_ARGISNULL(4))
+			nulls[7] = 'n';
+		else
+			values[7] = PG_GETARG_DATUM(4);
+
 		/*
-		 * Advance (applied), else count (duplicate or regression), else
-		 * create or lock the row, then decide again: see sql_advance.
+		 * Advance and write the row (applied), else count (duplicate or
+		 * regression), else create or lock the watermark row, then decide
+		 * again: see SQL_ADVANCE.
 		 */
-		have_prev = advance_or_count(values, nulls, &prev, &prev_null, &wm);
+		have_prev = advance_or_count(values, nulls, PG_ARGISNULL(4), &prev, &prev_null, &wm);
+		row_written = (have_prev > 0);
 		if (have_prev < 0)
 		{
 			run_plan(ptm_spi_prepare(&plan_claim, sql_claim, 6, claim_types),
@@ -449,21 +494,27 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 					ptm_count(PTM_PROJ_GAPS);
 			}
 
-			/* The watermark row is ours: now the projection row. */
-			values[1] = PointerGetDatum(key);
-			if (PG_ARGISNULL(4))
-				run_plan(ptm_spi_prepare(&plan_delete_row, sql_delete_row, 2, row_types),
-						 values, NULL, SPI_OK_DELETE);
-			else
+			/*
+			 * A watermark created or advanced in step 3 is locked by us: now
+			 * the projection row (step 1 wrote it in the same statement).
+			 */
+			if (!row_written)
 			{
-				char		row_nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+				values[1] = PointerGetDatum(key);
+				if (PG_ARGISNULL(4))
+					run_plan(ptm_spi_prepare(&plan_delete_row, sql_delete_row, 2, row_types),
+							 values, NULL, SPI_OK_DELETE);
+				else
+				{
+					char		row_nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
-				values[2] = PG_GETARG_DATUM(4);
-				values[3] = Int32GetDatum(partition_id);
-				values[4] = Int64GetDatum(offset);
-				values[5] = TimestampTzGetDatum(now);
-				run_plan(ptm_spi_prepare(&plan_upsert_row, sql_upsert_row, 6, row_types),
-						 values, row_nulls, SPI_OK_INSERT);
+					values[2] = PG_GETARG_DATUM(4);
+					values[3] = Int32GetDatum(partition_id);
+					values[4] = Int64GetDatum(offset);
+					values[5] = TimestampTzGetDatum(now);
+					run_plan(ptm_spi_prepare(&plan_upsert_row, sql_upsert_row, 6, row_types),
+							 values, row_nulls, SPI_OK_INSERT);
+				}
 			}
 		}
 		else

@@ -444,8 +444,7 @@ ptm_balance_count_refusal(PtmLimitReason why, text *topic)
 		default:
 			return;
 	}
-	ptm_count(c);
-	ptm_count_key(PTM_KEY_TOPIC, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic), c);
+	ptm_count_topic(c, topic);
 }
 
 /* ---------------------------------------------------------------------

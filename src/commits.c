@@ -386,16 +386,15 @@ refused:
 	}
 
 	if (result == PTM_COMMIT_CAS_CONFLICT)
-	{
 		ptm_count(PTM_STORE_CONFLICTS);
-		ptm_count_key(PTM_KEY_WORKFLOW, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
-					  PTM_COMMIT_CAS_CONFLICT);
-	}
 
 done:
 	SPI_finish();
 
 	ptm_count(result);
+	/* per key only what went wrong: the top views rank keys by it */
+	if (result != PTM_COMMIT_OK)
+		ptm_count_key(PTM_KEY_WORKFLOW, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), result);
 	ptm_observe(PTM_HIST_COMMIT_LATENCY,
 				(double) (GetCurrentTimestamp() - started) / 1000.0);
 
@@ -544,6 +543,8 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 		result = PTM_CLAIM_BUSY;
 
 	ptm_count(result);
+	if (result != PTM_CLAIM_CLAIMED)
+		ptm_count_key(PTM_KEY_WORKFLOW, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), result);
 	values[0] = CStringGetTextDatum(result == PTM_CLAIM_CLAIMED ? "claimed" :
 									result == PTM_CLAIM_STALE ? "stale" :
 									result == PTM_CLAIM_OUT_OF_ORDER ? "out_of_order" :

@@ -415,16 +415,24 @@ classify_failure(const LeaseRow *row, text *agent, int64 epoch, int64 now_ms)
 	return "not_owner";
 }
 
+/*
+ * An outcome that went wrong, counted overall and per topic (the per-topic
+ * counts rank topics in ptm.top_topic_conflicts; successes are counted only
+ * overall, so that busy topics do not evict troubled ones).
+ */
+void
+ptm_count_topic(PtmCounter counter, text *topic)
+{
+	ptm_count(counter);
+	ptm_count_key(PTM_KEY_TOPIC, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic), counter);
+}
+
 /* lease_conflicts_total counts every stale epoch, overall and per topic. */
 static void
 count_if_stale(const char *result, text *topic)
 {
 	if (strcmp(result, "stale_epoch") == 0)
-	{
-		ptm_count(PTM_LEASE_CONFLICTS);
-		ptm_count_key(PTM_KEY_TOPIC, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic),
-					  PTM_LEASE_CONFLICTS);
-	}
+		ptm_count_topic(PTM_LEASE_CONFLICTS, topic);
 }
 
 static void
@@ -492,9 +500,7 @@ acquire_conflict(PtmLeaseResult *out, const LeaseRow *row, text *topic)
 {
 	out->result = "conflict";
 	outcome_from_row(out, row);
-	ptm_count(PTM_LEASE_ACQUIRE_CONFLICT);
-	ptm_count_key(PTM_KEY_TOPIC, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic),
-				  PTM_LEASE_ACQUIRE_CONFLICT);
+	ptm_count_topic(PTM_LEASE_ACQUIRE_CONFLICT, topic);
 }
 
 /* A limit refused the take: the lease stays as it is. */
@@ -730,7 +736,7 @@ ptm_renew_lease(PG_FUNCTION_ARGS)
 
 		out.result = classify_failure(&row, agent, epoch, now_ms);
 		outcome_from_row(&out, &row);
-		ptm_count(PTM_LEASE_RENEW_FAILURE);
+		ptm_count_topic(PTM_LEASE_RENEW_FAILURE, topic);
 		count_if_stale(out.result, topic);
 	}
 	result = outcome_datum(fcinfo, callerctx, &out);
@@ -857,7 +863,7 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 		ev.at_ms = now_ms;
 		ptm_notify_lease_event(&ev);
 
-		ptm_count(PTM_LEASE_FORCED);
+		ptm_count_topic(PTM_LEASE_FORCED, topic);
 		ereport(LOG,
 				(errmsg("lease for partition %s-%d forced to expire: epoch " INT64_FORMAT " of agent \"%s\" fenced by epoch " INT64_FORMAT,
 						text_to_cstring(topic), partition_id, DatumGetInt64(prev_epoch),
@@ -966,7 +972,7 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 		ptm_count(PTM_FENCE_CHECK_PASS);
 	else
 	{
-		ptm_count(PTM_FENCE_CHECK_REJECT);
+		ptm_count_topic(PTM_FENCE_CHECK_REJECT, topic);
 		if (status == PTM_FENCE_STALE)
 			count_if_stale("stale_epoch", topic);
 		if (raise_error)
@@ -1172,7 +1178,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 
 			out.result = classify_failure(&row, agent, DatumGetInt64(epochs[i]), now_ms);
 			outcome_from_row(&out, &row);
-			ptm_count(PTM_LEASE_RENEW_FAILURE);
+			ptm_count_topic(PTM_LEASE_RENEW_FAILURE, t);
 			count_if_stale(out.result, t);
 		}
 		tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));

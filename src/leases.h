@@ -15,6 +15,8 @@
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
 
+#include "metrics.h"
+
 typedef enum PtmFenceStatus
 {
 	PTM_FENCE_OK,				/* epoch current, lease held and live */
@@ -49,6 +51,9 @@ typedef struct PtmLeaseResult
 } PtmLeaseResult;
 
 extern HeapTuple ptm_lease_result_tuple(TupleDesc tupdesc, const PtmLeaseResult *r);
+
+/* An outcome that went wrong, counted overall and per topic. */
+extern void ptm_count_topic(PtmCounter counter, text *topic);
 
 /* A row of ptm.lease_audit; the caller's role and session are filled in. */
 typedef struct PtmAudit

@@ -100,47 +100,41 @@ COMMENT ON VIEW ptm.key_counters IS
 
 -- "Identify top workflows by conflict count" (seed 003), and split-brain
 -- suspects by topic (seed 002).  Rows are pivoted from ptm.key_counters, so a
--- key appears once it has counted anything.
+-- key appears once it has counted anything.  Only outcomes that went wrong
+-- are counted per key: counting every success would cost a shared-hash
+-- lookup per call and let busy, healthy keys evict the troubled ones.
 CREATE VIEW ptm.top_workflow_conflicts AS
-  SELECT workflow_key, cas_conflicts, fencing_rejects, commits, duplicates,
-         stale_claims, out_of_order_claims,
-         CASE WHEN commits + cas_conflicts > 0
-              THEN cas_conflicts::double precision / (commits + cas_conflicts) END AS conflict_ratio
-    FROM (SELECT key AS workflow_key,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_commit_total' AND labels->>'result' = 'cas_conflict'), 0)::bigint AS cas_conflicts,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_commit_total' AND labels->>'result' = 'fencing_reject'), 0)::bigint AS fencing_rejects,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_commit_total' AND labels->>'result' = 'ok'), 0)::bigint AS commits,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_commit_total' AND labels->>'result' = 'duplicate'), 0)::bigint AS duplicates,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_claim_total' AND labels->>'result' = 'stale'), 0)::bigint AS stale_claims,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_claim_total' AND labels->>'result' = 'out_of_order'), 0)::bigint AS out_of_order_claims
-            FROM ptm.key_counters
-           WHERE family = 'workflow'
-           GROUP BY key) AS per_key
+  SELECT key AS workflow_key,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_commit_total' AND labels->>'result' = 'cas_conflict'), 0)::bigint AS cas_conflicts,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_commit_total' AND labels->>'result' = 'fencing_reject'), 0)::bigint AS fencing_rejects,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_commit_total' AND labels->>'result' = 'duplicate'), 0)::bigint AS duplicates,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_claim_total' AND labels->>'result' = 'stale'), 0)::bigint AS stale_claims,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_claim_total' AND labels->>'result' = 'out_of_order'), 0)::bigint AS out_of_order_claims,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_claim_total' AND labels->>'result' = 'busy'), 0)::bigint AS busy_claims
+    FROM ptm.key_counters
+   WHERE family = 'workflow'
+   GROUP BY key
    ORDER BY cas_conflicts DESC, fencing_rejects DESC, workflow_key;
 
 COMMENT ON VIEW ptm.top_workflow_conflicts IS
-  'Tracked workflow keys, most cas_conflicts first, with their other commit and claim outcomes and conflict_ratio = cas_conflicts / (commits + cas_conflicts)';
+  'Tracked workflow keys by what went wrong (cas_conflict, fencing_reject, duplicate; stale, out_of_order, busy claims), most cas_conflicts first';
 
 CREATE VIEW ptm.top_topic_conflicts AS
-  SELECT topic, lease_conflicts, acquire_conflicts, acquisitions, renewals, renew_failures,
-         fence_rejects, forced_expirations,
-         CASE WHEN acquisitions + acquire_conflicts > 0
-              THEN acquire_conflicts::double precision / (acquisitions + acquire_conflicts) END AS conflict_ratio
-    FROM (SELECT key AS topic,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_conflicts_total'), 0)::bigint AS lease_conflicts,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_acquisitions_total' AND labels->>'result' = 'conflict'), 0)::bigint AS acquire_conflicts,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_acquisitions_total' AND labels->>'result' = 'success'), 0)::bigint AS acquisitions,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_renewals_total' AND labels->>'result' = 'success'), 0)::bigint AS renewals,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_renewals_total' AND labels->>'result' = 'failure'), 0)::bigint AS renew_failures,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_fence_checks_total' AND labels->>'result' = 'reject'), 0)::bigint AS fence_rejects,
-                 COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_forced_expirations_total'), 0)::bigint AS forced_expirations
-            FROM ptm.key_counters
-           WHERE family = 'topic'
-           GROUP BY key) AS per_key
+  SELECT * FROM (
+  SELECT key AS topic,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_conflicts_total'), 0)::bigint AS lease_conflicts,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_acquisitions_total' AND labels->>'result' = 'conflict'), 0)::bigint AS acquire_conflicts,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_renewals_total' AND labels->>'result' = 'failure'), 0)::bigint AS renew_failures,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_fence_checks_total' AND labels->>'result' = 'reject'), 0)::bigint AS fence_rejects,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_forced_expirations_total'), 0)::bigint AS forced_expirations,
+         COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'ptm_backpressure_total'), 0)::bigint AS limited
+    FROM ptm.key_counters
+   WHERE family = 'topic'
+   GROUP BY key) AS per_topic
    ORDER BY lease_conflicts + acquire_conflicts DESC, renew_failures DESC, topic;
 
 COMMENT ON VIEW ptm.top_topic_conflicts IS
-  'Tracked topics, most lease conflicts (stale epochs plus refused acquisitions) first, with renewals and conflict_ratio = acquire_conflicts / (acquisitions + acquire_conflicts)';
+  'Tracked topics by what went wrong (stale epochs, refused acquisitions, failed renewals, fence rejects, forced expirations, limited), most lease conflicts first';
 
 -- State of the counters themselves.
 CREATE FUNCTION ptm._stat_info(

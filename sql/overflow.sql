@@ -82,6 +82,13 @@ SELECT * FROM ptm.acquire_partition_lease('ovf', 5, 'a', '-2562047788:00:54.7758
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT * FROM ptm.acquire_partition_lease('ovf', 5, 'a', '1 month -30 days');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- parts of opposite signs are judged by their sum: huge and positive, then
+-- huge and negative, then a few seconds that pass
+SELECT * FROM ptm.acquire_partition_lease('ovf', 5, 'a', '2147483647 days -2562047788 hours');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT * FROM ptm.acquire_partition_lease('ovf', 5, 'a', '-2147483647 days 2562047788 hours');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT result, expires_at - now() < interval '1 min' AS short FROM ptm.acquire_partition_lease('ovf', 6, 'a', '1 day -86390 s');
 SELECT * FROM ptm.claim_step('ovf-wf', 1, 'w', '-2147483648 months');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT result FROM ptm.acquire_partition_lease('ovf', 5, 'a', '0.001 ms');

@@ -143,6 +143,7 @@ int64
 ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
 	Interval   *iv;
+	double		total;
 	int64		usecs;
 
 	ptm_check_not_null(fcinfo, argno, argname);
@@ -150,18 +151,14 @@ ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname)
 
 	/*
 	 * Months count as 30 days and days as 24 hours, as extract(epoch from
-	 * interval) does.  Anything near int64 overflow is far above max_ttl, so
-	 * compare the parts first.
+	 * interval) does.  The total is judged in double precision, so that an
+	 * interval whose parts have opposite signs ("2147483647 days -2562047788
+	 * hours") gets the error its sum deserves; it is exact for every TTL that
+	 * passes (below 2^53 microseconds, about 285 years).
 	 */
-	if (iv->month > 1200 || iv->month < -1200 || iv->day > 36500 || iv->day < -36500)
-		usecs = (iv->month >= 0 && iv->day >= 0 && iv->time >= 0) ? PG_INT64_MAX : PG_INT64_MIN;
-	else
-	{
-		int64		days = (int64) iv->month * DAYS_PER_MONTH + iv->day;
-
-		if (pg_add_s64_overflow(iv->time, days * USECS_PER_DAY, &usecs))
-			usecs = iv->time > 0 ? PG_INT64_MAX : PG_INT64_MIN;
-	}
+	total = ((double) iv->month * DAYS_PER_MONTH + (double) iv->day) * USECS_PER_DAY +
+		(double) iv->time;
+	usecs = total <= 0 ? 0 : total >= (double) PG_INT64_MAX ? PG_INT64_MAX : (int64) total;
 
 	if (usecs <= 0)
 		ereport(ERROR,

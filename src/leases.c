@@ -370,7 +370,8 @@ ptm_notify_lease_event(const PtmLeaseEvent *ev)
 }
 
 /*
- * A take (acquire, bulk acquire): NOTIFY "acquired", and observe
+ * A take (acquire, bulk acquire): NOTIFY "acquired" (unless
+ * ptm_lease.notify_owner_changes is off), and observe
  * recovery_latency_ms, the time since the previous owner's lease ended
  * (expiry, release or force; ended_ms < 0 when the lease never had one).
  */
@@ -378,17 +379,20 @@ static void
 taken(text *topic, int32 partition_id, const char *agent, const char *previous_agent,
 	  int64 epoch, int64 expires_ms, int64 ended_ms, int64 now_ms)
 {
-	PtmLeaseEvent ev = {0};
+	if (ptm_notify_owner_changes)
+	{
+		PtmLeaseEvent ev = {0};
 
-	ev.event = "acquired";
-	ev.topic = text_to_cstring(topic);
-	ev.partition_id = partition_id;
-	ev.agent_id = agent;
-	ev.previous_agent_id = previous_agent;
-	ev.lease_epoch = epoch;
-	ev.at_key = "expires_at_ms";
-	ev.at_ms = expires_ms;
-	ptm_notify_lease_event(&ev);
+		ev.event = "acquired";
+		ev.topic = text_to_cstring(topic);
+		ev.partition_id = partition_id;
+		ev.agent_id = agent;
+		ev.previous_agent_id = previous_agent;
+		ev.lease_epoch = epoch;
+		ev.at_key = "expires_at_ms";
+		ev.at_ms = expires_ms;
+		ptm_notify_lease_event(&ev);
+	}
 	if (ended_ms >= 0)
 		ptm_observe(PTM_HIST_RECOVERY_LATENCY, (double) (now_ms - ended_ms));
 }
@@ -779,6 +783,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 		out.epoch = epoch;
 		out.expires_ms = now_ms;
 		ptm_count(PTM_LEASE_RELEASES);
+		if (ptm_notify_owner_changes)
 		{
 			PtmLeaseEvent ev = {0};
 

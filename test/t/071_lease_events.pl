@@ -50,6 +50,23 @@ like($events[4], qr/^\{"event": "acquired", "topic": "ev", "partition_id": 0, "a
 like($events[5], qr/^\{"event": "acquired", "topic": "ev", "partition_id": 1, "agent_id": "agent-c", "previous_agent_id": null/,
 	'bulk acquisition of a free lease');
 
+# ptm_lease.notify_owner_changes = off: acquisitions and releases are silent
+# (their commits then skip PostgreSQL's notify serialization); a forced
+# expiry, an operator's act, is still announced.
+$out = $node->safe_psql('postgres', q{
+	SET ptm_lease.notify_owner_changes = off;
+	LISTEN ptm_lease_events;
+	SELECT result FROM ptm.acquire_partition_lease('ev-quiet', 0, 'agent-a');
+	SELECT result FROM ptm.release_lease('ev-quiet', 0, 'agent-a',
+	  (SELECT lease_epoch FROM ptm.partition_leases WHERE topic = 'ev-quiet' AND partition_id = 0));
+	SELECT count(*) FROM ptm.acquire_partition_leases('ev-quiet', 'agent-b', 1);
+	SELECT result FROM ptm.force_expire('ev-quiet', 0, 'test');
+});
+@events = ($out =~ /Asynchronous notification "ptm_lease_events" with payload "([^\n]*)" received/g);
+is(scalar(@events), 1, 'with notify_owner_changes off only the forced expiry is announced')
+  or diag($out);
+like($events[0] // '', qr/^\{"event": "forced", "topic": "ev-quiet"/, 'the forced expiry');
+
 # The live agents of a topic: join, leave, drain, undrain.
 $out = $node->safe_psql('postgres', q{
 	LISTEN ptm_lease_events;

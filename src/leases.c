@@ -214,10 +214,10 @@ static PtmPlan plan_bulk_renew = {
 	" SET lease_expires_at = greatest(l.lease_expires_at, $6), renewed_at = $7"
 	/* multi-argument unnest() exists only unqualified: spell out ROWS FROM */
 	" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
-	"   AS r(topic, partition_id, lease_epoch)"
+	"   WITH ORDINALITY AS r(topic, partition_id, lease_epoch, ord)"
 	" WHERE l.topic = r.topic AND l.partition_id = r.partition_id"
 	"   AND l.agent_id = $1 AND l.lease_epoch = r.lease_epoch AND l.lease_expires_at > $5"
-	" RETURNING l.topic, l.partition_id, l.lease_expires_at",
+	" RETURNING r.ord, l.lease_expires_at",
 	7, {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8OID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -1143,22 +1143,38 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 
 		ptm_spi_execute(&plan_bulk_renew, args, NULL, false, 0);
 
-		/* Mark inputs whose (topic, partition) came back; n is small (hundreds). */
+		/* Each updated row names the input it came from (1-based). */
 		for (r = 0; r < SPI_processed; r++)
 		{
 			bool		isnull;
-			text	   *rt = DatumGetTextPP(ptm_spi_value(r, 1, &isnull));
-			int32		rp = DatumGetInt32(ptm_spi_value(r, 2, &isnull));
-			int64		until = DatumGetInt64(ptm_spi_value(r, 3, &isnull));
+			int64		ord = DatumGetInt64(ptm_spi_value(r, 1, &isnull));
 
-			for (i = 0; i < n; i++)
-				if (!renewed[i] && DatumGetInt32(partitions[i]) == rp &&
-					same_text(rt, DatumGetTextPP(topics[i])))
-				{
-					renewed[i] = true;
-					renewed_until[i] = until;
-				}
+			renewed[ord - 1] = true;
+			renewed_until[ord - 1] = DatumGetInt64(ptm_spi_value(r, 2, &isnull));
 		}
+	}
+
+	/*
+	 * A lease named twice is updated once, for one of its inputs: the others
+	 * renewed it too.  Only inputs left unmarked are compared, so the common
+	 * case stays linear.
+	 */
+	for (i = 0; i < n; i++)
+	{
+		int			j;
+
+		if (renewed[i])
+			continue;
+		for (j = 0; j < n; j++)
+			if (renewed[j] && j != i &&
+				DatumGetInt32(partitions[j]) == DatumGetInt32(partitions[i]) &&
+				DatumGetInt64(epochs[j]) == DatumGetInt64(epochs[i]) &&
+				same_text(DatumGetTextPP(topics[j]), DatumGetTextPP(topics[i])))
+			{
+				renewed[i] = true;
+				renewed_until[i] = renewed_until[j];
+				break;
+			}
 	}
 
 	for (i = 0; i < n; i++)

@@ -57,6 +57,14 @@ SELECT pg_temp.sqlstate_of($$SELECT * FROM apply_projection_batch('err', 0, '{8,
 SELECT pg_temp.sqlstate_of($$SELECT * FROM apply_projection_batch('err', 0, '{8}', '{k}', '{"{}"}', '{-infinity}')$$);
 SELECT pg_temp.sqlstate_of($$SELECT * FROM apply_projection_batch('err', 0, '{8}', '{k}', '{"{}"}', NULL, 't', 0, NULL)$$);
 
+-- Row data above ptm_lease.max_data_bytes: 54000, single and per batch element
+SET ptm_lease.max_data_bytes = 64;
+SELECT pg_temp.sqlstate_of($$SELECT * FROM apply_projection('err', 0, 8, 'k', jsonb_build_object('pad', repeat('x', 100)))$$);
+SELECT pg_temp.sqlstate_of($$SELECT * FROM apply_projection_batch('err', 0, '{8, 9}', '{k, l}',
+  ARRAY['{}'::jsonb, jsonb_build_object('pad', repeat('x', 100))])$$);
+SELECT * FROM apply_projection('err', 0, 8, 'k', jsonb_build_object('pad', repeat('x', 100)));
+RESET ptm_lease.max_data_bytes;
+
 -- reset_projection
 SELECT pg_temp.sqlstate_of($$SELECT * FROM reset_projection(NULL)$$);
 SELECT pg_temp.sqlstate_of($$SELECT * FROM reset_projection('')$$);

@@ -42,7 +42,9 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "access/detoast.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -265,6 +267,37 @@ first_int8(int col, bool *isnull)
 	return *isnull ? 0 : DatumGetInt64(d);
 }
 
+int			ptm_max_data_bytes = 1024 * 1024;
+
+void
+ptm_projections_define_gucs(void)
+{
+	DefineCustomIntVariable("ptm_lease.max_data_bytes",
+							gettext_noop("Largest projection row data apply_projection accepts, in bytes."),
+							gettext_noop("Measured as the uncompressed jsonb value; applies to each event of a batch."),
+							&ptm_max_data_bytes,
+							1024 * 1024, 1, MaxAllocSize,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+}
+
+/* Row data within ptm_lease.max_data_bytes; index > 0 names an array element. */
+static void
+check_data_size(Datum data, const char *argname, int index)
+{
+	Size		bytes = toast_raw_datum_size(data) - VARHDRSZ;
+
+	if (bytes > (Size) ptm_max_data_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 index > 0 ? errmsg("%s[%d] is too large", argname, index) :
+				 errmsg("%s is too large", argname),
+				 errdetail("The value is %zu bytes; ptm_lease.max_data_bytes is %d.",
+						   bytes, ptm_max_data_bytes),
+				 errhint("Keep large payloads outside the projection row, or raise ptm_lease.max_data_bytes.")));
+}
+
 /* An event time must be finite; index > 0 names an array element. */
 static void
 check_event_time(TimestampTz t, const char *argname, int index)
@@ -406,6 +439,8 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 	partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
 	offset = ptm_get_nonnegative_int64(fcinfo, 2, "offset", "offsets start at 0");
 	key = ptm_get_name(fcinfo, 3, "key");
+	if (!PG_ARGISNULL(4))
+		check_data_size(PG_GETARG_DATUM(4), "data", 0);
 	if (!PG_ARGISNULL(5))
 		check_event_time(PG_GETARG_TIMESTAMPTZ(5), "event_time", 0);
 	ptm_get_fence_args(fcinfo, 6, false, &fence);
@@ -659,6 +694,8 @@ get_batch_events(FunctionCallInfo fcinfo, int *nevents)
 		ptm_check_name(e->key, "keys", i + 1);
 		e->data = datas[i];
 		e->data_null = datas_null[i];
+		if (!e->data_null)
+			check_data_size(e->data, "datas", i + 1);
 		e->event_time_null = (times == NULL || times_null[i]);
 		if (!e->event_time_null)
 		{

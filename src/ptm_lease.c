@@ -76,6 +76,7 @@ _PG_init(void)
 	ptm_commits_define_gucs();
 	ptm_identity_define_gucs();
 	ptm_metrics_define_gucs();
+	ptm_projections_define_gucs();
 	ptm_worker_define_gucs();
 
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");

@@ -62,6 +62,10 @@ extern int	ptm_dedup_ttl_s;
 extern int	ptm_max_state_bytes;
 extern void ptm_commits_define_gucs(void);
 
+/* projections.c: apply_projection and its settings */
+extern int	ptm_max_data_bytes;
+extern void ptm_projections_define_gucs(void);
+
 /* worker.c: background workers and their health rows */
 struct ReturnSetInfo;
 typedef void (*PtmHealthRowFn) (struct ReturnSetInfo *rsinfo, const char *check,

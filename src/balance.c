@@ -104,7 +104,7 @@ static PtmPlan plan_drained = {
 	1, {TEXTOID}
 };
 
-/* $1 agent, $2 now_ms; through partition_leases_expiry_idx (live leases) */
+/* $1 agent, $2 now_ms; through partition_leases_agent_idx */
 static PtmPlan plan_agent_total = {
 	"SELECT pg_catalog.count(*)::integer FROM ptm.partition_leases"
 	" WHERE agent_id = $1 AND lease_expires_at > $2",

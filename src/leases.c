@@ -83,8 +83,8 @@ static PtmPlan plan_select_share = {
 /* $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now */
 static PtmPlan plan_insert = {
 	"INSERT INTO ptm.partition_leases AS l"
-	" (topic, partition_id, agent_id, lease_epoch, lease_expires_at, state, acquired_at, renewed_at)"
-	" VALUES ($1, $2, $3, pg_catalog.nextval('ptm.lease_epoch_seq'), $4, 'active', $5, $5)"
+	" (topic, partition_id, agent_id, lease_epoch, lease_expires_at, sweep_at, state, acquired_at, renewed_at)"
+	" VALUES ($1, $2, $3, pg_catalog.nextval('ptm.lease_epoch_seq'), $4, $4, 'active', $5, $5)"
 	" ON CONFLICT (topic, partition_id) DO NOTHING"
 	" RETURNING l.lease_epoch",
 	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
@@ -110,7 +110,7 @@ static PtmPlan plan_take = {
 	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
 	" previous_agent_id = coalesce(agent_id, previous_agent_id),"
 	" previous_epoch = CASE WHEN agent_id IS NOT NULL THEN lease_epoch ELSE previous_epoch END,"
-	" agent_id = $3, state = 'active', lease_expires_at = $4,"
+	" agent_id = $3, state = 'active', lease_expires_at = $4, sweep_at = $4,"
 	" acquired_at = $5, renewed_at = $5, ended_at = NULL"
 	" WHERE topic = $1 AND partition_id = $2"
 	" RETURNING lease_epoch",
@@ -133,7 +133,9 @@ static PtmPlan plan_hold = {
 
 /*
  * $1 topic, $2 partition, $3 agent, $4 epoch, $5 now_ms, $6 expires_ms, $7 now.
- * Like a held acquire, a renew never moves the expiry earlier.
+ * Like a held acquire, a renew never moves the expiry earlier.  Neither
+ * touches an indexed column (sweep_at stays behind, a lower bound of the
+ * expiry), so both are HOT updates.
  */
 static PtmPlan plan_renew = {
 	"UPDATE ptm.partition_leases"
@@ -148,7 +150,7 @@ static PtmPlan plan_renew = {
 static PtmPlan plan_release = {
 	"UPDATE ptm.partition_leases SET agent_id = NULL, state = 'released',"
 	" previous_agent_id = agent_id, previous_epoch = lease_epoch,"
-	" lease_expires_at = $5, ended_at = $6"
+	" lease_expires_at = $5, sweep_at = $5, ended_at = $6"
 	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3"
 	"   AND lease_epoch = $4 AND lease_expires_at > $5",
 	6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}
@@ -159,7 +161,7 @@ static PtmPlan plan_force = {
 	"UPDATE ptm.partition_leases SET agent_id = NULL, state = 'forced',"
 	" previous_agent_id = agent_id, previous_epoch = lease_epoch,"
 	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
-	" lease_expires_at = $3, ended_at = $4"
+	" lease_expires_at = $3, sweep_at = $3, ended_at = $4"
 	" WHERE topic = $1 AND partition_id = $2 AND agent_id IS NOT NULL"
 	" RETURNING previous_agent_id, previous_epoch, lease_epoch",
 	4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}
@@ -194,7 +196,7 @@ static PtmPlan plan_bulk_acquire = {
 	" previous_epoch = CASE WHEN l.agent_id IS NOT NULL THEN l.lease_epoch ELSE l.previous_epoch END,"
 	" agent_id = $2, state = 'active',"
 	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
-	" lease_expires_at = $5, acquired_at = $6, renewed_at = $6, ended_at = NULL"
+	" lease_expires_at = $5, sweep_at = $5, acquired_at = $6, renewed_at = $6, ended_at = NULL"
 	" FROM candidates c WHERE l.topic = c.topic AND l.partition_id = c.partition_id"
 	" RETURNING l.partition_id, l.lease_epoch,"
 	"  CASE WHEN c.state <> 'free' THEN c.lease_expires_at END, l.previous_agent_id",

@@ -518,22 +518,34 @@ ptm_launcher_main(Datum arg)
  */
 
 /*
- * Expired leases, oldest first, through partition_leases_expiry_idx; rows
- * another transaction holds (an acquire taking over, a fenced write) are
- * skipped and found again next pass.  The epoch is left alone: renew by the
- * old owner then says 'expired', and the next acquire raises it.
+ * Leases due for a look (sweep_at <= now), oldest first, through
+ * partition_leases_sweep_idx.  sweep_at is a lower bound of the expiry that
+ * renewals leave behind (they stay HOT updates): a due lease that expired is
+ * expired here, one renewed since gets sweep_at = its expiry, so the worker
+ * writes the index once per lease per TTL.  Column 6 says which.  Rows
+ * another transaction holds (an acquire taking over, a fenced write, a
+ * renewal) are skipped and found again next pass.  The epoch is left alone:
+ * renew by the old owner then says 'expired', and the next acquire raises it.
  */
 static PtmPlan plan_sweep = {
 	"WITH due AS ("
 	"  SELECT topic, partition_id FROM ptm.partition_leases"
-	"   WHERE agent_id IS NOT NULL AND lease_expires_at <= $1"
-	"   ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-	" UPDATE ptm.partition_leases l SET agent_id = NULL, state = 'expired',"
-	"        previous_agent_id = l.agent_id, previous_epoch = l.lease_epoch, ended_at = $3"
+	"   WHERE agent_id IS NOT NULL AND sweep_at <= $1"
+	"   ORDER BY sweep_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+	" UPDATE ptm.partition_leases l SET"
+	"        agent_id = CASE WHEN l.lease_expires_at <= $1 THEN NULL ELSE l.agent_id END,"
+	"        state = CASE WHEN l.lease_expires_at <= $1 THEN 'expired' ELSE l.state END,"
+	"        previous_agent_id = CASE WHEN l.lease_expires_at <= $1"
+	"                                 THEN l.agent_id ELSE l.previous_agent_id END,"
+	"        previous_epoch = CASE WHEN l.lease_expires_at <= $1"
+	"                              THEN l.lease_epoch ELSE l.previous_epoch END,"
+	"        ended_at = CASE WHEN l.lease_expires_at <= $1 THEN $3 ELSE l.ended_at END,"
+	"        sweep_at = l.lease_expires_at"
 	"   FROM due"
 	"  WHERE l.topic = due.topic AND l.partition_id = due.partition_id"
-	"    AND l.agent_id IS NOT NULL AND l.lease_expires_at <= $1"
-	" RETURNING l.topic, l.partition_id, l.previous_agent_id, l.lease_epoch, l.lease_expires_at",
+	"    AND l.agent_id IS NOT NULL AND l.sweep_at <= $1"
+	" RETURNING l.topic, l.partition_id, l.previous_agent_id, l.lease_epoch, l.lease_expires_at,"
+	"           l.agent_id IS NULL",
 	3, {INT8OID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -636,7 +648,11 @@ notify_expired(const char *topic, int32 partition_id, const char *agent,
 	ptm_notify_lease_event(&ev);
 }
 
-/* One batch of the expiry sweep, in its own transaction; the rows changed. */
+/*
+ * One batch of the expiry sweep, in its own transaction: the due rows it
+ * looked at (expired or rescheduled), so that the pass goes on while batches
+ * are full.
+ */
 static uint64
 sweep_batch(void)
 {
@@ -645,6 +661,7 @@ sweep_batch(void)
 	TimestampTzGetDatum(GetCurrentTimestamp())};
 	uint64		n;
 	uint64		i;
+	uint64		expired = 0;
 
 	begin_step("ptm_lease: sweep expired leases");
 	if (!OidIsValid(get_extension_oid("ptm_lease", true)))
@@ -660,11 +677,20 @@ sweep_batch(void)
 	for (i = 0; i < n; i++)
 	{
 		bool		isnull;
-		char	   *topic = TextDatumGetCString(ptm_spi_value(i, 1, &isnull));
-		int32		part = DatumGetInt32(ptm_spi_value(i, 2, &isnull));
-		char	   *agent = TextDatumGetCString(ptm_spi_value(i, 3, &isnull));
-		int64		epoch = DatumGetInt64(ptm_spi_value(i, 4, &isnull));
-		int64		exp_ms = DatumGetInt64(ptm_spi_value(i, 5, &isnull));
+		char	   *topic;
+		int32		part;
+		char	   *agent;
+		int64		epoch;
+		int64		exp_ms;
+
+		if (!DatumGetBool(ptm_spi_value(i, 6, &isnull)))
+			continue;			/* renewed: only rescheduled */
+		expired++;
+		topic = TextDatumGetCString(ptm_spi_value(i, 1, &isnull));
+		part = DatumGetInt32(ptm_spi_value(i, 2, &isnull));
+		agent = TextDatumGetCString(ptm_spi_value(i, 3, &isnull));
+		epoch = DatumGetInt64(ptm_spi_value(i, 4, &isnull));
+		exp_ms = DatumGetInt64(ptm_spi_value(i, 5, &isnull));
 
 		ereport(LOG,
 				(errmsg("lost lease for partition %s-%d (expired at %s)",
@@ -676,11 +702,11 @@ sweep_batch(void)
 	end_step();
 
 	/* counted once committed */
-	if (n > 0)
+	if (expired > 0)
 	{
-		ptm_count_n(PTM_LEASE_EXPIRATIONS, n);
+		ptm_count_n(PTM_LEASE_EXPIRATIONS, expired);
 		SpinLockAcquire(&ptm_workers->mutex);
-		my_slot->expired_total += n;
+		my_slot->expired_total += expired;
 		SpinLockRelease(&ptm_workers->mutex);
 	}
 	return n;
@@ -1171,7 +1197,7 @@ ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row)
 		static PtmPlan plan_backlog = {
 			"SELECT count(*), count(*) FILTER (WHERE lease_expires_at <= $2)"
 			"  FROM ptm.partition_leases"
-			" WHERE agent_id IS NOT NULL AND lease_expires_at <= $1",
+			" WHERE agent_id IS NOT NULL AND sweep_at <= $1 AND lease_expires_at <= $1",
 			2, {INT8OID, INT8OID}
 		};
 		bool		isnull;

@@ -19,18 +19,25 @@ CREATE TABLE ptm.partition_leases (
     ended_at          timestamptz,                  -- released, forced or found expired
     previous_agent_id text,
     previous_epoch    bigint,
+    sweep_at          bigint,                       -- when the sweeper looks next, <= expiry
     PRIMARY KEY (topic, partition_id),
     CONSTRAINT partition_leases_state_check
       CHECK (state IN ('free', 'active', 'released', 'expired', 'forced')),
     CONSTRAINT partition_leases_owner_check
       CHECK ((agent_id IS NOT NULL) = (state = 'active')),
     CONSTRAINT partition_leases_partition_check CHECK (partition_id >= 0)
-);
+) WITH (fillfactor = 80);
 
--- The sweeper finds expired leases through this index: cost follows what
--- expired, not the size of the table.
-CREATE INDEX partition_leases_expiry_idx
-    ON ptm.partition_leases (lease_expires_at) WHERE agent_id IS NOT NULL;
+-- No index covers lease_expires_at or renewed_at, so a renewal is a HOT
+-- update (room for it on the page: fillfactor 80).  The sweeper finds due
+-- leases through sweep_at, a lower bound of the expiry that only the owner
+-- changes and the sweeper itself moves up (docs/workers.md): cost follows
+-- what is due, not the size of the table.
+CREATE INDEX partition_leases_sweep_idx
+    ON ptm.partition_leases (sweep_at) WHERE agent_id IS NOT NULL;
+-- Per-agent live counts (balancing); renew keeps agent_id, so HOT too.
+CREATE INDEX partition_leases_agent_idx
+    ON ptm.partition_leases (agent_id) WHERE agent_id IS NOT NULL;
 
 COMMENT ON TABLE ptm.partition_leases IS
   'One row per (topic, partition): owner, epoch (fencing token) and expiry in Unix ms; change it only through the ptm lease functions';
@@ -38,6 +45,7 @@ COMMENT ON COLUMN ptm.partition_leases.agent_id IS 'Owner; NULL when free, relea
 COMMENT ON COLUMN ptm.partition_leases.lease_epoch IS 'Fencing token: raised on every change of owner and by force_expire';
 COMMENT ON COLUMN ptm.partition_leases.lease_expires_at IS 'Expiry, Unix epoch milliseconds on the database clock';
 COMMENT ON COLUMN ptm.partition_leases.state IS 'free, active, released, expired (found by the sweeper) or forced';
+COMMENT ON COLUMN ptm.partition_leases.sweep_at IS 'When the sweeper next looks at an owned lease, Unix epoch milliseconds; never after lease_expires_at (renewals leave it behind)';
 
 -- Operator actions, for the audit trail the runbooks ask for.
 CREATE TABLE ptm.lease_audit (

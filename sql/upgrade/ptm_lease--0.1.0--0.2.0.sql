@@ -550,3 +550,27 @@ COMMENT ON VIEW ptm.top_topic_conflicts IS
   'Tracked topics by what went wrong (stale epochs, refused acquisitions, failed renewals, fence rejects, forced expirations, limited), most lease conflicts first';
 
 GRANT SELECT ON ptm.top_workflow_conflicts, ptm.top_topic_conflicts TO pg_monitor;
+
+-- ---------------------------------------------------------------------
+-- HOT renewals (sql/install/20_leases.sql, docs/workers.md): no index covers
+-- lease_expires_at any more.  The sweeper finds due leases through sweep_at,
+-- a lower bound of the expiry that renewals leave alone; per-agent counts
+-- get their own partial index; fillfactor 80 leaves room for HOT updates.
+-- ---------------------------------------------------------------------
+
+ALTER TABLE ptm.partition_leases ADD COLUMN sweep_at bigint;
+COMMENT ON COLUMN ptm.partition_leases.sweep_at IS 'When the sweeper next looks at an owned lease, Unix epoch milliseconds; never after lease_expires_at (renewals leave it behind)';
+
+-- The guard refuses direct UPDATE; this one backfill is the extension's own.
+ALTER TABLE ptm.partition_leases DISABLE TRIGGER partition_leases_guard;
+UPDATE ptm.partition_leases SET sweep_at = lease_expires_at;
+ALTER TABLE ptm.partition_leases ENABLE TRIGGER partition_leases_guard;
+
+DROP INDEX ptm.partition_leases_expiry_idx;
+CREATE INDEX partition_leases_sweep_idx
+    ON ptm.partition_leases (sweep_at) WHERE agent_id IS NOT NULL;
+CREATE INDEX partition_leases_agent_idx
+    ON ptm.partition_leases (agent_id) WHERE agent_id IS NOT NULL;
+
+-- Applies to pages written from now on (existing pages fill as they are).
+ALTER TABLE ptm.partition_leases SET (fillfactor = 80);

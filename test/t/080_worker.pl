@@ -68,6 +68,40 @@ is($node->safe_psql('postgres', q{
 	'launcher=ok/running sweep_backlog=ok/0 worker=ok/running',
 	'health() reports launcher, worker and backlog');
 
+# Renewed leases: renew leaves sweep_at behind (a HOT update); the sweeper
+# reschedules a due lease that was renewed and expires it once it really
+# expired, and never expires a live one.
+$node->safe_psql('postgres', q{
+	SELECT ptm.acquire_partition_lease('renewed', g, 'agent-r', '3 s') FROM generate_series(0, 1) g});
+is($node->safe_psql('postgres', q{
+	SELECT r.result FROM ptm.partition_leases p,
+	       ptm.renew_lease('renewed', 0, 'agent-r', p.lease_epoch, '4 s') r
+	 WHERE p.topic = 'renewed' AND p.partition_id = 0;
+	SELECT r.result FROM ptm.partition_leases p,
+	       ptm.renew_lease('renewed', 0, 'agent-r', p.lease_epoch, '5 s') r
+	 WHERE p.topic = 'renewed' AND p.partition_id = 0;
+	SELECT r.result FROM ptm.partition_leases p,
+	       ptm.renew_lease('renewed', 1, 'agent-r', p.lease_epoch, '50 min') r
+	 WHERE p.topic = 'renewed' AND p.partition_id = 1;
+	SELECT r.result FROM ptm.partition_leases p,
+	       ptm.renew_lease('renewed', 1, 'agent-r', p.lease_epoch, '1 h') r
+	 WHERE p.topic = 'renewed' AND p.partition_id = 1;
+	SELECT string_agg(partition_id || ':' || (sweep_at < lease_expires_at), ' ' ORDER BY partition_id)
+	  FROM ptm.partition_leases WHERE topic = 'renewed'}),
+	"renewed\nrenewed\nrenewed\nrenewed\n0:true 1:true", 'renewals leave sweep_at behind the expiry');
+ok($node->poll_query_until('postgres', q{
+	SELECT state || '/' || coalesce(agent_id, '-') || '/' || (sweep_at = lease_expires_at)
+	  FROM ptm.partition_leases WHERE topic = 'renewed' AND partition_id = 1}, 'active/agent-r/true'),
+	'the sweeper reschedules a renewed live lease (sweep_at = expiry) and leaves it active');
+ok($node->poll_query_until('postgres', q{
+	SELECT state || '/' || previous_agent_id || '/' || (ended_at >= to_timestamp(lease_expires_at / 1000.0) - interval '1 ms')
+	  FROM ptm.partition_leases WHERE topic = 'renewed' AND partition_id = 0}, 'expired/agent-r/true'),
+	'a renewed lease whose sweep_at lagged is expired once its real expiry passed');
+is($node->safe_psql('postgres', q{
+	SELECT state || '/' || agent_id || '/' || (lease_expires_at > (extract(epoch FROM clock_timestamp()) * 1000 + 2400000)::bigint)
+	  FROM ptm.partition_leases WHERE topic = 'renewed' AND partition_id = 1}),
+	'active/agent-r/true', 'the live renewed lease is not expired');
+
 # Cleanup: audit rows past retention, expired dedup records.
 $node->safe_psql('postgres', q{
 	DO $$ BEGIN

@@ -35,6 +35,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "executor/spi.h"
@@ -80,13 +81,27 @@ static PtmPlan plan_select_share = {
 	2, {TEXTOID, INT4OID}
 };
 
+/*
+ * Every statement that sets a new expiry from scratch also sets sweep_at, the
+ * sweeper's lower bound of it (docs/workers.md).  A database still at 0.1.0
+ * has no sweep_at: each such statement has a second plan without it (the
+ * "_010" plans), chosen per call by LEASE_PLAN().
+ */
+#define LEASE_PLAN(p) (ptm_leases_have_sweep_at() ? &(p) : &(p##_010))
+
 /* $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now */
+#define SQL_INSERT(COL, VAL) \
+	"INSERT INTO ptm.partition_leases AS l" \
+	" (topic, partition_id, agent_id, lease_epoch, lease_expires_at" COL ", state, acquired_at, renewed_at)" \
+	" VALUES ($1, $2, $3, pg_catalog.nextval('ptm.lease_epoch_seq'), $4" VAL ", 'active', $5, $5)" \
+	" ON CONFLICT (topic, partition_id) DO NOTHING" \
+	" RETURNING l.lease_epoch"
 static PtmPlan plan_insert = {
-	"INSERT INTO ptm.partition_leases AS l"
-	" (topic, partition_id, agent_id, lease_epoch, lease_expires_at, sweep_at, state, acquired_at, renewed_at)"
-	" VALUES ($1, $2, $3, pg_catalog.nextval('ptm.lease_epoch_seq'), $4, $4, 'active', $5, $5)"
-	" ON CONFLICT (topic, partition_id) DO NOTHING"
-	" RETURNING l.lease_epoch",
+	SQL_INSERT(", sweep_at", ", $4"),
+	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+};
+static PtmPlan plan_insert_010 = {
+	SQL_INSERT("", ""),
 	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -105,15 +120,21 @@ static PtmPlan plan_select_lock = {
  * Take the locked lease (free, released, forced or expired): new epoch.
  * $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now
  */
+#define SQL_TAKE(SWEEP) \
+	"UPDATE ptm.partition_leases SET" \
+	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq')," \
+	" previous_agent_id = coalesce(agent_id, previous_agent_id)," \
+	" previous_epoch = CASE WHEN agent_id IS NOT NULL THEN lease_epoch ELSE previous_epoch END," \
+	" agent_id = $3, state = 'active', lease_expires_at = $4," SWEEP \
+	" acquired_at = $5, renewed_at = $5, ended_at = NULL" \
+	" WHERE topic = $1 AND partition_id = $2" \
+	" RETURNING lease_epoch"
 static PtmPlan plan_take = {
-	"UPDATE ptm.partition_leases SET"
-	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
-	" previous_agent_id = coalesce(agent_id, previous_agent_id),"
-	" previous_epoch = CASE WHEN agent_id IS NOT NULL THEN lease_epoch ELSE previous_epoch END,"
-	" agent_id = $3, state = 'active', lease_expires_at = $4, sweep_at = $4,"
-	" acquired_at = $5, renewed_at = $5, ended_at = NULL"
-	" WHERE topic = $1 AND partition_id = $2"
-	" RETURNING lease_epoch",
+	SQL_TAKE(" sweep_at = $4,"),
+	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+};
+static PtmPlan plan_take_010 = {
+	SQL_TAKE(""),
 	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -147,23 +168,35 @@ static PtmPlan plan_renew = {
 };
 
 /* $1 topic, $2 partition, $3 agent, $4 epoch, $5 now_ms, $6 now */
+#define SQL_RELEASE(SWEEP) \
+	"UPDATE ptm.partition_leases SET agent_id = NULL, state = 'released'," \
+	" previous_agent_id = agent_id, previous_epoch = lease_epoch," \
+	" lease_expires_at = $5," SWEEP " ended_at = $6" \
+	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3" \
+	"   AND lease_epoch = $4 AND lease_expires_at > $5"
 static PtmPlan plan_release = {
-	"UPDATE ptm.partition_leases SET agent_id = NULL, state = 'released',"
-	" previous_agent_id = agent_id, previous_epoch = lease_epoch,"
-	" lease_expires_at = $5, sweep_at = $5, ended_at = $6"
-	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3"
-	"   AND lease_epoch = $4 AND lease_expires_at > $5",
+	SQL_RELEASE(" sweep_at = $5,"),
+	6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+static PtmPlan plan_release_010 = {
+	SQL_RELEASE(""),
 	6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}
 };
 
 /* $1 topic, $2 partition, $3 now_ms, $4 now */
+#define SQL_FORCE(SWEEP) \
+	"UPDATE ptm.partition_leases SET agent_id = NULL, state = 'forced'," \
+	" previous_agent_id = agent_id, previous_epoch = lease_epoch," \
+	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq')," \
+	" lease_expires_at = $3," SWEEP " ended_at = $4" \
+	" WHERE topic = $1 AND partition_id = $2 AND agent_id IS NOT NULL" \
+	" RETURNING previous_agent_id, previous_epoch, lease_epoch"
 static PtmPlan plan_force = {
-	"UPDATE ptm.partition_leases SET agent_id = NULL, state = 'forced',"
-	" previous_agent_id = agent_id, previous_epoch = lease_epoch,"
-	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
-	" lease_expires_at = $3, sweep_at = $3, ended_at = $4"
-	" WHERE topic = $1 AND partition_id = $2 AND agent_id IS NOT NULL"
-	" RETURNING previous_agent_id, previous_epoch, lease_epoch",
+	SQL_FORCE(" sweep_at = $3,"),
+	4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}
+};
+static PtmPlan plan_force_010 = {
+	SQL_FORCE(""),
 	4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -186,20 +219,26 @@ static SPIPlanPtr audit_plan = NULL;
  * lease's end before the take (its expiry, release or force; NULL when it
  * never had an owner) for recovery_latency_ms, and its last owner.
  */
+#define SQL_BULK_ACQUIRE(SWEEP) \
+	"WITH candidates AS (" \
+	"  SELECT topic, partition_id, state, lease_expires_at FROM ptm.partition_leases" \
+	"   WHERE topic = $1 AND (agent_id IS NULL OR lease_expires_at <= $3)" \
+	"   ORDER BY partition_id LIMIT $4 FOR UPDATE SKIP LOCKED)" \
+	" UPDATE ptm.partition_leases l SET" \
+	" previous_agent_id = coalesce(l.agent_id, l.previous_agent_id)," \
+	" previous_epoch = CASE WHEN l.agent_id IS NOT NULL THEN l.lease_epoch ELSE l.previous_epoch END," \
+	" agent_id = $2, state = 'active'," \
+	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq')," \
+	" lease_expires_at = $5," SWEEP " acquired_at = $6, renewed_at = $6, ended_at = NULL" \
+	" FROM candidates c WHERE l.topic = c.topic AND l.partition_id = c.partition_id" \
+	" RETURNING l.partition_id, l.lease_epoch," \
+	"  CASE WHEN c.state <> 'free' THEN c.lease_expires_at END, l.previous_agent_id"
 static PtmPlan plan_bulk_acquire = {
-	"WITH candidates AS ("
-	"  SELECT topic, partition_id, state, lease_expires_at FROM ptm.partition_leases"
-	"   WHERE topic = $1 AND (agent_id IS NULL OR lease_expires_at <= $3)"
-	"   ORDER BY partition_id LIMIT $4 FOR UPDATE SKIP LOCKED)"
-	" UPDATE ptm.partition_leases l SET"
-	" previous_agent_id = coalesce(l.agent_id, l.previous_agent_id),"
-	" previous_epoch = CASE WHEN l.agent_id IS NOT NULL THEN l.lease_epoch ELSE l.previous_epoch END,"
-	" agent_id = $2, state = 'active',"
-	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
-	" lease_expires_at = $5, sweep_at = $5, acquired_at = $6, renewed_at = $6, ended_at = NULL"
-	" FROM candidates c WHERE l.topic = c.topic AND l.partition_id = c.partition_id"
-	" RETURNING l.partition_id, l.lease_epoch,"
-	"  CASE WHEN c.state <> 'free' THEN c.lease_expires_at END, l.previous_agent_id",
+	SQL_BULK_ACQUIRE(" sweep_at = $5,"),
+	6, {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID}
+};
+static PtmPlan plan_bulk_acquire_010 = {
+	SQL_BULK_ACQUIRE(""),
 	6, {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -230,6 +269,20 @@ static PtmPlan plan_ensure = {
 	" ON CONFLICT (topic, partition_id) DO NOTHING",
 	2, {TEXTOID, INT4OID}
 };
+
+/*
+ * Does ptm.partition_leases have sweep_at (0.2.0), or is the database still
+ * at 0.1.0?  Asked on every call through the catalog caches (a few hash
+ * lookups): an ALTER EXTENSION UPDATE in another session takes effect at once.
+ */
+bool
+ptm_leases_have_sweep_at(void)
+{
+	Oid			nsp = get_namespace_oid("ptm", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid("partition_leases", nsp) : InvalidOid;
+
+	return OidIsValid(rel) && get_attnum(rel, "sweep_at") != InvalidAttrNumber;
+}
 
 static char *
 text_or_null(int col, bool *isnull)
@@ -589,7 +642,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			args[2] = PointerGetDatum(agent);
 			args[3] = Int64GetDatum(now_ms + ttl_ms);
 			args[4] = TimestampTzGetDatum(GetCurrentTimestamp());
-			ptm_spi_execute(&plan_insert, args, NULL, false, 0);
+			ptm_spi_execute(LEASE_PLAN(plan_insert), args, NULL, false, 0);
 			if (SPI_processed == 0)
 				continue;		/* someone inserted it first: read again */
 			out->result = "acquired";
@@ -651,7 +704,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			args[2] = PointerGetDatum(agent);
 			args[3] = Int64GetDatum(now_ms + ttl_ms);
 			args[4] = TimestampTzGetDatum(now);
-			ptm_spi_execute(&plan_take, args, NULL, false, 0);
+			ptm_spi_execute(LEASE_PLAN(plan_take), args, NULL, false, 0);
 			out->result = "acquired";
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 			out->expires_ms = now_ms + ttl_ms;
@@ -776,7 +829,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 
 	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
-	ptm_spi_execute(&plan_release, args, NULL, false, 0);
+	ptm_spi_execute(LEASE_PLAN(plan_release), args, NULL, false, 0);
 	if (SPI_processed > 0)
 	{
 		out.result = "released";
@@ -834,7 +887,7 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 	out.partition_id = partition_id;
 
 	SPI_connect();
-	ptm_spi_execute(&plan_force, args, NULL, false, 0);
+	ptm_spi_execute(LEASE_PLAN(plan_force), args, NULL, false, 0);
 	if (SPI_processed > 0)
 	{
 		bool		isnull;
@@ -1050,7 +1103,7 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 			Int64GetDatum(now_ms), Int32GetDatum(allowance),
 		Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
 
-		ptm_spi_execute(&plan_bulk_acquire, args, NULL, false, 0);
+		ptm_spi_execute(LEASE_PLAN(plan_bulk_acquire), args, NULL, false, 0);
 		n = SPI_processed;
 	}
 	else

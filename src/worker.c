@@ -526,26 +526,34 @@ ptm_launcher_main(Datum arg)
  * another transaction holds (an acquire taking over, a fenced write, a
  * renewal) are skipped and found again next pass.  The epoch is left alone:
  * renew by the old owner then says 'expired', and the next acquire raises it.
+ * A database still at 0.1.0 has no sweep_at: there the due leases are the
+ * expired ones, found by lease_expires_at (plan_sweep_010).
  */
+#define SQL_SWEEP(DUE, RESCHEDULE) \
+	"WITH due AS (" \
+	"  SELECT topic, partition_id FROM ptm.partition_leases" \
+	"   WHERE agent_id IS NOT NULL AND " DUE " <= $1" \
+	"   ORDER BY " DUE " LIMIT $2 FOR UPDATE SKIP LOCKED)" \
+	" UPDATE ptm.partition_leases l SET" \
+	"        agent_id = CASE WHEN l.lease_expires_at <= $1 THEN NULL ELSE l.agent_id END," \
+	"        state = CASE WHEN l.lease_expires_at <= $1 THEN 'expired' ELSE l.state END," \
+	"        previous_agent_id = CASE WHEN l.lease_expires_at <= $1" \
+	"                                 THEN l.agent_id ELSE l.previous_agent_id END," \
+	"        previous_epoch = CASE WHEN l.lease_expires_at <= $1" \
+	"                              THEN l.lease_epoch ELSE l.previous_epoch END," \
+	"        ended_at = CASE WHEN l.lease_expires_at <= $1 THEN $3 ELSE l.ended_at END" \
+	RESCHEDULE \
+	"   FROM due" \
+	"  WHERE l.topic = due.topic AND l.partition_id = due.partition_id" \
+	"    AND l.agent_id IS NOT NULL AND l." DUE " <= $1" \
+	" RETURNING l.topic, l.partition_id, l.previous_agent_id, l.lease_epoch, l.lease_expires_at," \
+	"           l.agent_id IS NULL"
 static PtmPlan plan_sweep = {
-	"WITH due AS ("
-	"  SELECT topic, partition_id FROM ptm.partition_leases"
-	"   WHERE agent_id IS NOT NULL AND sweep_at <= $1"
-	"   ORDER BY sweep_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-	" UPDATE ptm.partition_leases l SET"
-	"        agent_id = CASE WHEN l.lease_expires_at <= $1 THEN NULL ELSE l.agent_id END,"
-	"        state = CASE WHEN l.lease_expires_at <= $1 THEN 'expired' ELSE l.state END,"
-	"        previous_agent_id = CASE WHEN l.lease_expires_at <= $1"
-	"                                 THEN l.agent_id ELSE l.previous_agent_id END,"
-	"        previous_epoch = CASE WHEN l.lease_expires_at <= $1"
-	"                              THEN l.lease_epoch ELSE l.previous_epoch END,"
-	"        ended_at = CASE WHEN l.lease_expires_at <= $1 THEN $3 ELSE l.ended_at END,"
-	"        sweep_at = l.lease_expires_at"
-	"   FROM due"
-	"  WHERE l.topic = due.topic AND l.partition_id = due.partition_id"
-	"    AND l.agent_id IS NOT NULL AND l.sweep_at <= $1"
-	" RETURNING l.topic, l.partition_id, l.previous_agent_id, l.lease_epoch, l.lease_expires_at,"
-	"           l.agent_id IS NULL",
+	SQL_SWEEP("sweep_at", ", sweep_at = l.lease_expires_at"),
+	3, {INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+static PtmPlan plan_sweep_010 = {
+	SQL_SWEEP("lease_expires_at", ""),
 	3, {INT8OID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -672,7 +680,8 @@ sweep_batch(void)
 	}
 	my_slot->extension_installed = true;
 
-	ptm_spi_execute(&plan_sweep, args, NULL, false, 0);
+	ptm_spi_execute(ptm_leases_have_sweep_at() ? &plan_sweep : &plan_sweep_010,
+					args, NULL, false, 0);
 	n = SPI_processed;
 	for (i = 0; i < n; i++)
 	{
@@ -1194,16 +1203,18 @@ ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row)
 	{
 		int64		now_ms = ptm_now_ms();
 		Datum		args[2] = {Int64GetDatum(now_ms), Int64GetDatum(now_ms - stale_after_ms())};
-		static PtmPlan plan_backlog = {
-			"SELECT count(*), count(*) FILTER (WHERE lease_expires_at <= $2)"
-			"  FROM ptm.partition_leases"
-			" WHERE agent_id IS NOT NULL AND sweep_at <= $1 AND lease_expires_at <= $1",
-			2, {INT8OID, INT8OID}
-		};
+		/* sweep_at <= expiry: through partition_leases_sweep_idx (0.2.0) */
+#define SQL_BACKLOG(DUE) \
+			"SELECT count(*), count(*) FILTER (WHERE lease_expires_at <= $2)" \
+			"  FROM ptm.partition_leases" \
+			" WHERE agent_id IS NOT NULL" DUE " AND lease_expires_at <= $1"
+		static PtmPlan plan_backlog = {SQL_BACKLOG(" AND sweep_at <= $1"), 2, {INT8OID, INT8OID}};
+		static PtmPlan plan_backlog_010 = {SQL_BACKLOG(""), 2, {INT8OID, INT8OID}};
 		bool		isnull;
 
 		SPI_connect();
-		ptm_spi_execute(&plan_backlog, args, NULL, true, 0);
+		ptm_spi_execute(ptm_leases_have_sweep_at() ? &plan_backlog : &plan_backlog_010,
+						args, NULL, true, 0);
 		expired = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 		overdue = DatumGetInt64(ptm_spi_value(0, 2, &isnull));
 		SPI_finish();

@@ -56,11 +56,11 @@ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms \gset
 -- an hour moves the expiry (as it does in service) and fences stay valid.  Free: 'hot' 0..1
 -- (contended acquire), 'cycle' 0..maxc-1 (acquire/release).  INSERT is what
 -- pg_restore does; the DML guard allows it.
-INSERT INTO ptm.partition_leases (topic, partition_id, agent_id, lease_epoch, lease_expires_at, state, acquired_at)
-SELECT 'bench', g, 'agent-' || g, g + 1, :now_ms + 3300000, 'active', now()
+INSERT INTO ptm.partition_leases (topic, partition_id, agent_id, lease_epoch, lease_expires_at, sweep_at, state, acquired_at)
+SELECT 'bench', g, 'agent-' || g, g + 1, :now_ms + 3300000, :now_ms + 3300000, 'active', now()
   FROM generate_series(0, :rows - 1) g
 UNION ALL
-SELECT 'bulk', g, 'bulk-' || (g / 500), g + 1, :now_ms + 3300000, 'active', now()
+SELECT 'bulk', g, 'bulk-' || (g / 500), g + 1, :now_ms + 3300000, :now_ms + 3300000, 'active', now()
   FROM generate_series(0, :maxc * 500 - 1) g;
 INSERT INTO ptm.partition_leases (topic, partition_id)
 SELECT 'hot', g FROM generate_series(0, 1) g

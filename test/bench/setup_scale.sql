@@ -12,8 +12,8 @@ CREATE TABLE bench_leases (
     lease_epoch bigint NOT NULL DEFAULT 0, lease_expires_at bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (topic, partition_id));
 SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms \gset
-INSERT INTO ptm.partition_leases (topic, partition_id, agent_id, lease_epoch, lease_expires_at, state, acquired_at)
-SELECT 'bench', g, 'agent-' || g, g + 1, :now_ms + 3300000, 'active', now()
+INSERT INTO ptm.partition_leases (topic, partition_id, agent_id, lease_epoch, lease_expires_at, sweep_at, state, acquired_at)
+SELECT 'bench', g, 'agent-' || g, g + 1, :now_ms + 3300000, :now_ms + 3300000, 'active', now()
   FROM generate_series(0, :rows - 1) g;
 INSERT INTO bench_leases SELECT topic, partition_id, agent_id, lease_epoch, lease_expires_at
   FROM ptm.partition_leases;

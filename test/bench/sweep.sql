@@ -22,7 +22,7 @@ BEGIN
   -- by hand, past the DML guard (a statement trigger, off in replica mode)
   SET LOCAL session_replication_role = replica;
   UPDATE ptm.partition_leases SET agent_id = 'agent-' || partition_id, state = 'active',
-         lease_expires_at = past - partition_id, ended_at = NULL
+         lease_expires_at = past - partition_id, sweep_at = past - partition_id, ended_at = NULL
    WHERE topic = 'bench' AND partition_id % 100 = 0;
   GET DIAGNOSTICS n = ROW_COUNT;
   UPDATE bench_leases SET agent_id = 'agent-' || partition_id, lease_expires_at = past - partition_id
@@ -42,15 +42,23 @@ BEGIN
   FOR i IN 1 .. 10 LOOP
     WITH due AS (
       SELECT topic, partition_id FROM ptm.partition_leases
-       WHERE agent_id IS NOT NULL AND lease_expires_at <= now_ms
-       ORDER BY lease_expires_at LIMIT batch FOR UPDATE SKIP LOCKED),
+       WHERE agent_id IS NOT NULL AND sweep_at <= now_ms
+       ORDER BY sweep_at LIMIT batch FOR UPDATE SKIP LOCKED),
     swept AS (
-      UPDATE ptm.partition_leases l SET agent_id = NULL, state = 'expired',
-             previous_agent_id = l.agent_id, previous_epoch = l.lease_epoch, ended_at = now()
+      UPDATE ptm.partition_leases l SET
+             agent_id = CASE WHEN l.lease_expires_at <= now_ms THEN NULL ELSE l.agent_id END,
+             state = CASE WHEN l.lease_expires_at <= now_ms THEN 'expired' ELSE l.state END,
+             previous_agent_id = CASE WHEN l.lease_expires_at <= now_ms
+                                      THEN l.agent_id ELSE l.previous_agent_id END,
+             previous_epoch = CASE WHEN l.lease_expires_at <= now_ms
+                                   THEN l.lease_epoch ELSE l.previous_epoch END,
+             ended_at = CASE WHEN l.lease_expires_at <= now_ms THEN now() ELSE l.ended_at END,
+             sweep_at = l.lease_expires_at
         FROM due
        WHERE l.topic = due.topic AND l.partition_id = due.partition_id
-         AND l.agent_id IS NOT NULL AND l.lease_expires_at <= now_ms
-      RETURNING l.topic, l.partition_id, l.previous_agent_id, l.lease_epoch, l.lease_expires_at)
+         AND l.agent_id IS NOT NULL AND l.sweep_at <= now_ms
+      RETURNING l.topic, l.partition_id, l.previous_agent_id, l.lease_epoch, l.lease_expires_at,
+                l.agent_id IS NULL)
     SELECT count(*) INTO n FROM swept;
     EXIT WHEN n < batch;
   END LOOP;

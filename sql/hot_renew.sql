@@ -43,3 +43,13 @@ SELECT state, sweep_at = lease_expires_at AS sweep_at_is_expiry
 SELECT count(*) AS taken FROM acquire_partition_leases('hot', 'agent-two', 1, '30 s') WHERE result = 'acquired';
 SELECT agent_id, sweep_at = lease_expires_at AS sweep_at_is_expiry
   FROM ptm.partition_leases WHERE topic = 'hot' AND partition_id = 0;
+
+-- a row inserted with an owner but no sweep_at (a restore of a 0.1.0 dump)
+-- gets one from its expiry, so the sweeper finds it
+INSERT INTO ptm.partition_leases (topic, partition_id, agent_id, lease_epoch, lease_expires_at, state)
+VALUES ('hot-restored', 0, 'agent-old', 1, 1000, 'active'),
+       ('hot-restored', 1, NULL, 2, 2000, 'free');
+SELECT partition_id, sweep_at FROM ptm.partition_leases WHERE topic = 'hot-restored' ORDER BY 1;
+SET session_replication_role = replica;
+DELETE FROM ptm.partition_leases WHERE topic = 'hot-restored';
+RESET session_replication_role;

@@ -574,3 +574,24 @@ CREATE INDEX partition_leases_agent_idx
 
 -- Applies to pages written from now on (existing pages fill as they are).
 ALTER TABLE ptm.partition_leases SET (fillfactor = 80);
+
+-- A row inserted with an owner but without sweep_at (pg_restore of a 0.1.0
+-- dump, a hand-written INSERT) would never be swept: fill it from the expiry.
+-- The functions' own INSERT always sets it, so the WHEN clause skips them.
+CREATE FUNCTION ptm._fill_sweep_at()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  NEW.sweep_at := NEW.lease_expires_at;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ptm._fill_sweep_at() IS
+  'Trigger: sets sweep_at of an owned lease row inserted without one (restore, hand-written INSERT)';
+REVOKE ALL ON FUNCTION ptm._fill_sweep_at() FROM PUBLIC;
+CREATE TRIGGER partition_leases_fill_sweep_at
+  BEFORE INSERT ON ptm.partition_leases
+  FOR EACH ROW WHEN (NEW.agent_id IS NOT NULL AND NEW.sweep_at IS NULL)
+  EXECUTE FUNCTION ptm._fill_sweep_at();

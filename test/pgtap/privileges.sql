@@ -37,6 +37,7 @@ INSERT INTO decision VALUES
   ('function', 'ptm.grant_operator(regrole)', 'owner'),
   ('function', 'ptm._grant_execute(regrole,boolean)', 'owner'),
   ('function', 'ptm._refuse_direct_dml()', 'owner'),
+  ('function', 'ptm._fill_sweep_at()', 'owner'),
   -- fair share (docs/balancing.md)
   ('function', 'ptm.rebalance(text,text,interval)', 'agent'),
   ('function', 'ptm.leave_topic(text,text)', 'agent'),

@@ -228,23 +228,11 @@ ptm_balance_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/*
- * Whether the limits' tables exist: a database still on the 0.1.0 SQL (the
- * library serves it until ALTER EXTENSION ptm_lease UPDATE) has none, and then
- * no limit applies.  A syscache lookup, so cheap enough to ask every time.
- */
-static bool
-balance_schema_installed(void)
-{
-	Oid			nsp = get_namespace_oid("ptm", true);
-
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("agent_drains", nsp));
-}
-
 bool
 ptm_balance_active(void)
 {
-	if (!balance_schema_installed())
+	/* a database still on the 0.1.0 SQL has no limits' tables: no limit applies */
+	if (!ptm_schema_is_020())
 		return false;
 	if (ptm_max_leases_per_agent > 0 || ptm_fair_share)
 		return true;

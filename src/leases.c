@@ -87,7 +87,7 @@ static PtmPlan plan_select_share = {
  * has no sweep_at: each such statement has a second plan without it (the
  * "_010" plans), chosen per call by LEASE_PLAN().
  */
-#define LEASE_PLAN(p) (ptm_leases_have_sweep_at() ? &(p) : &(p##_010))
+#define LEASE_PLAN(p) (ptm_schema_is_020() ? &(p) : &(p##_010))
 
 /* $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now */
 #define SQL_INSERT(COL, VAL) \
@@ -269,20 +269,6 @@ static PtmPlan plan_ensure = {
 	" ON CONFLICT (topic, partition_id) DO NOTHING",
 	2, {TEXTOID, INT4OID}
 };
-
-/*
- * Does ptm.partition_leases have sweep_at (0.2.0), or is the database still
- * at 0.1.0?  Asked on every call through the catalog caches (a few hash
- * lookups): an ALTER EXTENSION UPDATE in another session takes effect at once.
- */
-bool
-ptm_leases_have_sweep_at(void)
-{
-	Oid			nsp = get_namespace_oid("ptm", true);
-	Oid			rel = OidIsValid(nsp) ? get_relname_relid("partition_leases", nsp) : InvalidOid;
-
-	return OidIsValid(rel) && get_attnum(rel, "sweep_at") != InvalidAttrNumber;
-}
 
 static char *
 text_or_null(int col, bool *isnull)

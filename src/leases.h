@@ -35,9 +35,6 @@ typedef enum PtmFenceStatus
  * PTM01 (ERRCODE_PTM_FENCING_REJECT) with the details; without it the status
  * is returned and counted.  Callable with or without an SPI connection.
  */
-/* Has ptm.partition_leases the sweep_at column of 0.2.0 (not at 0.1.0)? */
-extern bool ptm_leases_have_sweep_at(void);
-
 extern PtmFenceStatus ptm_fence(text *topic, int32 partition_id, int64 lease_epoch,
 								bool raise_error);
 

@@ -16,6 +16,9 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "catalog/namespace.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 
 #include "spi_util.h"
 
@@ -67,6 +70,42 @@ ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
 			 plan->sql, SPI_result_code_string(ret));
 	return ret;
+}
+
+/*
+ * The answer of ptm_schema_is_020(), -1 when it must be looked up again.
+ * ALTER EXTENSION UPDATE changes tables, which sends relcache invalidations;
+ * every backend receives them before its next transaction (or lock) and
+ * forgets the answer, so the update takes effect at once everywhere while a
+ * call in between costs one branch instead of three catalog lookups.
+ */
+static int	schema_is_020 = -1;
+
+static void
+schema_relcache_callback(Datum arg, Oid relid)
+{
+	schema_is_020 = -1;
+}
+
+bool
+ptm_schema_is_020(void)
+{
+	static bool callback_registered = false;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(schema_relcache_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (schema_is_020 < 0)
+	{
+		Oid			nsp = get_namespace_oid("ptm", true);
+		Oid			rel = OidIsValid(nsp) ? get_relname_relid("partition_leases", nsp) : InvalidOid;
+
+		/* sweep_at came with 0.2.0, together with the limits' tables */
+		schema_is_020 = OidIsValid(rel) && get_attnum(rel, "sweep_at") != InvalidAttrNumber;
+	}
+	return schema_is_020 == 1;
 }
 
 Datum

@@ -37,6 +37,13 @@ extern SPIPlanPtr ptm_spi_prepare(SPIPlanPtr *slot, const char *sql, int nargs,
 extern int	ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
 							bool read_only, long count);
 
+/*
+ * Whether this database has the 0.2.0 SQL objects.  The library also serves a
+ * database still at 0.1.0 until ALTER EXTENSION ptm_lease UPDATE: there the
+ * lease statements leave out sweep_at and no limit applies.
+ */
+extern bool ptm_schema_is_020(void);
+
 /* True while a ptm function runs its own statements (for the DML guard). */
 extern bool ptm_in_internal_dml(void);
 

@@ -680,7 +680,7 @@ sweep_batch(void)
 	}
 	my_slot->extension_installed = true;
 
-	ptm_spi_execute(ptm_leases_have_sweep_at() ? &plan_sweep : &plan_sweep_010,
+	ptm_spi_execute(ptm_schema_is_020() ? &plan_sweep : &plan_sweep_010,
 					args, NULL, false, 0);
 	n = SPI_processed;
 	for (i = 0; i < n; i++)
@@ -1213,7 +1213,7 @@ ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row)
 		bool		isnull;
 
 		SPI_connect();
-		ptm_spi_execute(ptm_leases_have_sweep_at() ? &plan_backlog : &plan_backlog_010,
+		ptm_spi_execute(ptm_schema_is_020() ? &plan_backlog : &plan_backlog_010,
 						args, NULL, true, 0);
 		expired = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 		overdue = DatumGetInt64(ptm_spi_value(0, 2, &isnull));

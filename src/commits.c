@@ -28,7 +28,6 @@
  */
 #include "postgres.h"
 
-#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -235,7 +234,6 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 	text	   *key;
 	int64		expected;
 	Datum		new_state;
-	Size		state_bytes;
 	text	   *action_id = NULL;
 	PtmFenceArgs fence;
 	TupleDesc	tupdesc;
@@ -263,14 +261,8 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 						   PG_INT64_MAX)));
 	ptm_check_not_null(fcinfo, 2, "new_state");
 	new_state = PG_GETARG_DATUM(2);
-	state_bytes = toast_raw_datum_size(new_state) - VARHDRSZ;
-	if (state_bytes > (Size) ptm_max_state_bytes)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("new_state is too large"),
-				 errdetail("The state is %zu bytes; ptm_lease.max_state_bytes is %d.",
-						   state_bytes, ptm_max_state_bytes),
-				 errhint("Keep large payloads outside the workflow state, or raise ptm_lease.max_state_bytes.")));
+	ptm_check_jsonb_size(new_state, "new_state", 0, ptm_max_state_bytes,
+						 "ptm_lease.max_state_bytes", "state", "workflow state");
 	if (!PG_ARGISNULL(3))
 		action_id = ptm_get_name(fcinfo, 3, "action_id");
 	ptm_get_fence_args(fcinfo, 4, true, &fence);

@@ -42,7 +42,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
-#include "access/detoast.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -286,16 +285,8 @@ ptm_projections_define_gucs(void)
 static void
 check_data_size(Datum data, const char *argname, int index)
 {
-	Size		bytes = toast_raw_datum_size(data) - VARHDRSZ;
-
-	if (bytes > (Size) ptm_max_data_bytes)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 index > 0 ? errmsg("%s[%d] is too large", argname, index) :
-				 errmsg("%s is too large", argname),
-				 errdetail("The value is %zu bytes; ptm_lease.max_data_bytes is %d.",
-						   bytes, ptm_max_data_bytes),
-				 errhint("Keep large payloads outside the projection row, or raise ptm_lease.max_data_bytes.")));
+	ptm_check_jsonb_size(data, argname, index, ptm_max_data_bytes,
+						 "ptm_lease.max_data_bytes", "data", "projection row");
 }
 
 /* An event time must be finite; index > 0 names an array element. */

@@ -7,6 +7,8 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
+
 #include "common/int.h"
 #include "datatype/timestamp.h"
 #include "utils/array.h"
@@ -177,6 +179,22 @@ ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname)
 
 	/* Round sub-millisecond TTLs up, so that a positive TTL is never zero. */
 	return (usecs + 999) / 1000;
+}
+
+void
+ptm_check_jsonb_size(Datum value, const char *argname, int element,
+					 int limit, const char *setting,
+					 const char *noun, const char *place)
+{
+	Size		bytes = toast_raw_datum_size(value) - VARHDRSZ;
+
+	if (bytes > (Size) limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 element > 0 ? errmsg("%s[%d] is too large", argname, element) :
+				 errmsg("%s is too large", argname),
+				 errdetail("The %s is %zu bytes; %s is %d.", noun, bytes, setting, limit),
+				 errhint("Keep large payloads outside the %s, or raise %s.", place, setting)));
 }
 
 void

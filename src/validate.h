@@ -70,6 +70,15 @@ extern void ptm_get_fence_args(FunctionCallInfo fcinfo, int argno, bool claim_al
 							   PtmFenceArgs *fence);
 
 /* The database clock as Unix epoch milliseconds (clock_timestamp(), not now()). */
+/*
+ * A jsonb value within a size limit (measured uncompressed), else 54000
+ * naming the setting: "The <noun> is N bytes; <setting> is L." and a hint to
+ * keep large payloads outside the <place>.  element > 0 names an array element.
+ */
+extern void ptm_check_jsonb_size(Datum value, const char *argname, int element,
+								 int limit, const char *setting,
+								 const char *noun, const char *place);
+
 extern int64 ptm_now_ms(void);
 extern TimestampTz ptm_ms_to_timestamptz(int64 ms);
 

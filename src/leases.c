@@ -45,6 +45,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
@@ -52,6 +53,7 @@
 #include "identity.h"
 #include "leases.h"
 #include "ptm_lease.h"
+#include "row_access.h"
 #include "spi_util.h"
 #include "srf.h"
 #include "validate.h"
@@ -308,6 +310,62 @@ read_lease(text *topic, int32 partition_id, LeaseRead mode)
 	row.expires_ms = DatumGetInt64(ptm_spi_value(0, 3, &isnull));
 	row.state = text_or_null(4, &isnull);
 	row.previous_agent_id = text_or_null(5, &isnull);
+	return row;
+}
+
+/*
+ * The lease table as the hot paths reach it without SQL (row_access.c):
+ * renew_lease's update and the unlocked read that answers a contended
+ * acquire.  Only columns of both the 0.1.0 and the 0.2.0 table are named.
+ */
+enum
+{
+	LEASE_COL_AGENT,
+	LEASE_COL_EPOCH,
+	LEASE_COL_EXPIRES,
+	LEASE_COL_STATE,
+	LEASE_COL_PREVIOUS_AGENT,
+	LEASE_COL_RENEWED_AT
+};
+static PtmKeyedTable lease_table = {
+	"partition_leases", "partition_leases_pkey", 2, {F_TEXTEQ, F_INT4EQ},
+	6, {"agent_id", "lease_epoch", "lease_expires_at", "state", "previous_agent_id", "renewed_at"}
+};
+
+static char *
+row_text_or_null(PtmKeyedTable *t, TupleTableSlot *slot, int col)
+{
+	bool		isnull;
+	Datum		d = ptm_row_column(t, slot, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* Fill a LeaseRow from a row of the lease table (a judge's view of it). */
+static bool
+lease_row_from_slot(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull,
+					void *arg)
+{
+	LeaseRow   *row = (LeaseRow *) arg;
+	bool		null;
+
+	row->found = true;
+	row->agent_id = row_text_or_null(t, slot, LEASE_COL_AGENT);
+	row->epoch = DatumGetInt64(ptm_row_column(t, slot, LEASE_COL_EPOCH, &null));
+	row->expires_ms = DatumGetInt64(ptm_row_column(t, slot, LEASE_COL_EXPIRES, &null));
+	row->state = row_text_or_null(t, slot, LEASE_COL_STATE);
+	row->previous_agent_id = row_text_or_null(t, slot, LEASE_COL_PREVIOUS_AGENT);
+	return false;
+}
+
+/* read_lease(LEASE_READ) without SQL and without an SPI connection. */
+static LeaseRow
+read_lease_direct(text *topic, int32 partition_id)
+{
+	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
+	LeaseRow	row = {0};
+
+	ptm_row_read(&lease_table, keys, lease_row_from_slot, &row);
 	return row;
 }
 
@@ -578,7 +636,8 @@ limits_allow(text *topic, text *agent, PtmLimitReason *why)
  * the same agent on the same lease.
  */
 static void
-acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, int64 ttl_ms)
+acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, int64 ttl_ms,
+			const LeaseRow *first_read)
 {
 	int			attempt;
 	bool		limits = false;
@@ -593,7 +652,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 	/* More than one round only when the row is inserted or deleted meanwhile. */
 	for (attempt = 0; attempt < 5; attempt++)
 	{
-		LeaseRow	row = read_lease(topic, partition_id, LEASE_READ);
+		LeaseRow	row = attempt == 0 ? *first_read : read_lease(topic, partition_id, LEASE_READ);
 		int64		now_ms = ptm_now_ms();
 		TimestampTz now;
 		bool		isnull;
@@ -726,11 +785,26 @@ ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
 	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
 	MemoryContext callerctx = CurrentMemoryContext;
 	PtmLeaseResult out = {0};
+	LeaseRow	first_read;
 	Datum		result;
 
 	ptm_check_agent(agent, "agent_id");
+
+	/*
+	 * Most contended acquires end here: the row, read without SQL, shows
+	 * another agent's live lease.
+	 */
+	first_read = read_lease_direct(topic, partition_id);
+	if (held_by_other(&first_read, agent, ptm_now_ms()))
+	{
+		out.topic = topic;
+		out.partition_id = partition_id;
+		acquire_conflict(&out, &first_read, topic);
+		PG_RETURN_DATUM(outcome_datum(fcinfo, callerctx, &out));
+	}
+
 	SPI_connect();
-	acquire_one(&out, topic, partition_id, agent, ttl_ms);
+	acquire_one(&out, topic, partition_id, agent, ttl_ms, &first_read);
 	result = outcome_datum(fcinfo, callerctx, &out);
 	SPI_finish();
 
@@ -741,6 +815,74 @@ ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
  * renew_lease(topic, partition_id, agent_id, lease_epoch, ttl)
  * ---------------------------------------------------------------------
  */
+/* One renew_lease call, as its judge sees it. */
+typedef struct RenewCall
+{
+	text	   *agent;
+	int64		epoch;
+	int64		now_ms;
+	int64		expires_ms;		/* asked for; on success, the expiry granted */
+	TimestampTz now;
+	LeaseRow	seen;			/* the row that refused, for the reason */
+} RenewCall;
+
+/*
+ * The WHERE clause of plan_renew, and its SET: extend a live lease the agent
+ * holds at this epoch, never moving the expiry earlier.
+ */
+static bool
+judge_renew(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull, void *arg)
+{
+	RenewCall  *call = (RenewCall *) arg;
+	bool		free;
+	bool		null;
+	Datum		agent = ptm_row_column(t, slot, LEASE_COL_AGENT, &free);
+	int64		epoch = DatumGetInt64(ptm_row_column(t, slot, LEASE_COL_EPOCH, &null));
+	int64		expires = DatumGetInt64(ptm_row_column(t, slot, LEASE_COL_EXPIRES, &null));
+
+	if (free || epoch != call->epoch || expires <= call->now_ms ||
+		!same_text(DatumGetTextPP(agent), call->agent))
+	{
+		lease_row_from_slot(t, slot, NULL, NULL, &call->seen);
+		return false;
+	}
+	call->expires_ms = Max(expires, call->expires_ms);
+	ptm_row_set(t, values, isnull, LEASE_COL_EXPIRES, Int64GetDatum(call->expires_ms), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_RENEWED_AT, TimestampTzGetDatum(call->now), false);
+	return true;
+}
+
+/* plan_renew, for a lease table that needs SQL (see row_access.c). */
+static PtmRowOutcome
+renew_by_sql(text *topic, int32 partition_id, RenewCall *call)
+{
+	Datum		args[7] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+		PointerGetDatum(call->agent), Int64GetDatum(call->epoch), Int64GetDatum(call->now_ms),
+	Int64GetDatum(call->expires_ms), TimestampTzGetDatum(call->now)};
+	PtmRowOutcome outcome;
+
+	SPI_connect();
+	ptm_spi_execute(&plan_renew, args, NULL, false, 0);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		call->expires_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+		outcome = PTM_ROW_UPDATED;
+	}
+	else
+	{
+		call->seen = read_lease(topic, partition_id, LEASE_READ);
+		outcome = PTM_ROW_KEPT;
+	}
+	SPI_finish();
+	return outcome;
+}
+
+/*
+ * The hot path of every agent: one row found by its key and changed in
+ * place (a HOT update), without SQL; see row_access.c.
+ */
 PG_FUNCTION_INFO_V1(ptm_renew_lease);
 Datum
 ptm_renew_lease(PG_FUNCTION_ARGS)
@@ -750,44 +892,42 @@ ptm_renew_lease(PG_FUNCTION_ARGS)
 	text	   *agent = ptm_get_name(fcinfo, 2, "agent_id");
 	int64		epoch = ptm_get_epoch(fcinfo, 3, "lease_epoch");
 	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 4, "ttl");
-	MemoryContext callerctx = CurrentMemoryContext;
-	int64		now_ms = ptm_now_ms();
+	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
+	RenewCall	call = {0};
 	PtmLeaseResult out = {0};
-	Datum		args[7] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
-		PointerGetDatum(agent), Int64GetDatum(epoch), Int64GetDatum(now_ms),
-	Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
-	Datum		result;
+	PtmRowOutcome outcome;
 
 	out.topic = topic;
 	out.partition_id = partition_id;
 
 	ptm_check_agent(agent, "agent_id");
-	SPI_connect();
-	ptm_spi_execute(&plan_renew, args, NULL, false, 0);
-	if (SPI_processed > 0)
-	{
-		bool		isnull;
+	call.agent = agent;
+	call.epoch = epoch;
+	call.now_ms = ptm_now_ms();
+	call.expires_ms = call.now_ms + ttl_ms;
+	call.now = GetCurrentTimestamp();
 
+	outcome = ptm_row_update(&lease_table, keys, judge_renew, &call);
+	if (outcome == PTM_ROW_USE_SQL)
+		outcome = renew_by_sql(topic, partition_id, &call);
+
+	if (outcome == PTM_ROW_UPDATED)
+	{
 		out.result = "renewed";
 		out.has_lease = true;
 		out.agent_id = text_to_cstring(agent);
 		out.epoch = epoch;
-		out.expires_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+		out.expires_ms = call.expires_ms;
 		ptm_count(PTM_LEASE_RENEW_SUCCESS);
 	}
 	else
 	{
-		LeaseRow	row = read_lease(topic, partition_id, LEASE_READ);
-
-		out.result = classify_failure(&row, agent, epoch, now_ms);
-		outcome_from_row(&out, &row);
+		out.result = classify_failure(&call.seen, agent, epoch, call.now_ms);
+		outcome_from_row(&out, &call.seen);
 		ptm_count_topic(PTM_LEASE_RENEW_FAILURE, topic);
 		count_if_stale(out.result, topic);
 	}
-	result = outcome_datum(fcinfo, callerctx, &out);
-	SPI_finish();
-
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(HeapTupleGetDatum(ptm_lease_result_tuple(ptm_result_tupdesc(fcinfo), &out)));
 }
 
 /* ---------------------------------------------------------------------

@@ -1,0 +1,342 @@
+/*-------------------------------------------------------------------------
+ *
+ * row_access.c
+ *	  Read or update one row of a ptm table by its primary key, without SQL.
+ *
+ * ptm_row_update() does what "UPDATE ptm.t SET ... WHERE <key> AND <judge>"
+ * does in the calling transaction, step for step:
+ *
+ *	- CommandCounterIncrement() first, and a snapshot that sees the effects of
+ *	  every earlier command (as SPI gives each statement), so a second call in
+ *	  one statement sees the first one's change.
+ *	- The row is found through the primary key index with that snapshot (the
+ *	  btree scan and the heap fetch take SERIALIZABLE's predicate locks).
+ *	- table_tuple_update() waits for a concurrent writer of the row.  If that
+ *	  writer committed a newer version: under REPEATABLE READ or SERIALIZABLE
+ *	  the call fails with 40001, as an UPDATE does; under READ COMMITTED the
+ *	  newest version is locked (TUPLE_LOCK_FLAG_FIND_LAST_VERSION) and judged
+ *	  again, which is the executor's EvalPlanQual recheck.  So two callers
+ *	  never both win on a stale reading.
+ *	- When the new version is not a HOT update, index entries are inserted
+ *	  with the executor's own ExecInsertIndexTuples().
+ *
+ * What it does not do, and why that is safe for its callers:
+ *	- No CHECK or NOT NULL check: callers change only columns that no
+ *	  constraint reads, to values that are never NULL.
+ *	- No triggers: the tables' statement trigger (ptm._refuse_direct_dml)
+ *	  exists to refuse DML from outside the ptm functions.  A table with a
+ *	  row-level UPDATE trigger (a DBA's audit trigger, say) or row security
+ *	  gets PTM_ROW_USE_SQL, and the caller runs its SQL statement instead.
+ *	- No permission check: like the SQL it replaces, it runs for a SECURITY
+ *	  DEFINER function whose owner owns the table.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "row_access.h"
+
+/* Every table a caller has used, so that invalidation can reach it. */
+#define PTM_ROW_MAX_TABLES	8
+static PtmKeyedTable *known_tables[PTM_ROW_MAX_TABLES];
+static int	n_known_tables = 0;
+
+static void
+forget_relation(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < n_known_tables; i++)
+	{
+		PtmKeyedTable *t = known_tables[i];
+
+		if (relid == InvalidOid || relid == t->relid || relid == t->pkey)
+			t->relid = t->pkey = InvalidOid;
+	}
+}
+
+static void
+remember_table(PtmKeyedTable *t)
+{
+	int			i;
+
+	if (n_known_tables == 0)
+		CacheRegisterRelcacheCallback(forget_relation, (Datum) 0);
+	for (i = 0; i < n_known_tables; i++)
+		if (known_tables[i] == t)
+			return;
+	if (n_known_tables >= PTM_ROW_MAX_TABLES)
+		elog(ERROR, "too many ptm tables with direct row access");
+	known_tables[n_known_tables++] = t;
+}
+
+/* Look up the table, its primary key and the caller's columns. */
+static void
+resolve_table(PtmKeyedTable *t)
+{
+	Oid			nsp = get_namespace_oid("ptm", false);
+	Oid			relid = get_relname_relid(t->relname, nsp);
+	Oid			pkey = get_relname_relid(t->pkey_name, nsp);
+	int			i;
+
+	if (!OidIsValid(relid) || !OidIsValid(pkey))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"ptm.%s\" or its primary key \"%s\" does not exist",
+						t->relname, t->pkey_name),
+				 errhint("Run ALTER EXTENSION ptm_lease UPDATE, or reinstall the extension.")));
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		t->attnums[i] = get_attnum(relid, t->columns[i]);
+		if (t->attnums[i] == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"ptm.%s\" does not exist",
+							t->columns[i], t->relname),
+					 errhint("Run ALTER EXTENSION ptm_lease UPDATE.")));
+	}
+	remember_table(t);
+	t->pkey = pkey;
+	t->relid = relid;
+}
+
+/*
+ * Open the table with lock.  Locking processes invalidations, which may show
+ * that the cached OID is gone (the extension was dropped and created again):
+ * then look it up once more.
+ */
+static Relation
+open_table(PtmKeyedTable *t, LOCKMODE lock)
+{
+	Relation	rel;
+
+	if (!OidIsValid(t->relid))
+		resolve_table(t);
+	rel = try_table_open(t->relid, lock);
+	if (rel == NULL || !OidIsValid(t->relid))
+	{
+		if (rel != NULL)
+			table_close(rel, lock);
+		resolve_table(t);
+		rel = table_open(t->relid, lock);
+	}
+	return rel;
+}
+
+/*
+ * A snapshot for one statement of the calling function: the active one with
+ * the command counter advanced, as SPI gives each statement.  Pop it after.
+ */
+static Snapshot
+push_statement_snapshot(void)
+{
+	CommandCounterIncrement();
+	if (ActiveSnapshotSet())
+		PushCopiedSnapshot(GetActiveSnapshot());
+	else
+		PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	return GetActiveSnapshot();
+}
+
+/* Find the row with the given key, visible to snapshot, into slot. */
+static bool
+fetch_by_key(PtmKeyedTable *t, Relation rel, Relation index, const Datum *keys,
+			 Snapshot snapshot, TupleTableSlot *slot)
+{
+	ScanKeyData skey[PTM_ROW_MAX_KEYS];
+	IndexScanDesc scan;
+	bool		found;
+	int			i;
+
+	for (i = 0; i < t->nkeys; i++)
+		ScanKeyEntryInitialize(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[i], t->key_eqfuncs[i], keys[i]);
+	scan = index_beginscan(rel, index, snapshot, t->nkeys, 0);
+	index_rescan(scan, skey, t->nkeys, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	if (found)
+		slot_getallattrs(slot);
+	return found;
+}
+
+/* The new version is not a HOT update: give every index its entry. */
+static void
+insert_index_entries(Relation rel, TupleTableSlot *slot, bool only_summarizing)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+
+	/* no range table: index 0 tells the executor there are no updated-column sets */
+	InitResultRelInfo(rri, rel, 0, NULL, 0);
+	ExecOpenIndices(rri, false);
+#if PG_VERSION_NUM >= 160000
+	ExecInsertIndexTuples(rri, slot, estate, true, false, NULL, NIL, only_summarizing);
+#elif PG_VERSION_NUM >= 140000
+	ExecInsertIndexTuples(rri, slot, estate, true, false, NULL, NIL);
+#else
+	estate->es_result_relation_info = rri;
+	ExecInsertIndexTuples(slot, estate, false, NULL, NIL);
+#endif
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+}
+
+/* Whether an UPDATE of this table would do more than the row change itself. */
+static bool
+needs_sql(Relation rel)
+{
+	TriggerDesc *trig = rel->trigdesc;
+
+	return rel->rd_rel->relrowsecurity ||
+		(rel->rd_att->constr && rel->rd_att->constr->has_generated_stored) ||
+		(trig && (trig->trig_update_before_row || trig->trig_update_after_row ||
+				  trig->trig_update_instead_row || trig->trig_update_new_table ||
+				  trig->trig_update_old_table));
+}
+
+PtmRowOutcome
+ptm_row_update(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg)
+{
+	Relation	rel;
+	Relation	index;
+	TupleTableSlot *row;
+	TupleTableSlot *next;
+	Snapshot	snapshot;
+	CommandId	cid;
+	int			natts;
+	PtmRowOutcome outcome;
+
+	/* what an UPDATE statement checks before it starts */
+	PreventCommandIfReadOnly("UPDATE");
+	PreventCommandIfParallelMode("UPDATE");
+
+	rel = open_table(t, RowExclusiveLock);
+	if (needs_sql(rel))
+	{
+		table_close(rel, NoLock);
+		return PTM_ROW_USE_SQL;
+	}
+	index = index_open(t->pkey, RowExclusiveLock);
+	snapshot = push_statement_snapshot();
+	cid = GetCurrentCommandId(true);
+	natts = RelationGetDescr(rel)->natts;
+	row = table_slot_create(rel, NULL);
+	next = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
+
+	if (!fetch_by_key(t, rel, index, keys, snapshot, row))
+		outcome = PTM_ROW_MISSING;
+	else
+	{
+		for (;;)
+		{
+			TM_Result	result;
+			TM_FailureData tmfd;
+			LockTupleMode lockmode;
+			ItemPointerData tid = row->tts_tid;
+#if PG_VERSION_NUM >= 160000
+			TU_UpdateIndexes update_indexes;
+#else
+			bool		update_indexes;
+#endif
+
+			ExecClearTuple(next);
+			memcpy(next->tts_values, row->tts_values, natts * sizeof(Datum));
+			memcpy(next->tts_isnull, row->tts_isnull, natts * sizeof(bool));
+			if (!judge(t, row, next->tts_values, next->tts_isnull, arg))
+			{
+				outcome = PTM_ROW_KEPT;
+				break;
+			}
+			ExecStoreVirtualTuple(next);
+
+			result = table_tuple_update(rel, &tid, next, cid, snapshot, InvalidSnapshot,
+										true, &tmfd, &lockmode, &update_indexes);
+			if (result == TM_Ok)
+			{
+#if PG_VERSION_NUM >= 160000
+				if (update_indexes != TU_None)
+					insert_index_entries(rel, next, update_indexes == TU_Summarizing);
+#else
+				if (update_indexes)
+					insert_index_entries(rel, next, false);
+#endif
+				outcome = PTM_ROW_UPDATED;
+				break;
+			}
+			if (result != TM_Updated && result != TM_Deleted)
+				elog(ERROR, "unexpected result %d updating a row of ptm.%s",
+					 (int) result, t->relname);
+
+			/* A concurrent transaction changed the row and committed. */
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent %s",
+								result == TM_Updated ? "update" : "delete")));
+			if (result == TM_Deleted)
+			{
+				outcome = PTM_ROW_MISSING;
+				break;
+			}
+
+			/* READ COMMITTED: lock the newest version and judge that one. */
+			result = table_tuple_lock(rel, &tid, snapshot, row, cid, lockmode,
+									  LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+									  &tmfd);
+			if (result == TM_Deleted)
+			{
+				outcome = PTM_ROW_MISSING;
+				break;
+			}
+			if (result != TM_Ok)
+				elog(ERROR, "unexpected result %d locking a row of ptm.%s",
+					 (int) result, t->relname);
+			slot_getallattrs(row);
+		}
+	}
+
+	ExecDropSingleTupleTableSlot(next);
+	ExecDropSingleTupleTableSlot(row);
+	PopActiveSnapshot();
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	return outcome;
+}
+
+bool
+ptm_row_read(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg)
+{
+	Relation	rel = open_table(t, AccessShareLock);
+	Relation	index = index_open(t->pkey, AccessShareLock);
+	Snapshot	snapshot = push_statement_snapshot();
+	TupleTableSlot *row = table_slot_create(rel, NULL);
+	bool		found = fetch_by_key(t, rel, index, keys, snapshot, row);
+
+	if (found)
+		judge(t, row, NULL, NULL, arg);
+
+	ExecDropSingleTupleTableSlot(row);
+	PopActiveSnapshot();
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	return found;
+}

@@ -1,0 +1,92 @@
+/*-------------------------------------------------------------------------
+ *
+ * row_access.h
+ *	  Read or update one row of a ptm table by its primary key, without SQL.
+ *
+ * The hot paths (renew_lease, the contended acquire's read, a plain
+ * try_commit) touch exactly one row found by its primary key.  Through SPI
+ * each such call planned nothing but still paid a second executor start, a
+ * fresh snapshot and the tables' statement trigger; here the row is found
+ * with the primary key index and changed with table_tuple_update(), with the
+ * recheck READ COMMITTED's UPDATE does after a concurrent change.  See
+ * row_access.c for what is and is not done on the caller's behalf.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PTM_ROW_ACCESS_H
+#define PTM_ROW_ACCESS_H
+
+#include "executor/tuptable.h"
+
+#define PTM_ROW_MAX_KEYS	2
+#define PTM_ROW_MAX_COLUMNS 12
+
+/*
+ * A ptm table reached by its primary key.  The first part is written by the
+ * caller; the rest is looked up on first use and forgotten when the table's
+ * relcache entry is invalidated (ALTER EXTENSION UPDATE, DROP EXTENSION).
+ */
+typedef struct PtmKeyedTable
+{
+	const char *relname;		/* in schema ptm */
+	const char *pkey_name;		/* its primary key index */
+	int			nkeys;			/* columns of the primary key, in order */
+	Oid			key_eqfuncs[PTM_ROW_MAX_KEYS];	/* equality of each key column */
+	int			ncolumns;		/* columns the caller reads or writes ... */
+	const char *columns[PTM_ROW_MAX_COLUMNS];	/* ... by these names */
+
+	Oid			relid;
+	Oid			pkey;
+	AttrNumber	attnums[PTM_ROW_MAX_COLUMNS];	/* of columns[i] */
+} PtmKeyedTable;
+
+/*
+ * Judge the current version of a row.  To change it, write the new values
+ * into values/isnull (indexed by attribute number - 1, filled with the row's
+ * own) and return true; return false to leave the row as it is.  After a
+ * concurrent change the judge is asked again about the newest version, so it
+ * must not keep state from an earlier call.
+ */
+typedef bool (*PtmRowJudge) (PtmKeyedTable *t, TupleTableSlot *row,
+							 Datum *values, bool *isnull, void *arg);
+
+typedef enum PtmRowOutcome
+{
+	PTM_ROW_MISSING,			/* no row with that key */
+	PTM_ROW_KEPT,				/* the judge left the (newest) row alone */
+	PTM_ROW_UPDATED,			/* the judge's new version is written */
+	PTM_ROW_USE_SQL				/* row triggers or row security: use SQL */
+} PtmRowOutcome;
+
+/*
+ * Update the row with primary key keys[] as an UPDATE statement of the
+ * calling transaction would: see row_access.c.
+ */
+extern PtmRowOutcome ptm_row_update(PtmKeyedTable *t, const Datum *keys,
+									PtmRowJudge judge, void *arg);
+
+/*
+ * Read the row with primary key keys[] as a SELECT statement would, and let
+ * the judge copy out what it needs (its return value is ignored).  Returns
+ * false, without calling the judge, when there is no such row.
+ */
+extern bool ptm_row_read(PtmKeyedTable *t, const Datum *keys,
+						 PtmRowJudge judge, void *arg);
+
+/* Column i of the caller's list, from a row handed to a judge. */
+static inline Datum
+ptm_row_column(PtmKeyedTable *t, TupleTableSlot *row, int i, bool *isnull)
+{
+	*isnull = row->tts_isnull[t->attnums[i] - 1];
+	return row->tts_values[t->attnums[i] - 1];
+}
+
+/* Set column i of the caller's list in a judge's new values. */
+static inline void
+ptm_row_set(PtmKeyedTable *t, Datum *values, bool *isnull, int i, Datum value, bool null)
+{
+	values[t->attnums[i] - 1] = value;
+	isnull[t->attnums[i] - 1] = null;
+}
+
+#endif							/* PTM_ROW_ACCESS_H */

@@ -74,7 +74,18 @@ BEGIN
 END $$;
 CREATE TRIGGER see_renewal AFTER UPDATE ON ptm.partition_leases
   FOR EACH ROW EXECUTE FUNCTION public.see_renewal();
+-- the SQL statement runs with search_path pinned (the function has no SET
+-- clause): an operator planted ahead of pg_catalog is never called
+CREATE FUNCTION public.trap_texteq(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'planted text = text was called';
+END $$;
+CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.trap_texteq);
+SET search_path = public, pg_catalog, ptm;
 SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000002, '20 min');
+SET search_path = public, ptm;
+DROP OPERATOR public.= (text, text);
+DROP FUNCTION public.trap_texteq(text, text);
 SELECT result FROM renew_lease('direct', 1, 'agent-x', 7000002, '20 min');
 SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000001, '20 min');
 SELECT topic, partition_id, expires_at - (extract(epoch FROM clock_timestamp()) * 1000)::bigint

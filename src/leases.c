@@ -786,6 +786,7 @@ ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
 	MemoryContext callerctx = CurrentMemoryContext;
 	PtmLeaseResult out = {0};
 	LeaseRow	first_read;
+	int			pinned;
 	Datum		result;
 
 	ptm_check_agent(agent, "agent_id");
@@ -803,10 +804,12 @@ ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(outcome_datum(fcinfo, callerctx, &out));
 	}
 
+	pinned = ptm_pin_search_path();
 	SPI_connect();
 	acquire_one(&out, topic, partition_id, agent, ttl_ms, &first_read);
 	result = outcome_datum(fcinfo, callerctx, &out);
 	SPI_finish();
+	ptm_unpin_search_path(pinned);
 
 	PG_RETURN_DATUM(result);
 }
@@ -860,6 +863,7 @@ renew_by_sql(text *topic, int32 partition_id, RenewCall *call)
 		PointerGetDatum(call->agent), Int64GetDatum(call->epoch), Int64GetDatum(call->now_ms),
 	Int64GetDatum(call->expires_ms), TimestampTzGetDatum(call->now)};
 	PtmRowOutcome outcome;
+	int			pinned = ptm_pin_search_path();
 
 	SPI_connect();
 	ptm_spi_execute(&plan_renew, args, NULL, false, 0);
@@ -876,6 +880,7 @@ renew_by_sql(text *topic, int32 partition_id, RenewCall *call)
 		outcome = PTM_ROW_KEPT;
 	}
 	SPI_finish();
+	ptm_unpin_search_path(pinned);
 	return outcome;
 }
 

@@ -17,6 +17,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "catalog/namespace.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 
@@ -70,6 +71,29 @@ ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
 			 plan->sql, SPI_result_code_string(ret));
 	return ret;
+}
+
+/*
+ * Most ptm functions pin search_path with a SET clause.  The ones whose hot
+ * path runs no SQL (renew_lease; acquire_partition_lease when it answers
+ * "conflict") are declared without one, because a SET clause costs every
+ * call a GUC save and restore and a search_path recomputation; before they
+ * run SQL they pin it here, the same way fmgr does for a SET clause.
+ */
+int
+ptm_pin_search_path(void)
+{
+	int			nest_level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest_level;
+}
+
+void
+ptm_unpin_search_path(int nest_level)
+{
+	AtEOXact_GUC(true, nest_level);
 }
 
 /*

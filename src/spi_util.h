@@ -38,6 +38,14 @@ extern int	ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
 							bool read_only, long count);
 
 /*
+ * Pin search_path to "pg_catalog, pg_temp" until ptm_unpin_search_path(),
+ * for a function declared without a SET clause that is about to run SQL.
+ * An error unwinds it with the (sub)transaction.
+ */
+extern int	ptm_pin_search_path(void);
+extern void ptm_unpin_search_path(int nest_level);
+
+/*
  * Whether this database has the 0.2.0 SQL objects.  The library also serves a
  * database still at 0.1.0 until ALTER EXTENSION ptm_lease UPDATE: there the
  * lease statements leave out sweep_at and no limit applies.

@@ -129,7 +129,6 @@ CREATE FUNCTION ptm.acquire_partition_lease(
     ttl interval DEFAULT '30 s')
 RETURNS ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_acquire_partition_lease';
 COMMENT ON FUNCTION ptm.acquire_partition_lease(text, integer, text, interval) IS
   'Take a free, released or expired lease (acquired, epoch raised), extend your own (held), or learn its owner (conflict)';
@@ -139,7 +138,6 @@ CREATE FUNCTION ptm.renew_lease(
     ttl interval DEFAULT '30 s')
 RETURNS ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_renew_lease';
 COMMENT ON FUNCTION ptm.renew_lease(text, integer, text, bigint, interval) IS
   'Extend a live lease you hold at this epoch: renewed, stale_epoch, not_owner or expired; never changes the epoch';
@@ -219,7 +217,9 @@ COMMENT ON VIEW ptm.lease_status IS
 GRANT SELECT ON ptm.partition_leases, ptm.lease_status, ptm.lease_audit TO pg_monitor;
 
 -- The functions run as the extension's owner (SECURITY DEFINER, search_path
--- pinned, every name qualified), so callers need no privilege on the tables;
+-- pinned, every name qualified), so callers need no privilege on the tables.
+-- renew_lease and acquire_partition_lease have no SET clause: their hot path
+-- runs no SQL, and they pin search_path in C before any (src/spi_util.c);
 -- who may call them is granted per role: see ptm.grant_agent() and
 -- ptm.grant_operator() in 95_roles.sql.
 REVOKE ALL ON FUNCTION

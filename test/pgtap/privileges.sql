@@ -153,7 +153,7 @@ SELECT d.kind, d.name, d.level, r.role,
                             EXISTS (SELECT FROM reach x WHERE x.role = r.role AND x.level = 'owner') AS owner) AS f
  WHERE d.objid IS NOT NULL;
 
-SELECT plan(6 + (SELECT count(*)::int FROM matrix));
+SELECT plan(7 + (SELECT count(*)::int FROM matrix));
 
 -- 1. The list covers the extension exactly.
 SELECT is_empty(
@@ -183,7 +183,9 @@ SELECT is_empty(
   'only the owner may insert, update, delete, truncate or draw from a sequence');
 
 -- 4. Every object belongs to the extension's owner, and every function that
---    runs SQL has its search_path pinned (trigger functions run none).
+--    runs SQL has its search_path pinned (trigger functions run none): by a
+--    SET clause, or, for the hot paths that usually run no SQL, in C before
+--    any SQL (ptm_pin_search_path; sql/hostile.sql attacks both kinds).
 SELECT is_empty(
   $$SELECT m.name FROM member m
       LEFT JOIN pg_proc p ON m.kind = 'function' AND p.oid = m.objid
@@ -194,8 +196,16 @@ SELECT is_empty(
 SELECT is_empty(
   $$SELECT m.name FROM member m JOIN pg_proc p ON p.oid = m.objid
      WHERE p.prorettype <> 'trigger'::regtype
-       AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)$$,
+       AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+       AND p.oid NOT IN ('ptm.renew_lease(text, integer, text, bigint, interval)'::regprocedure,
+                         'ptm.acquire_partition_lease(text, integer, text, interval)'::regprocedure)$$,
   'every function runs with search_path = pg_catalog, pg_temp');
+SELECT is_empty(
+  $$SELECT p.oid::regprocedure FROM pg_proc p
+     WHERE p.oid IN ('ptm.renew_lease(text, integer, text, bigint, interval)'::regprocedure,
+                     'ptm.acquire_partition_lease(text, integer, text, interval)'::regprocedure)
+       AND (p.proconfig IS NOT NULL OR p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c'))$$,
+  'the hot paths are C functions without a SET clause (they pin search_path in C)');
 
 -- 5. The matrix.
 SELECT is(actual, expected,

@@ -33,6 +33,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -40,6 +42,7 @@
 #include "identity.h"
 #include "leases.h"
 #include "ptm_lease.h"
+#include "row_access.h"
 #include "spi_util.h"
 #include "srf.h"
 #include "validate.h"
@@ -217,6 +220,92 @@ static const char *const commit_result_names[] = {
 };
 
 /*
+ * The workflow table as a plain commit reaches it without SQL (row_access.c).
+ * The new values can break no constraint: version rises from >= 1, and
+ * new_state is never NULL.
+ */
+enum
+{
+	WF_COL_VERSION,
+	WF_COL_STATE,
+	WF_COL_UPDATED_AT
+};
+static PtmKeyedTable workflow_table = {
+	"workflow_state", "idx_workflow_state_workflow_key", 1, {F_TEXTEQ},
+	3, {"version", "state", "updated_at"}
+};
+
+/* One plain commit, as its judge sees it. */
+typedef struct CommitCall
+{
+	int64		expected;
+	Datum		new_state;
+	int64		version;		/* on success the new version, else the current */
+	Datum		state;			/* the current state, on refusal */
+	bool		state_null;
+} CommitCall;
+
+/* PLAN_UPDATE's WHERE clause and SET. */
+static bool
+judge_commit(PtmKeyedTable *t, TupleTableSlot *row, Datum *values, bool *isnull, void *arg)
+{
+	CommitCall *call = (CommitCall *) arg;
+	bool		null;
+	int64		version = DatumGetInt64(ptm_row_column(t, row, WF_COL_VERSION, &null));
+
+	if (version != call->expected)
+	{
+		Datum		state = ptm_row_column(t, row, WF_COL_STATE, &call->state_null);
+
+		call->version = version;
+		call->state = call->state_null ? (Datum) 0 : datumCopy(state, false, -1);
+		return false;
+	}
+	call->version = version + 1;
+	ptm_row_set(t, values, isnull, WF_COL_VERSION, Int64GetDatum(call->version), false);
+	ptm_row_set(t, values, isnull, WF_COL_STATE, call->new_state, false);
+	ptm_row_set(t, values, isnull, WF_COL_UPDATED_AT,
+				TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+	return true;
+}
+
+/*
+ * A commit without lease fence, claim fence or action id, of an existing
+ * workflow: the reducers' hot path, decided without SQL.  Returns false when
+ * the table needs SQL (a row trigger, say); the caller then runs PLAN_UPDATE.
+ */
+static bool
+commit_plain(text *key, int64 expected, Datum new_state, PtmCounter *result,
+			 int64 *version, Datum *state, bool *state_null)
+{
+	Datum		keys[1] = {PointerGetDatum(key)};
+	CommitCall	call = {0};
+	PtmRowOutcome outcome;
+
+	call.expected = expected;
+	call.new_state = new_state;
+	call.state_null = true;
+	outcome = ptm_row_update(&workflow_table, keys, judge_commit, &call);
+	if (outcome == PTM_ROW_USE_SQL)
+		return false;
+	if (outcome == PTM_ROW_UPDATED)
+	{
+		*result = PTM_COMMIT_OK;
+		ptm_count(PTM_STORE_COMMITS);
+	}
+	else
+	{
+		/* refused, or no such workflow (at version 0, without state) */
+		*result = PTM_COMMIT_CAS_CONFLICT;
+		ptm_count(PTM_STORE_CONFLICTS);
+	}
+	*version = call.version;
+	*state = call.state;
+	*state_null = call.state_null;
+	return true;
+}
+
+/*
  * ptm.try_commit(workflow_key, expected_version, new_state, action_id,
  *				  fence_topic, fence_partition, fence_epoch)
  *		RETURNS (result, version, state)
@@ -243,6 +332,7 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 	Datum		state = (Datum) 0;
 	bool		state_null = true;
 	bool		recorded = false;
+	int			pinned;
 	int64		now_ms = 0;
 	Datum		values[TRY_COMMIT_NATTS];
 	bool		nulls[TRY_COMMIT_NATTS] = {false};
@@ -266,10 +356,17 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 		action_id = ptm_get_name(fcinfo, 3, "action_id");
 	ptm_get_fence_args(fcinfo, 4, true, &fence);
-	ptm_check_claim_owner(key, &fence);
 
 	tupdesc = ptm_result_tupdesc(fcinfo);
 	started = GetCurrentTimestamp();
+
+	if (fence.kind == PTM_FENCE_ARGS_NONE && action_id == NULL && expected > 0 &&
+		commit_plain(key, expected, new_state, &result, &version, &state, &state_null))
+		goto counted;
+
+	/* No SET clause on try_commit: pin search_path before any SQL. */
+	pinned = ptm_pin_search_path();
+	ptm_check_claim_owner(key, &fence);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -382,7 +479,9 @@ refused:
 
 done:
 	SPI_finish();
+	ptm_unpin_search_path(pinned);
 
+counted:
 	ptm_count(result);
 	/* per key only what went wrong: the top views rank keys by it */
 	if (result != PTM_COMMIT_OK)

@@ -75,8 +75,9 @@ CREATE FUNCTION ptm.try_commit(
 RETURNS record
 LANGUAGE c VOLATILE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_try_commit';
+-- No SET clause: a plain commit runs no SQL (src/row_access.c), and the other
+-- paths pin search_path in C before their SQL (ptm_pin_search_path).
 
 COMMENT ON FUNCTION ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint) IS
   'Commit new_state if the workflow is at expected_version (0: create); result ok, cas_conflict, fencing_reject or duplicate';

@@ -1,26 +1,12 @@
--- renew_lease changes its row without SQL (src/row_access.c).  What an UPDATE
--- statement would have done for it must still hold: index entries when the
--- new version leaves the page, read-only transactions refused, each call
--- seeing the one before, rollback undoing it, and a DBA's row trigger firing
--- (the call then runs its SQL statement instead).
+-- renew_lease and a plain try_commit change their row without SQL
+-- (src/row_access.c).  What an UPDATE statement would have done for them must
+-- still hold: index entries when the new version leaves the page, read-only
+-- transactions refused, each call seeing the one before, rollback undoing it,
+-- and a DBA's row trigger firing (the call then runs its SQL statement).
 SET search_path = public, ptm;
 SELECT setval('ptm.lease_epoch_seq', 7000000);
- setval  
----------
- 7000000
-(1 row)
-
 SELECT result, lease_epoch FROM acquire_partition_lease('direct', 0, 'agent-d', '30 s');
-  result  | lease_epoch 
-----------+-------------
- acquired |     7000001
-(1 row)
-
 SELECT result FROM acquire_partition_lease('direct', 1, 'agent-d', '30 s');
-  result  
-----------
- acquired
-(1 row)
 
 -- 300 renewals in one transaction: the old versions cannot be pruned, the page
 -- fills up and later versions go to other pages (not HOT), so every index
@@ -29,41 +15,16 @@ BEGIN;
 SELECT count(*) FILTER (WHERE r.result = 'renewed') AS renewed, count(*) AS calls
   FROM generate_series(1, 300) g,
        LATERAL renew_lease('direct', 0, 'agent-d', 7000001, g * interval '1 s' + '50 min') r;
- renewed | calls 
----------+-------
-     300 |   300
-(1 row)
-
 SELECT pg_stat_get_xact_tuples_updated('ptm.partition_leases'::regclass) AS updated,
        pg_stat_get_xact_tuples_hot_updated('ptm.partition_leases'::regclass) < 300 AS some_not_hot;
- updated | some_not_hot 
----------+--------------
-     300 | t
-(1 row)
-
 COMMIT;
 -- every index finds the newest version, and only it
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
 SELECT agent_id, lease_epoch FROM ptm.partition_leases WHERE topic = 'direct' AND partition_id = 0;
- agent_id | lease_epoch 
-----------+-------------
- agent-d  |     7000001
-(1 row)
-
 SELECT count(*) AS by_agent_index FROM ptm.partition_leases WHERE agent_id = 'agent-d';
- by_agent_index 
-----------------
-              2
-(1 row)
-
 SELECT count(*) AS by_sweep_index FROM ptm.partition_leases
  WHERE agent_id IS NOT NULL AND sweep_at > 0 AND topic = 'direct';
- by_sweep_index 
-----------------
-              2
-(1 row)
-
 RESET enable_seqscan;
 RESET enable_bitmapscan;
 -- amcheck: every heap tuple has its index entries, in every index
@@ -71,74 +32,38 @@ CREATE EXTENSION amcheck;
 SELECT c.relname AS index, public.bt_index_check(i.indexrelid, heapallindexed => true) IS NOT NULL AS checked
   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
  WHERE i.indrelid = 'ptm.partition_leases'::regclass ORDER BY 1;
-           index            | checked 
-----------------------------+---------
- partition_leases_agent_idx | t
- partition_leases_pkey      | t
- partition_leases_sweep_idx | t
-(3 rows)
-
 DROP EXTENSION amcheck;
 -- the expiry is the last renewal's: 50 min 300 s from the call
 SELECT lease_expires_at - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
        BETWEEN 3290000 AND 3300000 AS expiry_of_last_call
   FROM ptm.partition_leases WHERE topic = 'direct' AND partition_id = 0;
- expiry_of_last_call 
----------------------
- t
-(1 row)
 
 -- a renewal rolled back leaves the lease as it was
 SELECT lease_expires_at AS before_rollback FROM ptm.partition_leases
  WHERE topic = 'direct' AND partition_id = 1 \gset
 BEGIN;
 SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000002, '55 min');
- result  
----------
- renewed
-(1 row)
-
 ROLLBACK;
 SELECT lease_expires_at = :before_rollback AS unchanged FROM ptm.partition_leases
  WHERE topic = 'direct' AND partition_id = 1;
- unchanged 
------------
- t
-(1 row)
-
 -- and so does one in a subtransaction rolled back
 BEGIN;
 SAVEPOINT s;
 SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000002, '55 min');
- result  
----------
- renewed
-(1 row)
-
 ROLLBACK TO SAVEPOINT s;
 SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000002, '10 min');
- result  
----------
- renewed
-(1 row)
-
 COMMIT;
 SELECT lease_expires_at - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
        BETWEEN 590000 AND 600000 AS ten_minutes
   FROM ptm.partition_leases WHERE topic = 'direct' AND partition_id = 1;
- ten_minutes 
--------------
- t
-(1 row)
 
 -- a read-only transaction is refused as an UPDATE is (SQLSTATE 25006)
 \set VERBOSITY verbose
 BEGIN READ ONLY;
 SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000002, '10 min');
-ERROR:  25006: cannot execute UPDATE in a read-only transaction
-LOCATION:  PreventCommandIfReadOnly, utility.c:414
 ROLLBACK;
 \set VERBOSITY default
+
 -- a row trigger on the table (a DBA's own audit): the call runs its SQL
 -- statement, so the trigger sees the renewal
 CREATE TABLE public.lease_renewals_seen (topic text, partition_id integer, expires_at bigint);
@@ -158,44 +83,80 @@ END $$;
 CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.trap_texteq);
 SET search_path = public, pg_catalog, ptm;
 SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000002, '20 min');
- result  
----------
- renewed
-(1 row)
-
 SET search_path = public, ptm;
 DROP OPERATOR public.= (text, text);
 DROP FUNCTION public.trap_texteq(text, text);
 SELECT result FROM renew_lease('direct', 1, 'agent-x', 7000002, '20 min');
-  result   
------------
- not_owner
-(1 row)
-
 SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000001, '20 min');
-   result    
--------------
- stale_epoch
-(1 row)
-
 SELECT topic, partition_id, expires_at - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
        BETWEEN 1190000 AND 1200000 AS twenty_minutes
   FROM public.lease_renewals_seen;
- topic  | partition_id | twenty_minutes 
---------+--------------+----------------
- direct |            1 | t
-(1 row)
-
 DROP TRIGGER see_renewal ON ptm.partition_leases;
 DROP FUNCTION public.see_renewal();
 DROP TABLE public.lease_renewals_seen;
+
 -- a contended acquire answered from its first read names the owner
 SELECT result, agent_id, lease_epoch FROM acquire_partition_lease('direct', 1, 'agent-other', '30 s');
-  result  | agent_id | lease_epoch 
-----------+----------+-------------
- conflict | agent-d  |     7000002
-(1 row)
 
 SET session_replication_role = replica;
 DELETE FROM ptm.partition_leases WHERE topic = 'direct';
 RESET session_replication_role;
+
+-- ---------------------------------------------------------------------
+-- try_commit without fence or action id
+-- ---------------------------------------------------------------------
+SELECT result, version FROM try_commit('direct-wf', 0, '{"n": 0}');
+-- 200 commits in one statement: each sees the one before
+BEGIN;
+SELECT count(*) FILTER (WHERE c.result = 'ok') AS ok, max(c.version) AS last_version
+  FROM generate_series(1, 200) g,
+       LATERAL try_commit('direct-wf', g, jsonb_build_object('n', g)) c;
+SELECT pg_stat_get_xact_tuples_hot_updated('ptm.workflow_state'::regclass) < 200 AS some_not_hot;
+COMMIT;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT version, state FROM ptm.workflow_state WHERE workflow_key = 'direct-wf';
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+CREATE EXTENSION amcheck;
+SELECT public.bt_index_check('ptm.idx_workflow_state_workflow_key'::regclass, heapallindexed => true)
+       IS NOT NULL AS checked;
+DROP EXTENSION amcheck;
+
+-- a stale version gets cas_conflict with the current version and state,
+-- also when the state is large enough to be stored out of line (TOAST)
+SELECT result, version, state FROM try_commit('direct-wf', 5, '{"stale": true}');
+SELECT result, version FROM try_commit('direct-wf', 201,
+       jsonb_build_object('big', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 400) g)));
+SELECT reltoastrelid::regclass AS toast FROM pg_class WHERE oid = 'ptm.workflow_state'::regclass \gset
+SELECT count(*) > 0 AS stored_out_of_line FROM :toast;
+SELECT result, version, length(state ->> 'big') AS big_length FROM try_commit('direct-wf', 5, '{"stale": true}');
+-- a missing workflow is at version 0
+SELECT result, version, state FROM try_commit('direct-missing', 3, '{}');
+-- rollback undoes a commit
+BEGIN;
+SELECT result, version FROM try_commit('direct-wf', 202, '{"rolled": "back"}');
+ROLLBACK;
+SELECT version FROM ptm.workflow_state WHERE workflow_key = 'direct-wf';
+-- read-only transactions are refused as an UPDATE is
+BEGIN READ ONLY;
+SELECT result FROM try_commit('direct-wf', 202, '{}');
+ROLLBACK;
+-- a DBA's row trigger sees the commit (the SQL statement runs instead)
+CREATE TABLE public.commits_seen (workflow_key text, version bigint);
+CREATE FUNCTION public.see_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.commits_seen VALUES (NEW.workflow_key, NEW.version);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER see_commit AFTER UPDATE ON ptm.workflow_state
+  FOR EACH ROW EXECUTE FUNCTION public.see_commit();
+SELECT result, version FROM try_commit('direct-wf', 202, '{"seen": true}');
+SELECT result, version, state FROM try_commit('direct-wf', 202, '{"seen": false}');
+SELECT * FROM public.commits_seen;
+DROP TRIGGER see_commit ON ptm.workflow_state;
+DROP FUNCTION public.see_commit();
+DROP TABLE public.commits_seen;
+-- without the trigger, the direct path again
+SELECT result, version FROM try_commit('direct-wf', 203, '{"n": 203}');
+DELETE FROM ptm.workflow_state WHERE workflow_key LIKE 'direct-%';

@@ -34,6 +34,14 @@ SELECT "check", status, value = (SELECT default_version FROM pg_available_extens
 SELECT result, lease_epoch > 0 AS has_epoch
   FROM ptm.acquire_partition_lease('oldext', 0, 'agent-1', '1 h');
 SELECT result, version FROM ptm.try_commit('oldext-wf', 0, '{"n": 1}', 'a1');
+-- the hot paths without SQL (src/row_access.c) read and write the 0.1.0 tables
+SELECT r.result, r.lease_epoch = l.lease_epoch AS same_epoch
+  FROM ptm.partition_leases l,
+       ptm.renew_lease('oldext', 0, 'agent-1', l.lease_epoch, '30 min') r
+ WHERE l.topic = 'oldext' AND l.partition_id = 0;
+SELECT result, agent_id FROM ptm.acquire_partition_lease('oldext', 0, 'agent-2', '1 h');
+SELECT result, version FROM ptm.try_commit('oldext-wf', 1, '{"n": 1.5}');
+SELECT result, version, state FROM ptm.try_commit('oldext-wf', 1, '{"n": 1.6}');
 
 -- Update along the path to the current version.
 SELECT source, target, path FROM pg_extension_update_paths('ptm_lease')
@@ -57,7 +65,11 @@ SELECT r.result, r.partition_id
        ptm.renew_leases('agent-1', ARRAY[l.topic], ARRAY[l.partition_id], ARRAY[l.lease_epoch], '1 h') r
  WHERE l.topic = 'oldext';
 SELECT result, version FROM ptm.try_commit('oldext-wf', 0, '{"n": 1}', 'a1');
-SELECT result, version FROM ptm.try_commit('oldext-wf', 1, '{"n": 2}', 'a2');
+SELECT result, version FROM ptm.try_commit('oldext-wf', 2, '{"n": 2}', 'a2');
+SELECT result, version FROM ptm.try_commit('oldext-wf', 3, '{"n": 3}');
+SELECT r.result FROM ptm.partition_leases l,
+       ptm.renew_lease('oldext', 0, 'agent-1', l.lease_epoch, '30 min') r
+ WHERE l.topic = 'oldext' AND l.partition_id = 0;
 
 \c :regress_db
 DROP DATABASE ptm_oldext;

@@ -46,6 +46,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
@@ -57,6 +58,24 @@
 #include "spi_util.h"
 #include "srf.h"
 #include "validate.h"
+
+/* Settings; see docs/leases.md. */
+bool		ptm_notify_owner_changes = true;
+
+void
+ptm_leases_define_gucs(void)
+{
+	DefineCustomBoolVariable("ptm_lease.notify_owner_changes",
+							 gettext_noop("Sends a NOTIFY on ptm_lease_events when an acquisition or a release changes a lease's owner."),
+							 gettext_noop("PostgreSQL serializes the commits of notifying transactions: "
+										  "turn it off where leases change hands hundreds of times a second "
+										  "and nobody LISTENs."),
+							 &ptm_notify_owner_changes,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+}
 
 /* A lease row as read from ptm.partition_leases. */
 typedef struct LeaseRow
@@ -86,10 +105,20 @@ static PtmPlan plan_select_share = {
 /*
  * Every statement that sets a new expiry from scratch also sets sweep_at, the
  * sweeper's lower bound of it (docs/workers.md).  A database still at 0.1.0
- * has no sweep_at: each such statement has a second plan without it (the
- * "_010" plans), chosen per call by LEASE_PLAN().
+ * has no sweep_at: each such statement has a second form without it, chosen
+ * per call by lease_plan().
  */
-#define LEASE_PLAN(p) (ptm_schema_is_020() ? &(p) : &(p##_010))
+typedef struct LeasePlan
+{
+	PtmPlan		current;		/* 0.2.0 and later */
+	PtmPlan		v010;			/* a database still at 0.1.0: no sweep_at */
+} LeasePlan;
+
+static PtmPlan *
+lease_plan(LeasePlan *plan)
+{
+	return ptm_schema_is_020() ? &plan->current : &plan->v010;
+}
 
 /* $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now */
 #define SQL_INSERT(COL, VAL) \
@@ -98,13 +127,11 @@ static PtmPlan plan_select_share = {
 	" VALUES ($1, $2, $3, pg_catalog.nextval('ptm.lease_epoch_seq'), $4" VAL ", 'active', $5, $5)" \
 	" ON CONFLICT (topic, partition_id) DO NOTHING" \
 	" RETURNING l.lease_epoch"
-static PtmPlan plan_insert = {
-	SQL_INSERT(", sweep_at", ", $4"),
-	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
-};
-static PtmPlan plan_insert_010 = {
-	SQL_INSERT("", ""),
-	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+static LeasePlan plan_insert = {
+	{SQL_INSERT(", sweep_at", ", $4"),
+		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}},
+	{SQL_INSERT("", ""),
+		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}}
 };
 
 /*
@@ -131,13 +158,11 @@ static PtmPlan plan_select_lock = {
 	" acquired_at = $5, renewed_at = $5, ended_at = NULL" \
 	" WHERE topic = $1 AND partition_id = $2" \
 	" RETURNING lease_epoch"
-static PtmPlan plan_take = {
-	SQL_TAKE(" sweep_at = $4,"),
-	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
-};
-static PtmPlan plan_take_010 = {
-	SQL_TAKE(""),
-	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+static LeasePlan plan_take = {
+	{SQL_TAKE(" sweep_at = $4,"),
+		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}},
+	{SQL_TAKE(""),
+		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}}
 };
 
 /*
@@ -176,13 +201,11 @@ static PtmPlan plan_renew = {
 	" lease_expires_at = $5," SWEEP " ended_at = $6" \
 	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3" \
 	"   AND lease_epoch = $4 AND lease_expires_at > $5"
-static PtmPlan plan_release = {
-	SQL_RELEASE(" sweep_at = $5,"),
-	6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}
-};
-static PtmPlan plan_release_010 = {
-	SQL_RELEASE(""),
-	6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}
+static LeasePlan plan_release = {
+	{SQL_RELEASE(" sweep_at = $5,"),
+		6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}},
+	{SQL_RELEASE(""),
+		6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}}
 };
 
 /* $1 topic, $2 partition, $3 now_ms, $4 now */
@@ -193,13 +216,11 @@ static PtmPlan plan_release_010 = {
 	" lease_expires_at = $3," SWEEP " ended_at = $4" \
 	" WHERE topic = $1 AND partition_id = $2 AND agent_id IS NOT NULL" \
 	" RETURNING previous_agent_id, previous_epoch, lease_epoch"
-static PtmPlan plan_force = {
-	SQL_FORCE(" sweep_at = $3,"),
-	4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}
-};
-static PtmPlan plan_force_010 = {
-	SQL_FORCE(""),
-	4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}
+static LeasePlan plan_force = {
+	{SQL_FORCE(" sweep_at = $3,"),
+		4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}},
+	{SQL_FORCE(""),
+		4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}}
 };
 
 /*
@@ -235,13 +256,11 @@ static SPIPlanPtr audit_plan = NULL;
 	" FROM candidates c WHERE l.topic = c.topic AND l.partition_id = c.partition_id" \
 	" RETURNING l.partition_id, l.lease_epoch," \
 	"  CASE WHEN c.state <> 'free' THEN c.lease_expires_at END, l.previous_agent_id"
-static PtmPlan plan_bulk_acquire = {
-	SQL_BULK_ACQUIRE(" sweep_at = $5,"),
-	6, {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID}
-};
-static PtmPlan plan_bulk_acquire_010 = {
-	SQL_BULK_ACQUIRE(""),
-	6, {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID}
+static LeasePlan plan_bulk_acquire = {
+	{SQL_BULK_ACQUIRE(" sweep_at = $5,"),
+		6, {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID}},
+	{SQL_BULK_ACQUIRE(""),
+		6, {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID}}
 };
 
 /* $1 topic, $2 now_ms: is a lease still free or expired (bulk acquire cut by a limit)? */
@@ -687,7 +706,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			args[2] = PointerGetDatum(agent);
 			args[3] = Int64GetDatum(now_ms + ttl_ms);
 			args[4] = TimestampTzGetDatum(GetCurrentTimestamp());
-			ptm_spi_execute(LEASE_PLAN(plan_insert), args, NULL, false, 0);
+			ptm_spi_execute(lease_plan(&plan_insert), args, NULL, false, 0);
 			if (SPI_processed == 0)
 				continue;		/* someone inserted it first: read again */
 			out->result = "acquired";
@@ -749,7 +768,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			args[2] = PointerGetDatum(agent);
 			args[3] = Int64GetDatum(now_ms + ttl_ms);
 			args[4] = TimestampTzGetDatum(now);
-			ptm_spi_execute(LEASE_PLAN(plan_take), args, NULL, false, 0);
+			ptm_spi_execute(lease_plan(&plan_take), args, NULL, false, 0);
 			out->result = "acquired";
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 			out->expires_ms = now_ms + ttl_ms;
@@ -960,7 +979,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 
 	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
-	ptm_spi_execute(LEASE_PLAN(plan_release), args, NULL, false, 0);
+	ptm_spi_execute(lease_plan(&plan_release), args, NULL, false, 0);
 	if (SPI_processed > 0)
 	{
 		out.result = "released";
@@ -1018,7 +1037,7 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 	out.partition_id = partition_id;
 
 	SPI_connect();
-	ptm_spi_execute(LEASE_PLAN(plan_force), args, NULL, false, 0);
+	ptm_spi_execute(lease_plan(&plan_force), args, NULL, false, 0);
 	if (SPI_processed > 0)
 	{
 		bool		isnull;
@@ -1234,7 +1253,7 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 			Int64GetDatum(now_ms), Int32GetDatum(allowance),
 		Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
 
-		ptm_spi_execute(LEASE_PLAN(plan_bulk_acquire), args, NULL, false, 0);
+		ptm_spi_execute(lease_plan(&plan_bulk_acquire), args, NULL, false, 0);
 		n = SPI_processed;
 	}
 	else

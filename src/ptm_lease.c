@@ -26,7 +26,6 @@ PG_MODULE_MAGIC;
 int			ptm_max_ttl_ms = 3600 * 1000;
 int			ptm_max_name_bytes = 256;
 bool		ptm_enable_counters = true;
-bool		ptm_notify_owner_changes = true;
 
 void		_PG_init(void);
 
@@ -52,17 +51,6 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
-	DefineCustomBoolVariable("ptm_lease.notify_owner_changes",
-							 gettext_noop("Sends a NOTIFY on ptm_lease_events when an acquisition or a release changes a lease's owner."),
-							 gettext_noop("PostgreSQL serializes the commits of notifying transactions: "
-										  "turn it off where leases change hands hundreds of times a second "
-										  "and nobody LISTENs."),
-							 &ptm_notify_owner_changes,
-							 true,
-							 PGC_SUSET,
-							 0,
-							 NULL, NULL, NULL);
-
 	DefineCustomBoolVariable("ptm_lease.enable_counters",
 							 gettext_noop("Counts every call's outcome in shared memory."),
 							 gettext_noop("Turning it off only serves to measure what counting costs."),
@@ -75,6 +63,7 @@ _PG_init(void)
 	ptm_balance_define_gucs();
 	ptm_commits_define_gucs();
 	ptm_identity_define_gucs();
+	ptm_leases_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_projections_define_gucs();
 	ptm_worker_define_gucs();

@@ -55,7 +55,10 @@ extern void ptm_require_shmem(const char *what);
 extern int	ptm_max_ttl_ms;
 extern int	ptm_max_name_bytes;
 extern bool ptm_enable_counters;
+
+/* leases.c: the lease functions' settings */
 extern bool ptm_notify_owner_changes;
+extern void ptm_leases_define_gucs(void);
 
 /* commits.c: try_commit, get_state, claim_step and their settings */
 extern int	ptm_dedup_ttl_s;

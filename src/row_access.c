@@ -25,8 +25,9 @@
  *	  constraint reads, to values that are never NULL.
  *	- No triggers: the tables' statement trigger (ptm._refuse_direct_dml)
  *	  exists to refuse DML from outside the ptm functions.  A table with a
- *	  row-level UPDATE trigger (a DBA's audit trigger, say) or row security
- *	  gets PTM_ROW_USE_SQL, and the caller runs its SQL statement instead.
+ *	  row-level UPDATE trigger (a DBA's audit trigger, say), a rule or row
+ *	  security gets PTM_ROW_USE_SQL, and the caller runs its SQL statement
+ *	  instead.
  *	- No permission check: like the SQL it replaces, it runs for a SECURITY
  *	  DEFINER function whose owner owns the table.
  *
@@ -206,7 +207,7 @@ needs_sql(Relation rel)
 {
 	TriggerDesc *trig = rel->trigdesc;
 
-	return rel->rd_rel->relrowsecurity ||
+	return rel->rd_rel->relrowsecurity || rel->rd_rel->relhasrules ||
 		(rel->rd_att->constr && rel->rd_att->constr->has_generated_stored) ||
 		(trig && (trig->trig_update_before_row || trig->trig_update_after_row ||
 				  trig->trig_update_instead_row || trig->trig_update_new_table ||
@@ -282,6 +283,11 @@ ptm_row_update(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg
 				outcome = PTM_ROW_UPDATED;
 				break;
 			}
+			if (result == TM_SelfModified)
+				ereport(ERROR,
+						(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+						 errmsg("tuple to be updated was already modified by an operation triggered by the current command"),
+						 errhint("Consider using an AFTER trigger instead of a BEFORE trigger to propagate changes to other rows.")));
 			if (result != TM_Updated && result != TM_Deleted)
 				elog(ERROR, "unexpected result %d updating a row of ptm.%s",
 					 (int) result, t->relname);

@@ -15,8 +15,8 @@ extern ReturnSetInfo *ptm_init_srf(FunctionCallInfo fcinfo);
 
 /*
  * The blessed row type of a function returning one composite value, looked
- * up once per call site and kept in fn_extra (get_call_result_type is not
- * free on a hot path).
+ * up once per function for the backend and kept in fn_extra
+ * (get_call_result_type is not free on a hot path).
  */
 extern TupleDesc ptm_result_tupdesc(FunctionCallInfo fcinfo);
 

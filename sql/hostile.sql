@@ -207,7 +207,7 @@ RESET search_path;
 RESET ROLE;
 
 -- ---------------------------------------------------------------------
--- An operator: force_expire, resets, the views and metrics_text()
+-- An operator: force_expire, a sweep, resets, the views and metrics_text()
 -- ---------------------------------------------------------------------
 SELECT result FROM ptm.acquire_partition_lease('hostile', 5, 'agent-5');
 SET ROLE ptm_hostile_oncall;
@@ -215,6 +215,9 @@ SET search_path = public, pg_catalog, ptm;
 SELECT result, agent_id, lease_epoch FROM ptm.force_expire('hostile', 5, 'hostile test');
 SELECT result, agent_id FROM ptm.force_expire('hostile', 5);
 SELECT * FROM ptm.reset_projection('hostile-p', 0, true, 'hostile test');
+-- a hijacked "<=" would make every owned lease due and expire the live ones
+-- below (what earlier tests left is swept too: only the lease rows tell)
+SELECT expired OPERATOR(pg_catalog.>=) 0 AS swept FROM ptm.sweep_expired_leases();
 SELECT ptm.reset_counters() IS NOT NULL AS counters_reset;
 SELECT topic, partition_id, agent_id, status FROM ptm.lease_status
  WHERE topic OPERATOR(pg_catalog.=) 'hostile' ORDER BY partition_id;

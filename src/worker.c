@@ -27,6 +27,10 @@
  *	  - every ptm_lease.history_interval, writes a snapshot of the counters
  *		into ptm.metric_history (ptm.snapshot_metrics()).
  *
+ * ptm.sweep_expired_leases() runs one batch of the same expiry sweep in the
+ * caller's transaction (sweep_due_leases() serves both), for a database
+ * without a worker or with a backlog.
+ *
  * An error inside a pass is logged, the transaction rolled back, and the pass
  * retried after a backoff that doubles up to a minute; the worker lives on.
  * A worker that exits on SIGTERM (pg_terminate_backend) or dies is restarted
@@ -75,6 +79,7 @@
 #include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
+#include "srf.h"
 #include "validate.h"
 
 #define PTM_MAX_DB_WORKERS			32
@@ -83,6 +88,7 @@
 #define PTM_LAUNCHER_NAPTIME_MS		5000
 #define PTM_MAX_BACKOFF_MS			60000
 #define PTM_MAX_BATCHES_PER_PASS	10
+#define PTM_MAX_SWEEP_BATCH			1000000 /* ptm_lease.sweep_batch_size and max_leases */
 
 
 /* Settings; see docs/workers.md. */
@@ -162,7 +168,7 @@ ptm_worker_define_gucs(void)
 							gettext_noop("Most rows a worker changes or deletes in one transaction."),
 							gettext_noop("Keeps each transaction, and the locks it holds, short."),
 							&ptm_sweep_batch_size,
-							1000, 1, 1000000,
+							1000, 1, PTM_MAX_SWEEP_BATCH,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
@@ -656,29 +662,29 @@ notify_expired(const char *topic, int32 partition_id, const char *agent,
 	ptm_notify_lease_event(&ev);
 }
 
+/* What one batch of the expiry sweep did to the due leases it looked at. */
+typedef struct SweepCounts
+{
+	uint64		expired;		/* past their expiry: marked 'expired' */
+	uint64		rescheduled;	/* renewed since: sweep_at moved to the expiry */
+} SweepCounts;
+
 /*
- * One batch of the expiry sweep, in its own transaction: the due rows it
- * looked at (expired or rescheduled), so that the pass goes on while batches
- * are full.
+ * One batch of the expiry sweep, at most limit due leases, in the current
+ * transaction (the caller has connected to SPI).  The one implementation
+ * behind the worker's pass and ptm.sweep_expired_leases(): each lease it
+ * expires is logged and announced (the NOTIFY goes out at commit).  Counting
+ * is left to the caller, which knows when the batch stands.
  */
-static uint64
-sweep_batch(void)
+static SweepCounts
+sweep_due_leases(int64 limit)
 {
 	int64		now_ms = ptm_now_ms();
-	Datum		args[3] = {Int64GetDatum(now_ms), Int64GetDatum(ptm_sweep_batch_size),
+	Datum		args[3] = {Int64GetDatum(now_ms), Int64GetDatum(limit),
 	TimestampTzGetDatum(GetCurrentTimestamp())};
+	SweepCounts counts = {0, 0};
 	uint64		n;
 	uint64		i;
-	uint64		expired = 0;
-
-	begin_step("ptm_lease: sweep expired leases");
-	if (!OidIsValid(get_extension_oid("ptm_lease", true)))
-	{
-		end_step();
-		my_slot->extension_installed = false;	/* our own slot */
-		return 0;
-	}
-	my_slot->extension_installed = true;
 
 	ptm_spi_execute(ptm_schema_is_020() ? &plan_sweep : &plan_sweep_010,
 					args, NULL, false, 0);
@@ -692,9 +698,13 @@ sweep_batch(void)
 		int64		epoch;
 		int64		exp_ms;
 
+		/* renewed since it was scheduled: only rescheduled */
 		if (!DatumGetBool(ptm_spi_value(i, 6, &isnull)))
-			continue;			/* renewed: only rescheduled */
-		expired++;
+		{
+			counts.rescheduled++;
+			continue;
+		}
+		counts.expired++;
 		topic = TextDatumGetCString(ptm_spi_value(i, 1, &isnull));
 		part = DatumGetInt32(ptm_spi_value(i, 2, &isnull));
 		agent = TextDatumGetCString(ptm_spi_value(i, 3, &isnull));
@@ -708,17 +718,78 @@ sweep_batch(void)
 						   agent, epoch)));
 		notify_expired(topic, part, agent, epoch, exp_ms);
 	}
+	return counts;
+}
+
+/*
+ * The worker's batch of the expiry sweep, in its own transaction: the due
+ * rows it looked at (expired or rescheduled), so that the pass goes on while
+ * batches are full.
+ */
+static uint64
+sweep_batch(void)
+{
+	SweepCounts counts;
+
+	begin_step("ptm_lease: sweep expired leases");
+	if (!OidIsValid(get_extension_oid("ptm_lease", true)))
+	{
+		end_step();
+		my_slot->extension_installed = false;	/* our own slot */
+		return 0;
+	}
+	my_slot->extension_installed = true;
+	counts = sweep_due_leases(ptm_sweep_batch_size);
 	end_step();
 
 	/* counted once committed */
-	if (expired > 0)
+	if (counts.expired > 0)
 	{
-		ptm_count_n(PTM_LEASE_EXPIRATIONS, expired);
+		ptm_count_n(PTM_LEASE_EXPIRATIONS, counts.expired);
 		SpinLockAcquire(&ptm_workers->mutex);
-		my_slot->expired_total += expired;
+		my_slot->expired_total += counts.expired;
 		SpinLockRelease(&ptm_workers->mutex);
 	}
-	return n;
+	return counts.expired + counts.rescheduled;
+}
+
+/*
+ * ptm.sweep_expired_leases(max_leases DEFAULT NULL): one batch of the
+ * worker's expiry sweep in the caller's transaction, for a database that no
+ * worker serves or whose backlog an operator wants gone now.  The same
+ * statement and the same log lines and NOTIFYs as the worker; rows another
+ * transaction holds are skipped, as the worker skips them.
+ */
+PG_FUNCTION_INFO_V1(ptm_sweep_expired_leases);
+Datum
+ptm_sweep_expired_leases(PG_FUNCTION_ARGS)
+{
+	int32		max_leases = PG_ARGISNULL(0) ? ptm_sweep_batch_size : PG_GETARG_INT32(0);
+	SweepCounts counts;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (max_leases < 1 || max_leases > PTM_MAX_SWEEP_BATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_leases must be between 1 and %d", PTM_MAX_SWEEP_BATCH),
+				 errdetail("The value given was %d.", max_leases),
+				 errhint("Pass NULL for ptm_lease.sweep_batch_size (%d), and call again while a batch comes back full.",
+						 ptm_sweep_batch_size)));
+
+	SPI_connect();
+	counts = sweep_due_leases(max_leases);
+	SPI_finish();
+
+	/*
+	 * Counted at the call, as every function counts its outcomes; only the
+	 * worker, which commits its own batch, waits for the commit.
+	 */
+	ptm_count_n(PTM_LEASE_EXPIRATIONS, counts.expired);
+
+	values[0] = Int64GetDatum((int64) counts.expired);
+	values[1] = Int64GetDatum((int64) counts.rescheduled);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(ptm_result_tupdesc(fcinfo), values, nulls)));
 }
 
 /* Batches of one cleanup DELETE until a short batch; rows deleted. */

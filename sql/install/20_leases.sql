@@ -160,6 +160,18 @@ AS 'MODULE_PATHNAME', 'ptm_force_expire';
 COMMENT ON FUNCTION ptm.force_expire(text, integer, text) IS
   'Operator: end a lease now, raise its epoch so the old owner is fenced, and audit it: forced or no_lease';
 
+-- The worker's expiry sweep, one batch, for a database without a worker or
+-- with a backlog (docs/workers.md); the worker and this share one C path.
+CREATE FUNCTION ptm.sweep_expired_leases(
+    max_leases integer DEFAULT NULL,
+    OUT expired bigint, OUT rescheduled bigint)
+RETURNS record
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_sweep_expired_leases';
+COMMENT ON FUNCTION ptm.sweep_expired_leases(integer) IS
+  'Operator: one batch of the worker''s expiry sweep in this transaction (max_leases NULL: ptm_lease.sweep_batch_size); leases past expiry marked expired, logged and NOTIFYed, renewed ones rescheduled; locked rows skipped';
+
 CREATE FUNCTION ptm.check_fence(
     topic text, partition_id integer, lease_epoch bigint)
 RETURNS void
@@ -227,6 +239,7 @@ REVOKE ALL ON FUNCTION
   ptm.renew_lease(text, integer, text, bigint, interval),
   ptm.release_lease(text, integer, text, bigint),
   ptm.force_expire(text, integer, text),
+  ptm.sweep_expired_leases(integer),
   ptm.check_fence(text, integer, bigint),
   ptm.acquire_partition_leases(text, text, integer, interval),
   ptm.renew_leases(text, text[], integer[], bigint[], interval),

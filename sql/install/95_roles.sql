@@ -25,6 +25,7 @@ AS $$
     ('ptm.rebalance(text, text, interval)', 'agent'),
     ('ptm.leave_topic(text, text)', 'agent'),
     ('ptm.force_expire(text, integer, text)', 'operator'),
+    ('ptm.sweep_expired_leases(integer)', 'operator'),
     ('ptm.set_topic_limit(text, integer, boolean, text)', 'operator'),
     ('ptm.clear_topic_limit(text, text)', 'operator'),
     ('ptm.drain_agent(text, text)', 'operator'),

@@ -467,7 +467,8 @@ FROM PUBLIC;
 REVOKE ALL ON ptm.topic_limits, ptm.agent_drains, ptm.topic_agents, ptm.topic_generations,
   ptm.balance FROM PUBLIC;
 
--- One list for both sections above (history: snapshot_metrics; balance).
+-- One list for both sections above (history: snapshot_metrics; balance), and
+-- for ptm.sweep_expired_leases() at the end of this script.
 CREATE OR REPLACE FUNCTION ptm.role_functions(OUT function regprocedure, OUT needed_by text)
 RETURNS SETOF record
 LANGUAGE sql STABLE
@@ -489,6 +490,7 @@ AS $$
     ('ptm.rebalance(text, text, interval)', 'agent'),
     ('ptm.leave_topic(text, text)', 'agent'),
     ('ptm.force_expire(text, integer, text)', 'operator'),
+    ('ptm.sweep_expired_leases(integer)', 'operator'),
     ('ptm.set_topic_limit(text, integer, boolean, text)', 'operator'),
     ('ptm.clear_topic_limit(text, text)', 'operator'),
     ('ptm.drain_agent(text, text)', 'operator'),
@@ -602,3 +604,18 @@ CREATE TRIGGER partition_leases_fill_sweep_at
 ALTER FUNCTION ptm.renew_lease(text, integer, text, bigint, interval) RESET search_path;
 ALTER FUNCTION ptm.acquire_partition_lease(text, integer, text, interval) RESET search_path;
 ALTER FUNCTION ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint) RESET search_path;
+
+-- ---------------------------------------------------------------------
+-- One batch of the worker's expiry sweep on demand (sql/install/20_leases.sql;
+-- an operator function: role_functions above lists it).
+-- ---------------------------------------------------------------------
+CREATE FUNCTION ptm.sweep_expired_leases(
+    max_leases integer DEFAULT NULL,
+    OUT expired bigint, OUT rescheduled bigint)
+RETURNS record
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_sweep_expired_leases';
+COMMENT ON FUNCTION ptm.sweep_expired_leases(integer) IS
+  'Operator: one batch of the worker''s expiry sweep in this transaction (max_leases NULL: ptm_lease.sweep_batch_size); leases past expiry marked expired, logged and NOTIFYed, renewed ones rescheduled; locked rows skipped';
+REVOKE ALL ON FUNCTION ptm.sweep_expired_leases(integer) FROM PUBLIC;

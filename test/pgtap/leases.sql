@@ -1,7 +1,7 @@
 -- Lease API contract: signatures, result columns, table columns the runbooks
 -- use, privileges.
 BEGIN;
-SELECT plan(27);
+SELECT plan(30);
 
 SELECT has_table('ptm', 'partition_leases', 'ptm.partition_leases exists');
 SELECT col_type_is('ptm', 'partition_leases', 'topic', 'text', 'topic is text');
@@ -19,9 +19,11 @@ SELECT has_function('ptm', 'force_expire', ARRAY['text', 'integer', 'text']);
 SELECT has_function('ptm', 'check_fence', ARRAY['text', 'integer', 'bigint']);
 SELECT has_function('ptm', 'acquire_partition_leases', ARRAY['text', 'text', 'integer', 'interval']);
 SELECT has_function('ptm', 'renew_leases', ARRAY['text', 'text[]', 'integer[]', 'bigint[]', 'interval']);
+SELECT has_function('ptm', 'sweep_expired_leases', ARRAY['integer']);
 SELECT function_returns('ptm', 'acquire_partition_lease', ARRAY['text', 'integer', 'text', 'interval'], 'ptm.lease_result');
 SELECT function_returns('ptm', 'check_fence', ARRAY['text', 'integer', 'bigint'], 'void');
 SELECT function_returns('ptm', 'renew_leases', ARRAY['text', 'text[]', 'integer[]', 'bigint[]', 'interval'], 'setof ptm.lease_result');
+SELECT function_returns('ptm', 'sweep_expired_leases', ARRAY['integer'], 'record');
 
 SELECT has_type('ptm', 'lease_result', 'ptm.lease_result exists');
 SELECT is(
@@ -37,6 +39,8 @@ SELECT ok((SELECT expires_at BETWEEN clock_timestamp() + '29 s' AND clock_timest
 
 SELECT function_privs_are('ptm', 'force_expire', ARRAY['text', 'integer', 'text'], 'public', ARRAY[]::text[],
                           'force_expire is not for PUBLIC');
+SELECT function_privs_are('ptm', 'sweep_expired_leases', ARRAY['integer'], 'public', ARRAY[]::text[],
+                          'sweep_expired_leases is not for PUBLIC');
 SELECT function_privs_are('ptm', 'acquire_partition_lease', ARRAY['text', 'integer', 'text', 'interval'], 'public', ARRAY[]::text[],
                           'acquire is granted per role (grant_agent), not to PUBLIC');
 SELECT table_privs_are('ptm', 'partition_leases', 'pg_monitor', ARRAY['SELECT'], 'pg_monitor reads leases');

@@ -27,6 +27,7 @@ INSERT INTO decision VALUES
   ('function', 'ptm.apply_projection(text,integer,bigint,text,jsonb,timestamptz,text,integer,bigint)', 'agent'),
   ('function', 'ptm.apply_projection_batch(text,integer,bigint[],text[],jsonb[],timestamptz[],text,integer,bigint)', 'agent'),
   ('function', 'ptm.force_expire(text,integer,text)', 'operator'),
+  ('function', 'ptm.sweep_expired_leases(integer)', 'operator'),
   ('function', 'ptm.reset_counters()', 'operator'),
   ('function', 'ptm.reset_projection(text,integer,boolean,text)', 'operator'),
   ('function', 'ptm.metrics_text()', 'monitor'),

@@ -3,7 +3,8 @@
 # (counted, logged, notified on ptm_lease_events, epoch kept), clean up old
 # audit rows and expired dedup records, come back after pg_terminate_backend,
 # follow a reloaded sweep_interval, and do nothing on a standby until it is
-# promoted.
+# promoted.  ptm.sweep_expired_leases() does the worker's batch on demand; a
+# database still at 0.1.0 is swept too.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -67,6 +68,48 @@ is($node->safe_psql('postgres', q{
 	  FROM ptm.health() WHERE "check" IN ('launcher', 'worker', 'sweep_backlog')}),
 	'launcher=ok/running sweep_backlog=ok/0 worker=ok/running',
 	'health() reports launcher, worker and backlog');
+
+# ptm.sweep_expired_leases(): the worker's batch on demand, in a database no
+# worker serves, with the worker's NOTIFY, log line and counter.
+$node->safe_psql('postgres', 'CREATE DATABASE noworker');
+$node->safe_psql('noworker', 'CREATE EXTENSION ptm_lease');
+my $expirations_q = "SELECT value FROM ptm.metrics WHERE metric = 'lease_expirations_total'";
+my $expirations = $node->safe_psql('postgres', $expirations_q);
+$offset = -s $node->logfile;
+$out = $node->safe_psql('noworker', q{
+	LISTEN ptm_lease_events;
+	SELECT result FROM ptm.acquire_partition_lease('manual', 0, 'agent-m', '1 ms');
+	SELECT pg_sleep(0.01);
+	SELECT expired || '/' || rescheduled FROM ptm.sweep_expired_leases();
+});
+like($out, qr{^1/0$}m, 'ptm.sweep_expired_leases() expires the lease in a database without a worker');
+like($out, qr/Asynchronous notification "ptm_lease_events" with payload "\{"event": "expired", "topic": "manual", "partition_id": 0, "previous_agent_id": "agent-m", "lease_epoch": \d+, "expired_at_ms": \d+\}"/,
+	'it sends the worker\'s NOTIFY');
+ok($node->wait_for_log(qr/lost lease for partition manual-0 \(expired at /, $offset),
+	'it logs the worker\'s line');
+ok($node->safe_psql('postgres', $expirations_q) >= $expirations + 1,
+	'it counts lease_expirations_total');
+is($node->safe_psql('noworker', q{
+	SELECT state || '/' || previous_agent_id || '/' || (previous_epoch = lease_epoch)
+	  FROM ptm.partition_leases WHERE topic = 'manual'}),
+	'expired/agent-m/true', 'the lease is expired with its epoch kept, as the worker leaves it');
+
+# A database still at 0.1.0 (no sweep_at column): its worker sweeps with the
+# 0.1.0 statement, through the code ptm.sweep_expired_leases() shares.
+$node->safe_psql('postgres', 'CREATE DATABASE v010');
+$node->safe_psql('v010', "CREATE EXTENSION ptm_lease VERSION '0.1.0'");
+$node->safe_psql('v010', "SELECT ptm.acquire_partition_lease('old', 0, 'agent-o', '50 ms')");
+$node->append_conf('postgresql.conf', "ptm_lease.database = 'postgres, v010'");
+$node->reload;
+ok($node->poll_query_until('v010',
+	"SELECT state || '/' || previous_agent_id FROM ptm.partition_leases WHERE topic = 'old'",
+	'expired/agent-o'),
+	'the worker sweeps a database still at 0.1.0');
+$node->append_conf('postgresql.conf', "ptm_lease.database = 'postgres'");
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ptm_lease worker'", '1'),
+	'the worker for v010 stops once it leaves ptm_lease.database');
 
 # Renewed leases: renew leaves sweep_at behind (a HOT update); the sweeper
 # reschedules a due lease that was renewed and expires it once it really

@@ -75,6 +75,7 @@ my %calls = (
 	'ptm.release_lease(text,integer,text,bigint)' =>
 	  "SELECT ptm.release_lease('orders', 0, 'agent-a', $epoch{0})",
 	'ptm.force_expire(text,integer,text)' => "SELECT ptm.force_expire('orders', 0, 'standby')",
+	'ptm.sweep_expired_leases(integer)' => 'SELECT * FROM ptm.sweep_expired_leases()',
 	'ptm.check_fence(text,integer,bigint)' => "SELECT ptm.check_fence('orders', 0, $epoch{0})",
 	'ptm.acquire_partition_leases(text,text,integer,interval)' =>
 	  "SELECT ptm.acquire_partition_leases('orders', 'agent-s', 2)",

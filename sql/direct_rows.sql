@@ -98,6 +98,28 @@ DROP TABLE public.lease_renewals_seen;
 -- a contended acquire answered from its first read names the owner
 SELECT result, agent_id, lease_epoch FROM acquire_partition_lease('direct', 1, 'agent-other', '30 s');
 
+-- check_fence locks the lease row FOR SHARE without SQL: the lock is there
+-- until the transaction ends, and a read-only transaction is refused as
+-- SELECT ... FOR SHARE is
+CREATE EXTENSION pgrowlocks;
+BEGIN;
+SELECT check_fence('direct', 1, 7000002);
+SELECT r.modes, pg_backend_pid() = ANY (r.pids) AS mine
+  FROM public.pgrowlocks('ptm.partition_leases') r
+  JOIN ptm.partition_leases p ON p.ctid = r.locked_row
+ WHERE p.topic = 'direct' AND p.partition_id = 1;
+COMMIT;
+DROP EXTENSION pgrowlocks;
+BEGIN READ ONLY;
+SELECT check_fence('direct', 1, 7000002);
+ROLLBACK;
+-- with row security on the table, the fence runs its SQL statement (the owner
+-- bypasses the policies): the same answers
+ALTER TABLE ptm.partition_leases ENABLE ROW LEVEL SECURITY;
+SELECT check_fence('direct', 1, 7000002);
+SELECT check_fence('direct', 1, 7000001);
+ALTER TABLE ptm.partition_leases DISABLE ROW LEVEL SECURITY;
+
 SET session_replication_role = replica;
 DELETE FROM ptm.partition_leases WHERE topic = 'direct';
 RESET session_replication_role;

@@ -1157,11 +1157,20 @@ fence_error(PtmFenceStatus status, text *topic, int32 partition_id, int64 epoch,
 PtmFenceStatus
 ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 {
-	LeaseRow	row;
+	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
+	LeaseRow	row = {0};
 	PtmFenceStatus status;
 
-	SPI_connect();
-	row = read_lease(topic, partition_id, LEASE_READ_SHARE);
+	/* FOR SHARE on the lease row, without SQL unless row security needs it */
+	if (ptm_row_lock_share(&lease_table, keys, lease_row_from_slot, &row) == PTM_ROW_USE_SQL)
+	{
+		int			pinned = ptm_pin_search_path();
+
+		SPI_connect();
+		row = read_lease(topic, partition_id, LEASE_READ_SHARE);
+		SPI_finish();
+		ptm_unpin_search_path(pinned);
+	}
 
 	/* The clock is read after the lock is granted: a wait cannot hide an expiry. */
 	if (!row.found)
@@ -1188,8 +1197,6 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 		if (raise_error)
 			fence_error(status, topic, partition_id, lease_epoch, &row);
 	}
-	SPI_finish();
-
 	return status;
 }
 

@@ -328,6 +328,78 @@ ptm_row_update(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg
 	return outcome;
 }
 
+/*
+ * What ExecLockRows does for one row of "SELECT ... FOR SHARE": lock the
+ * version the snapshot sees, or under READ COMMITTED the newest one after a
+ * concurrent update (the key columns never change, so the WHERE clause needs
+ * no recheck); under REPEATABLE READ a concurrent change is 40001.
+ */
+PtmRowOutcome
+ptm_row_lock_share(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg)
+{
+	Relation	rel;
+	Relation	index;
+	TupleTableSlot *row;
+	Snapshot	snapshot;
+	PtmRowOutcome outcome = PTM_ROW_MISSING;
+	int			flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
+
+	/* a row lock is a write: refused where SELECT ... FOR SHARE is */
+	PreventCommandIfReadOnly("SELECT FOR SHARE");
+	PreventCommandIfParallelMode("SELECT FOR SHARE");
+
+	rel = open_table(t, RowShareLock);
+	if (rel->rd_rel->relrowsecurity)
+	{
+		table_close(rel, NoLock);
+		return PTM_ROW_USE_SQL;
+	}
+	index = index_open(t->pkey, RowShareLock);
+	snapshot = push_statement_snapshot();
+	row = table_slot_create(rel, NULL);
+	if (!IsolationUsesXactSnapshot())
+		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+
+	if (fetch_by_key(t, rel, index, keys, snapshot, row))
+	{
+		TM_FailureData tmfd;
+		ItemPointerData tid = row->tts_tid;
+		TM_Result	result;
+
+		result = table_tuple_lock(rel, &tid, snapshot, row, GetCurrentCommandId(true),
+								  LockTupleShare, LockWaitBlock, flags, &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+				slot_getallattrs(row);
+				judge(t, row, NULL, NULL, arg);
+				outcome = PTM_ROW_KEPT;
+				break;
+			case TM_Deleted:
+			case TM_Updated:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent %s",
+									result == TM_Updated ? "update" : "delete")));
+				/* READ COMMITTED follows updates: only a delete ends here */
+				break;
+			case TM_SelfModified:
+				/* changed by a later command of this transaction: gone for us */
+				break;
+			default:
+				elog(ERROR, "unexpected result %d locking a row of ptm.%s",
+					 (int) result, t->relname);
+		}
+	}
+
+	ExecDropSingleTupleTableSlot(row);
+	PopActiveSnapshot();
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	return outcome;
+}
+
 bool
 ptm_row_read(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg)
 {

@@ -4,7 +4,8 @@
  *	  Read or update one row of a ptm table by its primary key, without SQL.
  *
  * The hot paths (renew_lease, the contended acquire's read, a plain
- * try_commit) touch exactly one row found by its primary key.  Through SPI
+ * try_commit, the lease fence) touch exactly one row found by its primary
+ * key.  Through SPI
  * each such call planned nothing but still paid a second executor start, a
  * fresh snapshot and the tables' statement trigger; here the row is found
  * with the primary key index and changed with table_tuple_update(), with the
@@ -72,6 +73,17 @@ extern PtmRowOutcome ptm_row_update(PtmKeyedTable *t, const Datum *keys,
  */
 extern bool ptm_row_read(PtmKeyedTable *t, const Datum *keys,
 						 PtmRowJudge judge, void *arg);
+
+/*
+ * Lock the row with primary key keys[] FOR SHARE, as "SELECT ... FOR SHARE"
+ * would in the calling transaction (waiting for a writer of the row, then
+ * locking its newest version), and let the judge copy out what it needs (its
+ * return value is ignored).  Returns PTM_ROW_KEPT when locked,
+ * PTM_ROW_MISSING without calling the judge, or PTM_ROW_USE_SQL (row
+ * security).
+ */
+extern PtmRowOutcome ptm_row_lock_share(PtmKeyedTable *t, const Datum *keys,
+										PtmRowJudge judge, void *arg);
 
 /* Column i of the caller's list, from a row handed to a judge. */
 static inline Datum

@@ -75,8 +75,8 @@ ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
 
 /*
  * Most ptm functions pin search_path with a SET clause.  The ones whose hot
- * path runs no SQL (renew_lease; acquire_partition_lease when it answers
- * "conflict") are declared without one, because a SET clause costs every
+ * path runs no SQL (renew_lease, check_fence, a plain try_commit;
+ * acquire_partition_lease when it answers "conflict") are declared without one, because a SET clause costs every
  * call a GUC save and restore and a search_path recomputation; before they
  * run SQL they pin it here, the same way fmgr does for a SET clause.
  */

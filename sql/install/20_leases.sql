@@ -176,7 +176,6 @@ CREATE FUNCTION ptm.check_fence(
     topic text, partition_id integer, lease_epoch bigint)
 RETURNS void
 LANGUAGE c VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_check_fence';
 COMMENT ON FUNCTION ptm.check_fence(text, integer, bigint) IS
   'Inside a write''s transaction: ERROR PTM01 unless the epoch is current and live; on success a takeover waits for this transaction';
@@ -230,8 +229,9 @@ GRANT SELECT ON ptm.partition_leases, ptm.lease_status, ptm.lease_audit TO pg_mo
 
 -- The functions run as the extension's owner (SECURITY DEFINER, search_path
 -- pinned, every name qualified), so callers need no privilege on the tables.
--- renew_lease and acquire_partition_lease have no SET clause: their hot path
--- runs no SQL, and they pin search_path in C before any (src/spi_util.c);
+-- renew_lease, acquire_partition_lease and check_fence have no SET clause:
+-- their hot path runs no SQL, and they pin search_path in C before any
+-- (src/spi_util.c);
 -- who may call them is granted per role: see ptm.grant_agent() and
 -- ptm.grant_operator() in 95_roles.sql.
 REVOKE ALL ON FUNCTION

@@ -598,12 +598,14 @@ CREATE TRIGGER partition_leases_fill_sweep_at
   FOR EACH ROW WHEN (NEW.agent_id IS NOT NULL AND NEW.sweep_at IS NULL)
   EXECUTE FUNCTION ptm._fill_sweep_at();
 
--- renew_lease, acquire_partition_lease and try_commit answer their hot path
--- without SQL (src/row_access.c) and pin search_path in C before any SQL, so
--- they drop the SET clause that cost every call a GUC save and restore.
+-- renew_lease, acquire_partition_lease, check_fence and try_commit answer
+-- their hot path without SQL (src/row_access.c) and pin search_path in C
+-- before any SQL, so they drop the SET clause that cost every call a GUC
+-- save and restore.
 ALTER FUNCTION ptm.renew_lease(text, integer, text, bigint, interval) RESET search_path;
 ALTER FUNCTION ptm.acquire_partition_lease(text, integer, text, interval) RESET search_path;
 ALTER FUNCTION ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint) RESET search_path;
+ALTER FUNCTION ptm.check_fence(text, integer, bigint) RESET search_path;
 
 -- ---------------------------------------------------------------------
 -- One batch of the worker's expiry sweep on demand (sql/install/20_leases.sql;

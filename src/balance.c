@@ -90,7 +90,6 @@ static bool cache_any_drains = false;
 static Oid	cache_limits_relid = InvalidOid;
 static Oid	cache_drains_relid = InvalidOid;
 static uint64 cache_invalidations = 0;
-static bool cache_callback_registered = false;
 
 static PtmPlan plan_cache = {
 	"SELECT EXISTS (SELECT 1 FROM ptm.topic_limits), EXISTS (SELECT 1 FROM ptm.agent_drains),"
@@ -156,8 +155,8 @@ ptm_balance_define_gucs(void)
 							 NULL, NULL, NULL);
 }
 
-static void
-balance_relcache_callback(Datum arg, Oid relid)
+void
+ptm_balance_relcache_invalidated(Oid relid)
 {
 	if (relid == InvalidOid || relid == cache_limits_relid || relid == cache_drains_relid)
 	{
@@ -196,11 +195,6 @@ load_cache(void)
 	AcceptInvalidationMessages();
 	if (cache_valid)
 		return;
-	if (!cache_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(balance_relcache_callback, (Datum) 0);
-		cache_callback_registered = true;
-	}
 
 	/* An invalidation that arrives while we read leaves the cache invalid. */
 	before = cache_invalidations;

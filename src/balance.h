@@ -25,6 +25,7 @@ typedef enum PtmLimitReason
 extern int	ptm_max_leases_per_agent;
 extern bool ptm_fair_share;
 extern void ptm_balance_define_gucs(void);
+extern void ptm_balance_relcache_invalidated(Oid relid);
 
 /*
  * Whether any limit may refuse an acquisition now: false (and free) while

@@ -15,10 +15,14 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 
 #include "balance.h"
 #include "identity.h"
 #include "ptm_lease.h"
+#include "row_access.h"
+#include "spi_util.h"
+#include "srf.h"
 
 PG_MODULE_MAGIC;
 
@@ -28,6 +32,20 @@ int			ptm_max_name_bytes = 256;
 bool		ptm_enable_counters = true;
 
 void		_PG_init(void);
+
+/*
+ * The module's one relcache callback (PostgreSQL has ten slots for all
+ * loaded libraries together): every backend-local cache that depends on a
+ * relation hears of its invalidation here.
+ */
+static void
+relcache_invalidated(Datum arg, Oid relid)
+{
+	ptm_schema_relcache_invalidated(relid);
+	ptm_balance_relcache_invalidated(relid);
+	ptm_row_access_relcache_invalidated(relid);
+	ptm_result_types_relcache_invalidated(relid);
+}
 
 void
 _PG_init(void)
@@ -69,6 +87,9 @@ _PG_init(void)
 	ptm_worker_define_gucs();
 
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");
+
+	CacheRegisterRelcacheCallback(relcache_invalidated, (Datum) 0);
+	ptm_result_types_init();
 
 	/*
 	 * Shared memory and workers only exist when the postmaster loads us; in

@@ -59,8 +59,8 @@
 static PtmKeyedTable *known_tables[PTM_ROW_MAX_TABLES];
 static int	n_known_tables = 0;
 
-static void
-forget_relation(Datum arg, Oid relid)
+void
+ptm_row_access_relcache_invalidated(Oid relid)
 {
 	int			i;
 
@@ -78,8 +78,6 @@ remember_table(PtmKeyedTable *t)
 {
 	int			i;
 
-	if (n_known_tables == 0)
-		CacheRegisterRelcacheCallback(forget_relation, (Datum) 0);
 	for (i = 0; i < n_known_tables; i++)
 		if (known_tables[i] == t)
 			return;

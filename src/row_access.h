@@ -85,6 +85,9 @@ extern bool ptm_row_read(PtmKeyedTable *t, const Datum *keys,
 extern PtmRowOutcome ptm_row_lock_share(PtmKeyedTable *t, const Datum *keys,
 										PtmRowJudge judge, void *arg);
 
+/* A relcache invalidation: forget the tables' OIDs it may concern. */
+extern void ptm_row_access_relcache_invalidated(Oid relid);
+
 /* Column i of the caller's list, from a row handed to a judge. */
 static inline Datum
 ptm_row_column(PtmKeyedTable *t, TupleTableSlot *row, int i, bool *isnull)

@@ -105,8 +105,8 @@ ptm_unpin_search_path(int nest_level)
  */
 static int	schema_is_020 = -1;
 
-static void
-schema_relcache_callback(Datum arg, Oid relid)
+void
+ptm_schema_relcache_invalidated(Oid relid)
 {
 	schema_is_020 = -1;
 }
@@ -114,13 +114,6 @@ schema_relcache_callback(Datum arg, Oid relid)
 bool
 ptm_schema_is_020(void)
 {
-	static bool callback_registered = false;
-
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(schema_relcache_callback, (Datum) 0);
-		callback_registered = true;
-	}
 	if (schema_is_020 < 0)
 	{
 		Oid			nsp = get_namespace_oid("ptm", true);

@@ -51,6 +51,7 @@ extern void ptm_unpin_search_path(int nest_level);
  * lease statements leave out sweep_at and no limit applies.
  */
 extern bool ptm_schema_is_020(void);
+extern void ptm_schema_relcache_invalidated(Oid relid);
 
 /* True while a ptm function runs its own statements (for the DML guard). */
 extern bool ptm_in_internal_dml(void);

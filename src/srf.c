@@ -79,10 +79,18 @@ check_result_types(Datum arg, int cacheid, uint32 hashvalue)
 		result_types[i].check = true;
 }
 
-static void
-check_result_types_rel(Datum arg, Oid relid)
+void
+ptm_result_types_relcache_invalidated(Oid relid)
 {
-	check_result_types(arg, 0, 0);
+	check_result_types((Datum) 0, 0, 0);
+}
+
+/* At load: a change to any function or type marks the row types. */
+void
+ptm_result_types_init(void)
+{
+	CacheRegisterSyscacheCallback(PROCOID, check_result_types, (Datum) 0);
+	CacheRegisterSyscacheCallback(TYPEOID, check_result_types, (Datum) 0);
 }
 
 static TupleDesc
@@ -102,19 +110,11 @@ build_result_type(FunctionCallInfo fcinfo, MemoryContext context)
 static TupleDesc
 lookup_result_type(FunctionCallInfo fcinfo)
 {
-	static bool callbacks_registered = false;
 	Oid			fn_oid = fcinfo->flinfo->fn_oid;
 	ResultType *entry = NULL;
 	TupleDesc	tupdesc;
 	int			i;
 
-	if (!callbacks_registered)
-	{
-		CacheRegisterSyscacheCallback(PROCOID, check_result_types, (Datum) 0);
-		CacheRegisterSyscacheCallback(TYPEOID, check_result_types, (Datum) 0);
-		CacheRegisterRelcacheCallback(check_result_types_rel, (Datum) 0);
-		callbacks_registered = true;
-	}
 	for (i = 0; i < n_result_types; i++)
 		if (result_types[i].fn_oid == fn_oid)
 			entry = &result_types[i];

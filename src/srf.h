@@ -19,5 +19,7 @@ extern ReturnSetInfo *ptm_init_srf(FunctionCallInfo fcinfo);
  * (get_call_result_type is not free on a hot path).
  */
 extern TupleDesc ptm_result_tupdesc(FunctionCallInfo fcinfo);
+extern void ptm_result_types_init(void);
+extern void ptm_result_types_relcache_invalidated(Oid relid);
 
 #endif							/* PTM_SRF_H */

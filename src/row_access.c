@@ -155,10 +155,38 @@ push_statement_snapshot(void)
 	return GetActiveSnapshot();
 }
 
-/* Find the row with the given key, visible to snapshot, into slot. */
+/* One access to a keyed table: the relation, its key index, a snapshot, a slot. */
+typedef struct RowAccess
+{
+	Relation	rel;
+	Relation	index;
+	Snapshot	snapshot;
+	TupleTableSlot *row;		/* the row found, then its newest version */
+} RowAccess;
+
+/*
+ * Open the table and its key index with lock, and push the statement
+ * snapshot.  Returns false, with nothing left open, when use_sql says the
+ * table needs SQL.
+ */
 static bool
-fetch_by_key(PtmKeyedTable *t, Relation rel, Relation index, const Datum *keys,
-			 Snapshot snapshot, TupleTableSlot *slot)
+begin_access(RowAccess *ra, PtmKeyedTable *t, LOCKMODE lock, bool (*use_sql) (Relation))
+{
+	ra->rel = open_table(t, lock);
+	if (use_sql != NULL && use_sql(ra->rel))
+	{
+		table_close(ra->rel, NoLock);
+		return false;
+	}
+	ra->index = index_open(t->pkey, lock);
+	ra->snapshot = push_statement_snapshot();
+	ra->row = table_slot_create(ra->rel, NULL);
+	return true;
+}
+
+/* Find the row with the given key, visible to the snapshot, into ra->row. */
+static bool
+fetch_by_key(PtmKeyedTable *t, RowAccess *ra, const Datum *keys)
 {
 	ScanKeyData skey[PTM_ROW_MAX_KEYS];
 	IndexScanDesc scan;
@@ -167,14 +195,35 @@ fetch_by_key(PtmKeyedTable *t, Relation rel, Relation index, const Datum *keys,
 
 	for (i = 0; i < t->nkeys; i++)
 		ScanKeyEntryInitialize(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
-							   index->rd_indcollation[i], t->key_eqfuncs[i], keys[i]);
-	scan = index_beginscan(rel, index, snapshot, t->nkeys, 0);
+							   ra->index->rd_indcollation[i], t->key_eqfuncs[i], keys[i]);
+	scan = index_beginscan(ra->rel, ra->index, ra->snapshot, t->nkeys, 0);
 	index_rescan(scan, skey, t->nkeys, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	found = index_getnext_slot(scan, ForwardScanDirection, ra->row);
 	index_endscan(scan);
 	if (found)
-		slot_getallattrs(slot);
+		slot_getallattrs(ra->row);
 	return found;
+}
+
+/* Close what begin_access opened; the locks stay until the transaction ends. */
+static void
+end_access(RowAccess *ra)
+{
+	ExecDropSingleTupleTableSlot(ra->row);
+	PopActiveSnapshot();
+	index_close(ra->index, NoLock);
+	table_close(ra->rel, NoLock);
+}
+
+/* A concurrent change committed: under REPEATABLE READ or SERIALIZABLE, 40001. */
+static void
+refuse_if_xact_snapshot(TM_Result result)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent %s",
+						result == TM_Updated ? "update" : "delete")));
 }
 
 /* The new version is not a HOT update: give every index its entry. */
@@ -201,7 +250,7 @@ insert_index_entries(Relation rel, TupleTableSlot *slot, bool only_summarizing)
 
 /* Whether an UPDATE of this table would do more than the row change itself. */
 static bool
-needs_sql(Relation rel)
+update_needs_sql(Relation rel)
 {
 	TriggerDesc *trig = rel->trigdesc;
 
@@ -212,118 +261,104 @@ needs_sql(Relation rel)
 				  trig->trig_update_old_table));
 }
 
+/*
+ * Judge the row in ra->row and write the judge's new version, waiting for a
+ * concurrent writer and judging the newest version again after it committed.
+ */
+static PtmRowOutcome
+update_found_row(PtmKeyedTable *t, RowAccess *ra, TupleTableSlot *next, int natts,
+				 CommandId cid, PtmRowJudge judge, void *arg)
+{
+	for (;;)
+	{
+		TM_Result	result;
+		TM_FailureData tmfd;
+		LockTupleMode lockmode;
+		ItemPointerData tid = ra->row->tts_tid;
+#if PG_VERSION_NUM >= 160000
+		TU_UpdateIndexes update_indexes;
+#else
+		bool		update_indexes;
+#endif
+
+		ExecClearTuple(next);
+		memcpy(next->tts_values, ra->row->tts_values, natts * sizeof(Datum));
+		memcpy(next->tts_isnull, ra->row->tts_isnull, natts * sizeof(bool));
+		if (!judge(t, ra->row, next->tts_values, next->tts_isnull, arg))
+			return PTM_ROW_KEPT;
+		ExecStoreVirtualTuple(next);
+
+		result = table_tuple_update(ra->rel, &tid, next, cid, ra->snapshot, InvalidSnapshot,
+									true, &tmfd, &lockmode, &update_indexes);
+		if (result == TM_Ok)
+		{
+#if PG_VERSION_NUM >= 160000
+			if (update_indexes != TU_None)
+				insert_index_entries(ra->rel, next, update_indexes == TU_Summarizing);
+#else
+			if (update_indexes)
+				insert_index_entries(ra->rel, next, false);
+#endif
+			return PTM_ROW_UPDATED;
+		}
+		if (result == TM_SelfModified)
+			ereport(ERROR,
+					(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+					 errmsg("tuple to be updated was already modified by an operation triggered by the current command"),
+					 errhint("Consider using an AFTER trigger instead of a BEFORE trigger to propagate changes to other rows.")));
+		if (result != TM_Updated && result != TM_Deleted)
+			elog(ERROR, "unexpected result %d updating a row of ptm.%s",
+				 (int) result, t->relname);
+
+		/* A concurrent transaction changed the row and committed. */
+		refuse_if_xact_snapshot(result);
+		if (result == TM_Deleted)
+			return PTM_ROW_MISSING;
+
+		/* READ COMMITTED: lock the newest version and judge that one. */
+		result = table_tuple_lock(ra->rel, &tid, ra->snapshot, ra->row, cid, lockmode,
+								  LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		if (result == TM_Deleted)
+			return PTM_ROW_MISSING;
+		if (result != TM_Ok)
+			elog(ERROR, "unexpected result %d locking a row of ptm.%s",
+				 (int) result, t->relname);
+		slot_getallattrs(ra->row);
+	}
+}
+
 PtmRowOutcome
 ptm_row_update(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg)
 {
-	Relation	rel;
-	Relation	index;
-	TupleTableSlot *row;
+	RowAccess	ra;
 	TupleTableSlot *next;
-	Snapshot	snapshot;
 	CommandId	cid;
 	int			natts;
-	PtmRowOutcome outcome;
+	PtmRowOutcome outcome = PTM_ROW_MISSING;
 
 	/* what an UPDATE statement checks before it starts */
 	PreventCommandIfReadOnly("UPDATE");
 	PreventCommandIfParallelMode("UPDATE");
 
-	rel = open_table(t, RowExclusiveLock);
-	if (needs_sql(rel))
-	{
-		table_close(rel, NoLock);
+	if (!begin_access(&ra, t, RowExclusiveLock, update_needs_sql))
 		return PTM_ROW_USE_SQL;
-	}
-	index = index_open(t->pkey, RowExclusiveLock);
-	snapshot = push_statement_snapshot();
 	cid = GetCurrentCommandId(true);
-	natts = RelationGetDescr(rel)->natts;
-	row = table_slot_create(rel, NULL);
-	next = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
+	natts = RelationGetDescr(ra.rel)->natts;
+	next = MakeSingleTupleTableSlot(RelationGetDescr(ra.rel), &TTSOpsVirtual);
 
-	if (!fetch_by_key(t, rel, index, keys, snapshot, row))
-		outcome = PTM_ROW_MISSING;
-	else
-	{
-		for (;;)
-		{
-			TM_Result	result;
-			TM_FailureData tmfd;
-			LockTupleMode lockmode;
-			ItemPointerData tid = row->tts_tid;
-#if PG_VERSION_NUM >= 160000
-			TU_UpdateIndexes update_indexes;
-#else
-			bool		update_indexes;
-#endif
-
-			ExecClearTuple(next);
-			memcpy(next->tts_values, row->tts_values, natts * sizeof(Datum));
-			memcpy(next->tts_isnull, row->tts_isnull, natts * sizeof(bool));
-			if (!judge(t, row, next->tts_values, next->tts_isnull, arg))
-			{
-				outcome = PTM_ROW_KEPT;
-				break;
-			}
-			ExecStoreVirtualTuple(next);
-
-			result = table_tuple_update(rel, &tid, next, cid, snapshot, InvalidSnapshot,
-										true, &tmfd, &lockmode, &update_indexes);
-			if (result == TM_Ok)
-			{
-#if PG_VERSION_NUM >= 160000
-				if (update_indexes != TU_None)
-					insert_index_entries(rel, next, update_indexes == TU_Summarizing);
-#else
-				if (update_indexes)
-					insert_index_entries(rel, next, false);
-#endif
-				outcome = PTM_ROW_UPDATED;
-				break;
-			}
-			if (result == TM_SelfModified)
-				ereport(ERROR,
-						(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
-						 errmsg("tuple to be updated was already modified by an operation triggered by the current command"),
-						 errhint("Consider using an AFTER trigger instead of a BEFORE trigger to propagate changes to other rows.")));
-			if (result != TM_Updated && result != TM_Deleted)
-				elog(ERROR, "unexpected result %d updating a row of ptm.%s",
-					 (int) result, t->relname);
-
-			/* A concurrent transaction changed the row and committed. */
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent %s",
-								result == TM_Updated ? "update" : "delete")));
-			if (result == TM_Deleted)
-			{
-				outcome = PTM_ROW_MISSING;
-				break;
-			}
-
-			/* READ COMMITTED: lock the newest version and judge that one. */
-			result = table_tuple_lock(rel, &tid, snapshot, row, cid, lockmode,
-									  LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
-									  &tmfd);
-			if (result == TM_Deleted)
-			{
-				outcome = PTM_ROW_MISSING;
-				break;
-			}
-			if (result != TM_Ok)
-				elog(ERROR, "unexpected result %d locking a row of ptm.%s",
-					 (int) result, t->relname);
-			slot_getallattrs(row);
-		}
-	}
+	if (fetch_by_key(t, &ra, keys))
+		outcome = update_found_row(t, &ra, next, natts, cid, judge, arg);
 
 	ExecDropSingleTupleTableSlot(next);
-	ExecDropSingleTupleTableSlot(row);
-	PopActiveSnapshot();
-	index_close(index, NoLock);
-	table_close(rel, NoLock);
+	end_access(&ra);
 	return outcome;
+}
+
+/* Row security could hide the row from a locking read: let SQL decide. */
+static bool
+lock_needs_sql(Relation rel)
+{
+	return rel->rd_rel->relrowsecurity;
 }
 
 /*
@@ -335,10 +370,7 @@ ptm_row_update(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg
 PtmRowOutcome
 ptm_row_lock_share(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg)
 {
-	Relation	rel;
-	Relation	index;
-	TupleTableSlot *row;
-	Snapshot	snapshot;
+	RowAccess	ra;
 	PtmRowOutcome outcome = PTM_ROW_MISSING;
 	int			flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
 
@@ -346,41 +378,30 @@ ptm_row_lock_share(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void 
 	PreventCommandIfReadOnly("SELECT FOR SHARE");
 	PreventCommandIfParallelMode("SELECT FOR SHARE");
 
-	rel = open_table(t, RowShareLock);
-	if (rel->rd_rel->relrowsecurity)
-	{
-		table_close(rel, NoLock);
+	if (!begin_access(&ra, t, RowShareLock, lock_needs_sql))
 		return PTM_ROW_USE_SQL;
-	}
-	index = index_open(t->pkey, RowShareLock);
-	snapshot = push_statement_snapshot();
-	row = table_slot_create(rel, NULL);
 	if (!IsolationUsesXactSnapshot())
 		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
 
-	if (fetch_by_key(t, rel, index, keys, snapshot, row))
+	if (fetch_by_key(t, &ra, keys))
 	{
 		TM_FailureData tmfd;
-		ItemPointerData tid = row->tts_tid;
+		ItemPointerData tid = ra.row->tts_tid;
 		TM_Result	result;
 
-		result = table_tuple_lock(rel, &tid, snapshot, row, GetCurrentCommandId(true),
+		result = table_tuple_lock(ra.rel, &tid, ra.snapshot, ra.row, GetCurrentCommandId(true),
 								  LockTupleShare, LockWaitBlock, flags, &tmfd);
 		switch (result)
 		{
 			case TM_Ok:
-				slot_getallattrs(row);
-				judge(t, row, NULL, NULL, arg);
+				slot_getallattrs(ra.row);
+				judge(t, ra.row, NULL, NULL, arg);
 				outcome = PTM_ROW_KEPT;
 				break;
 			case TM_Deleted:
 			case TM_Updated:
-				if (IsolationUsesXactSnapshot())
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent %s",
-									result == TM_Updated ? "update" : "delete")));
 				/* READ COMMITTED follows updates: only a delete ends here */
+				refuse_if_xact_snapshot(result);
 				break;
 			case TM_SelfModified:
 				/* changed by a later command of this transaction: gone for us */
@@ -391,28 +412,20 @@ ptm_row_lock_share(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void 
 		}
 	}
 
-	ExecDropSingleTupleTableSlot(row);
-	PopActiveSnapshot();
-	index_close(index, NoLock);
-	table_close(rel, NoLock);
+	end_access(&ra);
 	return outcome;
 }
 
 bool
 ptm_row_read(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg)
 {
-	Relation	rel = open_table(t, AccessShareLock);
-	Relation	index = index_open(t->pkey, AccessShareLock);
-	Snapshot	snapshot = push_statement_snapshot();
-	TupleTableSlot *row = table_slot_create(rel, NULL);
-	bool		found = fetch_by_key(t, rel, index, keys, snapshot, row);
+	RowAccess	ra;
+	bool		found;
 
+	begin_access(&ra, t, AccessShareLock, NULL);
+	found = fetch_by_key(t, &ra, keys);
 	if (found)
-		judge(t, row, NULL, NULL, arg);
-
-	ExecDropSingleTupleTableSlot(row);
-	PopActiveSnapshot();
-	index_close(index, NoLock);
-	table_close(rel, NoLock);
+		judge(t, ra.row, NULL, NULL, arg);
+	end_access(&ra);
 	return found;
 }

@@ -365,11 +365,8 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 		goto counted;
 
 	/* No SET clause on try_commit: pin search_path before any SQL. */
-	pinned = ptm_pin_search_path();
+	pinned = ptm_spi_connect_pinned();
 	ptm_check_claim_owner(key, &fence);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 
 	/* 1. The lease fence: before the action and the version are looked at. */
 	if (fence.kind == PTM_FENCE_ARGS_LEASE &&
@@ -478,8 +475,7 @@ refused:
 		ptm_count(PTM_STORE_CONFLICTS);
 
 done:
-	SPI_finish();
-	ptm_unpin_search_path(pinned);
+	ptm_spi_finish_pinned(pinned);
 
 counted:
 	ptm_count(result);

@@ -823,12 +823,10 @@ ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(outcome_datum(fcinfo, callerctx, &out));
 	}
 
-	pinned = ptm_pin_search_path();
-	SPI_connect();
+	pinned = ptm_spi_connect_pinned();
 	acquire_one(&out, topic, partition_id, agent, ttl_ms, &first_read);
 	result = outcome_datum(fcinfo, callerctx, &out);
-	SPI_finish();
-	ptm_unpin_search_path(pinned);
+	ptm_spi_finish_pinned(pinned);
 
 	PG_RETURN_DATUM(result);
 }
@@ -882,9 +880,8 @@ renew_by_sql(text *topic, int32 partition_id, RenewCall *call)
 		PointerGetDatum(call->agent), Int64GetDatum(call->epoch), Int64GetDatum(call->now_ms),
 	Int64GetDatum(call->expires_ms), TimestampTzGetDatum(call->now)};
 	PtmRowOutcome outcome;
-	int			pinned = ptm_pin_search_path();
+	int			pinned = ptm_spi_connect_pinned();
 
-	SPI_connect();
 	ptm_spi_execute(&plan_renew, args, NULL, false, 0);
 	if (SPI_processed > 0)
 	{
@@ -898,8 +895,7 @@ renew_by_sql(text *topic, int32 partition_id, RenewCall *call)
 		call->seen = read_lease(topic, partition_id, LEASE_READ);
 		outcome = PTM_ROW_KEPT;
 	}
-	SPI_finish();
-	ptm_unpin_search_path(pinned);
+	ptm_spi_finish_pinned(pinned);
 	return outcome;
 }
 
@@ -1164,12 +1160,10 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 	/* FOR SHARE on the lease row, without SQL unless row security needs it */
 	if (ptm_row_lock_share(&lease_table, keys, lease_row_from_slot, &row) == PTM_ROW_USE_SQL)
 	{
-		int			pinned = ptm_pin_search_path();
+		int			pinned = ptm_spi_connect_pinned();
 
-		SPI_connect();
 		row = read_lease(topic, partition_id, LEASE_READ_SHARE);
-		SPI_finish();
-		ptm_unpin_search_path(pinned);
+		ptm_spi_finish_pinned(pinned);
 	}
 
 	/* The clock is read after the lock is granted: a wait cannot hide an expiry. */

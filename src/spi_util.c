@@ -77,22 +77,25 @@ ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
  * Most ptm functions pin search_path with a SET clause.  The ones whose hot
  * path runs no SQL (renew_lease, check_fence, a plain try_commit;
  * acquire_partition_lease when it answers "conflict") are declared without one, because a SET clause costs every
- * call a GUC save and restore and a search_path recomputation; before they
- * run SQL they pin it here, the same way fmgr does for a SET clause.
+ * call a GUC save and restore and a search_path recomputation; they connect
+ * to SPI here, which pins it the way fmgr does for a SET clause.
  */
 int
-ptm_pin_search_path(void)
+ptm_spi_connect_pinned(void)
 {
 	int			nest_level = NewGUCNestLevel();
 
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	return nest_level;
 }
 
 void
-ptm_unpin_search_path(int nest_level)
+ptm_spi_finish_pinned(int nest_level)
 {
+	SPI_finish();
 	AtEOXact_GUC(true, nest_level);
 }
 

@@ -38,12 +38,12 @@ extern int	ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
 							bool read_only, long count);
 
 /*
- * Pin search_path to "pg_catalog, pg_temp" until ptm_unpin_search_path(),
- * for a function declared without a SET clause that is about to run SQL.
- * An error unwinds it with the (sub)transaction.
+ * SPI_connect() with search_path pinned to "pg_catalog, pg_temp" until
+ * ptm_spi_finish_pinned(), for a function declared without a SET clause.
+ * An error unwinds both with the (sub)transaction.
  */
-extern int	ptm_pin_search_path(void);
-extern void ptm_unpin_search_path(int nest_level);
+extern int	ptm_spi_connect_pinned(void);
+extern void ptm_spi_finish_pinned(int nest_level);
 
 /*
  * Whether this database has the 0.2.0 SQL objects.  The library also serves a

@@ -77,7 +77,7 @@ LANGUAGE c VOLATILE
 SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ptm_try_commit';
 -- No SET clause: a plain commit runs no SQL (src/row_access.c), and the other
--- paths pin search_path in C before their SQL (ptm_pin_search_path).
+-- paths pin search_path in C before their SQL (ptm_spi_connect_pinned).
 
 COMMENT ON FUNCTION ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint) IS
   'Commit new_state if the workflow is at expected_version (0: create); result ok, cas_conflict, fencing_reject or duplicate';

@@ -186,7 +186,7 @@ SELECT is_empty(
 -- 4. Every object belongs to the extension's owner, and every function that
 --    runs SQL has its search_path pinned (trigger functions run none): by a
 --    SET clause, or, for the hot paths that usually run no SQL, in C before
---    any SQL (ptm_pin_search_path; sql/hostile.sql attacks both kinds).
+--    any SQL (ptm_spi_connect_pinned; sql/hostile.sql attacks both kinds).
 SELECT is_empty(
   $$SELECT m.name FROM member m
       LEFT JOIN pg_proc p ON m.kind = 'function' AND p.oid = m.objid

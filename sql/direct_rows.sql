@@ -120,6 +120,21 @@ SELECT check_fence('direct', 1, 7000002);
 SELECT check_fence('direct', 1, 7000001);
 ALTER TABLE ptm.partition_leases DISABLE ROW LEVEL SECURITY;
 
+-- a table changed by hand so that the direct path cannot find what it needs:
+-- a clear error naming it, and nothing changed (each in a rolled-back transaction)
+BEGIN;
+ALTER INDEX ptm.partition_leases_pkey RENAME TO partition_leases_pkey_moved;
+SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000002, '20 min');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+ALTER TABLE ptm.partition_leases RENAME COLUMN renewed_at TO renewed_at_moved;
+SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000002, '20 min');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- after the rollbacks the cached names are looked up again and work
+SELECT result FROM renew_lease('direct', 1, 'agent-d', 7000002, '20 min');
+
 SET session_replication_role = replica;
 DELETE FROM ptm.partition_leases WHERE topic = 'direct';
 RESET session_replication_role;

@@ -95,12 +95,20 @@ resolve_table(PtmKeyedTable *t)
 	Oid			pkey = get_relname_relid(t->pkey_name, nsp);
 	int			i;
 
-	if (!OidIsValid(relid) || !OidIsValid(pkey))
+	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"ptm.%s\" or its primary key \"%s\" does not exist",
-						t->relname, t->pkey_name),
-				 errhint("Run ALTER EXTENSION ptm_lease UPDATE, or reinstall the extension.")));
+				 errmsg("relation \"ptm.%s\" does not exist", t->relname),
+				 errhint("Reinstall the extension: DROP EXTENSION ptm_lease; CREATE EXTENSION ptm_lease;")));
+	if (!OidIsValid(pkey))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("primary key index \"ptm.%s\" of relation \"ptm.%s\" does not exist",
+						t->pkey_name, t->relname),
+				 errdetail("The ptm functions find rows of ptm.%s through that index by its name.",
+						   t->relname),
+				 errhint("Give the index its name back with ALTER INDEX ... RENAME TO %s.",
+						 t->pkey_name)));
 	for (i = 0; i < t->ncolumns; i++)
 	{
 		t->attnums[i] = get_attnum(relid, t->columns[i]);
@@ -109,7 +117,7 @@ resolve_table(PtmKeyedTable *t)
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("column \"%s\" of relation \"ptm.%s\" does not exist",
 							t->columns[i], t->relname),
-					 errhint("Run ALTER EXTENSION ptm_lease UPDATE.")));
+					 errhint("Run ALTER EXTENSION ptm_lease UPDATE, or give the column its name back.")));
 	}
 	remember_table(t);
 	t->pkey = pkey;

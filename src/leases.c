@@ -377,7 +377,12 @@ lease_row_from_slot(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool 
 	return false;
 }
 
-/* read_lease(LEASE_READ) without SQL and without an SPI connection. */
+/*
+ * read_lease(LEASE_READ) without SQL and without an SPI connection, with the
+ * statement's snapshot.  Only the first read of a call uses it: the reads
+ * after a wait or a failed change need SPI's fresh snapshot, to see what the
+ * transaction waited for committed.
+ */
 static LeaseRow
 read_lease_direct(text *topic, int32 partition_id)
 {

@@ -1,9 +1,10 @@
 -- The expiry sweep's cost: in a database set up by setup_scale.sql, 1 % of
 -- the leases (partition_id % 100 = 0) are made expired, then one pass of the
--- worker's sweep runs (the statement of plan_sweep in src/worker.c, batches
--- of ptm_lease.sweep_batch_size = 1000, at most 10 per pass, as the worker
+-- worker's sweep runs (ptm.sweep_expired_leases(), batches of
+-- ptm_lease.sweep_batch_size = 1000, at most 10 per pass, as the worker
 -- does) and, for comparison, the hand-written sweep a user of seed 002's
--- table runs (one UPDATE, no expiry index).  Three repetitions; prints
+-- table runs (one UPDATE, no expiry index).  Three repetitions
+-- (sweep_round.sql); prints
 -- "sweep <leases> <expired> <ext ms> <sql ms> <marked expired>" for each,
 -- then "idle ..." for a pass that finds nothing.
 --
@@ -30,37 +31,18 @@ BEGIN
   RETURN n;
 END $$;
 
--- One pass of the worker: batches while full, at most 10.
+-- One pass of the worker: batches while full, at most 10, each through
+-- ptm.sweep_expired_leases(), the worker's own sweep (with its LOG line and
+-- NOTIFY per expired lease).
 CREATE OR REPLACE FUNCTION bench_sweep_pass(batch int) RETURNS numeric LANGUAGE plpgsql AS $$
 DECLARE
   t0 timestamptz := clock_timestamp();
-  now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
-  n bigint;
+  r record;
   i int;
 BEGIN
-  SET LOCAL session_replication_role = replica;
   FOR i IN 1 .. 10 LOOP
-    WITH due AS (
-      SELECT topic, partition_id FROM ptm.partition_leases
-       WHERE agent_id IS NOT NULL AND sweep_at <= now_ms
-       ORDER BY sweep_at LIMIT batch FOR UPDATE SKIP LOCKED),
-    swept AS (
-      UPDATE ptm.partition_leases l SET
-             agent_id = CASE WHEN l.lease_expires_at <= now_ms THEN NULL ELSE l.agent_id END,
-             state = CASE WHEN l.lease_expires_at <= now_ms THEN 'expired' ELSE l.state END,
-             previous_agent_id = CASE WHEN l.lease_expires_at <= now_ms
-                                      THEN l.agent_id ELSE l.previous_agent_id END,
-             previous_epoch = CASE WHEN l.lease_expires_at <= now_ms
-                                   THEN l.lease_epoch ELSE l.previous_epoch END,
-             ended_at = CASE WHEN l.lease_expires_at <= now_ms THEN now() ELSE l.ended_at END,
-             sweep_at = l.lease_expires_at
-        FROM due
-       WHERE l.topic = due.topic AND l.partition_id = due.partition_id
-         AND l.agent_id IS NOT NULL AND l.sweep_at <= now_ms
-      RETURNING l.topic, l.partition_id, l.previous_agent_id, l.lease_epoch, l.lease_expires_at,
-                l.agent_id IS NULL)
-    SELECT count(*) INTO n FROM swept;
-    EXIT WHEN n < batch;
+    SELECT * INTO r FROM ptm.sweep_expired_leases(batch);
+    EXIT WHEN r.expired + r.rescheduled < batch;
   END LOOP;
   RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 2);
 END $$;
@@ -80,24 +62,9 @@ BEGIN
   RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 2);
 END $$;
 
-SELECT bench_expire_one_percent() AS expired \gset
-VACUUM ANALYZE ptm.partition_leases, bench_leases;
-SELECT bench_sweep_pass(1000) AS ext_ms \gset
-SELECT bench_sweep_sql() AS sql_ms \gset
-SELECT 'sweep', :rows, :expired, :ext_ms, :sql_ms,
-       (SELECT count(*) FROM ptm.partition_leases WHERE state = 'expired');
-SELECT bench_expire_one_percent() AS expired \gset
-VACUUM ANALYZE ptm.partition_leases, bench_leases;
-SELECT bench_sweep_pass(1000) AS ext_ms \gset
-SELECT bench_sweep_sql() AS sql_ms \gset
-SELECT 'sweep', :rows, :expired, :ext_ms, :sql_ms,
-       (SELECT count(*) FROM ptm.partition_leases WHERE state = 'expired');
-SELECT bench_expire_one_percent() AS expired \gset
-VACUUM ANALYZE ptm.partition_leases, bench_leases;
-SELECT bench_sweep_pass(1000) AS ext_ms \gset
-SELECT bench_sweep_sql() AS sql_ms \gset
-SELECT 'sweep', :rows, :expired, :ext_ms, :sql_ms,
-       (SELECT count(*) FROM ptm.partition_leases WHERE state = 'expired');
+\ir sweep_round.sql
+\ir sweep_round.sql
+\ir sweep_round.sql
 
 -- Nothing expired: what every sweep_interval costs in the steady state.
 SELECT bench_sweep_pass(1000) AS ext_ms \gset

@@ -17,7 +17,9 @@ driver's fault log, and checks, per partition, in commit order
               database, unless it was on a primary lost in a failover;
   takeover    every partition an agent held when it was frozen (SIGSTOP) or
               killed is acquired by another agent within
-              TTL + holder_grace + sweep_interval + retry + slack.
+              TTL + holder_grace + sweep_interval + retry + slack;
+  starved     while an agent is frozen inside a fenced transaction, no other
+              agent loses a lease because its renewals could not get through.
 
 Prints a summary and exits 1 on any violation.  `checker.py --self-test`
 feeds fabricated histories to the same checks and fails unless each
@@ -131,6 +133,16 @@ def check(writes, raises, audit, events, faults, bound_ms):
                 v.append(f"takeover: partition {p} of {f['agent']} ({f['kind']}) took {ms:.0f} ms "
                          f"> bound {bound_ms:.0f} ms")
 
+    # starved: a frozen holder must not stall the others' renewals
+    for f in faults:
+        if f['kind'] != 'sigstop_in_txn' or 't_end' not in f:
+            continue
+        for e in events:
+            if (e['ev'] == 'lose' and e['agent'] != f['agent'] and e['why'] in ('expired', 'local_expiry')
+                    and f['t'] <= e['t'] <= f['t_end']):
+                v.append(f"starved: {e['agent']} lost partition {e['partition']} ({e['why']}) while "
+                         f"{f['agent']} was frozen in a fenced transaction")
+
     stats['faults'] = defaultdict(int)
     for f in faults:
         stats['faults'][f['kind']] += 1
@@ -196,9 +208,12 @@ def self_test():
         'acked': (good_w, good_r, good_ev + [dict(ev='write', agent='a', partition=0, epoch=1, id=99, t=2.0)], []),
         'slow': (good_w, good_r, good_ev, [dict(kind='kill9', agent='a', t=1.5)]),
         'never': (good_w, good_r[:1], good_ev[:1], [dict(kind='sigstop', agent='a', t=1.5)]),
+        'starved': (good_w, good_r, good_ev + [dict(ev='lose', agent='c', partition=3, epoch=9, why='expired', t=3.0)],
+                    [dict(kind='sigstop_in_txn', agent='b', t=2.0, t_end=4.0)]),
     }
     want = {'none': None, 'overlap': 'overlap', 'superseded': 'superseded', 'epochs': 'epochs',
-            'reused': 'epochs', 'acked': 'acked', 'slow': 'takeover', 'never': 'takeover'}
+            'reused': 'epochs', 'acked': 'acked', 'slow': 'takeover', 'never': 'takeover',
+            'starved': 'starved'}
     ok = True
     for name, (w, r, ev, fa) in cases.items():
         v, _ = check(w, r, [], ev, fa, bound_ms=1000)

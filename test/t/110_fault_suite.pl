@@ -2,10 +2,12 @@
 #
 # A primary (ptm_lease preloaded, worker on the test database, commit
 # timestamps on) with a streaming standby, and a PgBouncer in transaction
-# mode started here.  Agents (test/fault/agent.py, psycopg 3) take
-# partitions, renew every TTL/3 and write fenced rows, two of them directly
-# (a multi-host conninfo with target_session_attrs=read-write), two through
-# PgBouncer.  The faults, in rounds:
+# mode started here (two server connections for its two agents, so a frozen
+# transaction holding one must not starve the other).  Agents
+# (test/fault/agent.py, psycopg 3) take partitions, renew every TTL/3 and
+# write fenced rows, two of them directly (a multi-host conninfo with
+# target_session_attrs=read-write), two through PgBouncer.  The faults, in
+# rounds:
 #   sigstop         SIGSTOP of an agent for longer than the TTL, then SIGCONT
 #   sigstop_in_txn  the agent stops itself inside a fenced transaction (after
 #                   the INSERT, before COMMIT), then SIGCONT
@@ -118,7 +120,7 @@ my ($summary) = $out =~ /^summary (\{.*\})$/m;
 $summary = $summary ? decode_json($summary) : {};
 ok(($summary->{writes_checked} // 0) > 100, "the checker read $summary->{writes_checked} committed writes");
 is($summary->{faults_total}, scalar(() = slurp_file($faults_log) =~ /\n/g), 'every fault injected is in its log');
-for my $check (qw(overlap superseded epochs acked takeover))
+for my $check (qw(overlap superseded epochs acked takeover starved))
 {
 	my @v = $out =~ /^VIOLATION (\Q$check\E: .*)$/mg;
 	ok(!@v, "no $check violation") or diag(join "\n", @v[0 .. ($#v < 9 ? $#v : 9)]);
@@ -155,7 +157,7 @@ unix_socket_dir = $dir
 auth_type = trust
 auth_file = $dir/userlist.txt
 pool_mode = transaction
-default_pool_size = 20
+default_pool_size = 2
 max_client_conn = 100
 server_login_retry = 1
 query_wait_timeout = 10
@@ -290,12 +292,12 @@ sub fault_sigstop
 {
 	my ($r) = @_;
 	my $v = victim($r % 2 ? 'direct' : 'pgbouncer');
-	log_fault(kind => 'sigstop', agent => $v);
 	my $t0 = time;
 	kill 'STOP', $agent{$v};
 	taken_over($v, "round $r sigstop");
 	usleep(100_000) while time < $t0 + $TTL * 1.5;    # stopped longer than the TTL
 	kill 'CONT', $agent{$v};
+	log_fault(kind => 'sigstop', agent => $v, t => $t0, t_end => time);
 }
 
 sub fault_sigstop_in_txn
@@ -308,9 +310,9 @@ sub fault_sigstop_in_txn
 	ok($paused, "round $r sigstop_in_txn: $v stopped itself inside a fenced transaction");
 	return unless $paused;
 	my @t = slurp_file("$logs/$v.jsonl") =~ /"ev": "pause"[^\n]*"t": ([\d.]+)/g;
-	log_fault(kind => 'sigstop_in_txn', agent => $v, t => $t[-1] + 0);
 	taken_over($v, "round $r sigstop_in_txn");
 	kill 'CONT', $agent{$v};
+	log_fault(kind => 'sigstop_in_txn', agent => $v, t => $t[-1] + 0, t_end => time);
 }
 
 sub fault_kill9

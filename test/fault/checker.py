@@ -88,10 +88,12 @@ def check(writes, raises, audit, events, faults, bound_ms):
 
     # acked: a write whose COMMIT returned is in the database, unless a
     # failover lost the primary it was committed on
-    in_db = {w['id'] for w in writes}
+    # (ids are not enough: the id sequence of a lost primary is handed out
+    # again after a failover, its epochs are not)
+    in_db = {(w['agent'], w['epoch'], w['id']) for w in writes}
     lossy = [(f['lag_start'], f['t']) for f in faults if f['kind'] == 'failover']
     for e in events:
-        if e['ev'] == 'write' and e['id'] not in in_db:
+        if e['ev'] == 'write' and (e['agent'], e['epoch'], e['id']) not in in_db:
             if any(a <= e['t'] <= b for a, b in lossy):
                 stats['lost_in_failover'] += 1
             else:

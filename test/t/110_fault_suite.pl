@@ -351,7 +351,9 @@ sub fault_failover
 {
 	my ($r) = @_;
 	# The standby stops receiving WAL: what follows on the primary is lost.
+	# Every write acknowledged before $lag_start is replayed on the standby.
 	my $lag_start = time;
+	$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 	$standby->append_conf('postgresql.conf', "primary_conninfo = ''");
 	$standby->reload;
 	wait_for(sub { (q1('SELECT count(*) FROM pg_stat_replication') // '') eq '0' }, 30);
@@ -362,8 +364,8 @@ sub fault_failover
 		PERFORM ptm.force_expire('$topic', g % $PARTS, 'fault suite'); COMMIT; PERFORM pg_sleep(0.05);
 		END LOOP; END \$\$});
 	wait_for(sub { q1('SELECT count(*) FROM fault.acquisitions') > $acq + 10 }, 30);
-	log_fault(kind => 'failover', lag_start => $lag_start);
 	$primary->stop('immediate');
+	log_fault(kind => 'failover', lag_start => $lag_start);    # writes acknowledged until now may be lost
 	$standby->promote;
 	($primary, $standby) = ($standby, undef);
 	write_dsns($primary);

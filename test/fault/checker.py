@@ -19,7 +19,8 @@ driver's fault log, and checks, per partition, in commit order
               killed is acquired by another agent within
               TTL + holder_grace + sweep_interval + retry + slack;
   starved     while an agent is frozen inside a fenced transaction, no other
-              agent loses a lease because its renewals could not get through.
+              agent loses a lease because its renewals could not get through;
+  end_holder  the worker ends the transactions of frozen agents only.
 
 Prints a summary and exits 1 on any violation.  `checker.py --self-test`
 feeds fabricated histories to the same checks and fails unless each
@@ -35,10 +36,11 @@ from collections import defaultdict
 TAKEOVER_KINDS = ('sigstop', 'sigstop_in_txn', 'kill9')
 
 
-def check(writes, raises, audit, events, faults, bound_ms):
+def check(writes, raises, audit, events, faults, bound_ms, ttl=2.0):
     """writes: dicts partition, epoch, agent, ts (commit time, s), id;
     raises: epoch-raising commits, dicts partition, epoch, agent, ts, id, what;
-    audit: dicts action; events: agent log entries; faults: driver entries.
+    audit: dicts action, agent (previous_agent_id), ts; events: agent log
+    entries; faults: driver entries.
     Returns (violations, stats)."""
     v = []
     stats = {'writes': len(writes), 'raises': len(raises), 'takeovers_ms': [],
@@ -115,14 +117,20 @@ def check(writes, raises, audit, events, faults, bound_ms):
     for f in faults:
         if f['kind'] not in TAKEOVER_KINDS:
             continue
+        # what the agent held at the fault: its own log (a new process holds
+        # nothing), unless another agent acquired the partition since
         holding = {}
         for e in sorted(by_agent[f['agent']], key=lambda e: e['t']):
             if e['t'] > f['t']:
                 break
-            if e['ev'] == 'acquire':
-                holding[e['partition']] = e['epoch']
+            if e['ev'] == 'start':
+                holding = {}
+            elif e['ev'] == 'acquire':
+                holding[e['partition']] = e['t']
             elif e['ev'] == 'lose':
                 holding.pop(e['partition'], None)
+        holding = {p: t for p, t in holding.items()
+                   if not any(t < ta <= f['t'] and a != f['agent'] for ta, a in acquired[p])}
         for p in sorted(holding):
             later = [t for t, a in acquired[p] if t > f['t'] and a != f['agent']]
             if not later:
@@ -135,15 +143,28 @@ def check(writes, raises, audit, events, faults, bound_ms):
                 v.append(f"takeover: partition {p} of {f['agent']} ({f['kind']}) took {ms:.0f} ms "
                          f"> bound {bound_ms:.0f} ms")
 
-    # starved: a frozen holder must not stall the others' renewals
+    # starved: a frozen holder must not stall the others' renewals.  A loss
+    # within TTL + 1 s after a fault of the losing agent's own (or a crash or
+    # failover) is that fault's doing, not starvation.
+    def own_fault(agent, t):
+        return any(g.get('agent') in (None, agent) and g['t'] <= t <= g.get('t_end', g['t']) + ttl + 1
+                   for g in faults)
     for f in faults:
         if f['kind'] != 'sigstop_in_txn' or 't_end' not in f:
             continue
         for e in events:
             if (e['ev'] == 'lose' and e['agent'] != f['agent'] and e['why'] in ('expired', 'local_expiry')
-                    and f['t'] <= e['t'] <= f['t_end']):
+                    and f['t'] <= e['t'] <= f['t_end'] and not own_fault(e['agent'], e['t'])):
                 v.append(f"starved: {e['agent']} lost partition {e['partition']} ({e['why']}) while "
                          f"{f['agent']} was frozen in a fenced transaction")
+
+    # end_holder: the worker ends only the transactions of frozen agents
+    for a in audit:
+        if a['action'] == 'end_holder' and not any(
+                f['kind'] in ('sigstop', 'sigstop_in_txn') and f['agent'] == a['agent']
+                and f['t'] <= a['ts'] <= f['t_end'] + 1 for f in faults):
+            v.append(f"end_holder: the transaction of {a['agent']} was ended at {a['ts']:.3f}, "
+                     f"but {a['agent']} was not frozen then")
 
     stats['faults'] = defaultdict(int)
     for f in faults:
@@ -178,7 +199,7 @@ def load_db(dsn, topic):
         for i, action, p, prev, new, ts in conn.execute(
                 f'SELECT audit_id, action, partition_id, previous_agent_id, new_epoch, {commit_ts} '
                 'FROM ptm.lease_audit WHERE topic = %s', (topic,)):
-            audit.append({'action': action})
+            audit.append({'action': action, 'agent': prev, 'ts': ts})
             if action.startswith('force') and new is not None:
                 raises.append(dict(id=i, partition=p, agent='operator', epoch=new, ts=ts, what=action))
     return writes, raises, audit
@@ -200,27 +221,34 @@ def self_test():
     good_w = [W(2, 0, 'a', 1, 1.0), W(3, 0, 'a', 1, 2.0), W(5, 0, 'b', 2, 4.0)]
     good_r = [R(1, 0, 'a', 1, 0.5), R(4, 0, 'b', 2, 3.5)]
     good_ev = [acq('a', 0, 1, 0.5), acq('b', 0, 2, 3.5)]
+    stop_c = dict(kind='sigstop_in_txn', agent='c', t=1.0, t_end=3.0)
+    end_a = [dict(action='end_holder', agent='a', ts=2.0)]
+    # name: (writes, raises, audit, events, faults, the violation expected)
     cases = {
-        'none': (good_w, good_r, good_ev, []),
+        'none': (good_w, good_r, [], good_ev, [], None),
         # without the acquisitions: the writes alone show two owners interleaving
-        'overlap': (good_w + [W(6, 0, 'a', 1, 4.5)], [], good_ev, []),
-        'superseded': ([W(2, 0, 'a', 1, 1.0), W(3, 0, 'a', 1, 3.6)], good_r, good_ev, []),
-        'epochs': (good_w, good_r + [R(7, 0, 'c', 2, 5.0)], good_ev, []),
-        'reused': (good_w, good_r, good_ev + [acq('c', 1, 2, 6.0)], []),
-        'acked': (good_w, good_r, good_ev + [dict(ev='write', agent='a', partition=0, epoch=1, id=99, t=2.0)], []),
-        'slow': (good_w, good_r, good_ev, [dict(kind='kill9', agent='a', t=1.5)]),
-        'never': (good_w, good_r[:1], good_ev[:1], [dict(kind='sigstop', agent='a', t=1.5)]),
-        'starved': (good_w, good_r, good_ev + [dict(ev='lose', agent='c', partition=3, epoch=9, why='expired', t=3.0)],
-                    [dict(kind='sigstop_in_txn', agent='b', t=2.0, t_end=4.0)]),
+        'overlap': (good_w + [W(6, 0, 'a', 1, 4.5)], [], [], good_ev, [], 'overlap'),
+        'superseded': ([W(2, 0, 'a', 1, 1.0), W(3, 0, 'a', 1, 3.6)], good_r, [], good_ev, [], 'superseded'),
+        'epochs': (good_w, good_r + [R(7, 0, 'c', 2, 5.0)], [], good_ev, [], 'epochs'),
+        'reused': (good_w, good_r, [], good_ev + [acq('c', 1, 2, 6.0)], [], 'epochs'),
+        'acked': (good_w, good_r, [], good_ev + [dict(ev='write', agent='a', partition=0, epoch=1, id=99, t=2.0)],
+                  [], 'acked'),
+        'slow': (good_w, good_r, [], good_ev, [dict(kind='kill9', agent='a', t=1.5)], 'takeover'),
+        'never': (good_w, good_r[:1], [], good_ev[:1], [dict(kind='sigstop', agent='a', t=1.5)], 'takeover'),
+        # a killed agent started again holds nothing: no takeover expected
+        'restarted': (good_w, good_r, [], good_ev + [dict(ev='start', agent='a', t=1.2)],
+                      [dict(kind='kill9', agent='a', t=1.5)], None),
+        'starved': (good_w, good_r, [], good_ev + [dict(ev='lose', agent='d', partition=3, epoch=9, why='expired',
+                                                      t=2.5)], [stop_c], 'starved'),
+        'end_holder': (good_w, good_r, end_a, good_ev, [stop_c], 'end_holder'),
+        # the end_holder of a frozen agent is no violation (its takeover at 3.5 s is slow)
+        'end_frozen': (good_w, good_r, end_a, good_ev, [dict(stop_c, agent='a', kind='sigstop')], 'takeover'),
     }
-    want = {'none': None, 'overlap': 'overlap', 'superseded': 'superseded', 'epochs': 'epochs',
-            'reused': 'epochs', 'acked': 'acked', 'slow': 'takeover', 'never': 'takeover',
-            'starved': 'starved'}
     ok = True
-    for name, (w, r, ev, fa) in cases.items():
-        v, _ = check(w, r, [], ev, fa, bound_ms=1000)
+    for name, (w, r, au, ev, fa, want) in cases.items():
+        v, _ = check(w, r, au, ev, fa, bound_ms=1000)
         kinds = {x.split(':')[0] for x in v}
-        good = kinds == ({want[name]} if want[name] else set())
+        good = kinds == ({want} if want else set())
         ok &= good
         print(f"{'ok' if good else 'NOT OK'}: self-test {name}: {v or 'no violation'}")
     return ok
@@ -248,7 +276,7 @@ def main():
     writes, raises, audit = load_db(a.dsn, a.topic)
     events = read_jsonl(sorted(glob.glob(os.path.join(a.logs, '*.jsonl'))))
     faults = read_jsonl([a.faults]) if a.faults and os.path.exists(a.faults) else []
-    v, s = check(writes, raises, audit, events, faults, bound)
+    v, s = check(writes, raises, audit, events, faults, bound, a.ttl)
     t = s['takeovers_ms']
     summary = {
         'faults': dict(s['faults']), 'faults_total': sum(s['faults'].values()),

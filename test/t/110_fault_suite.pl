@@ -332,9 +332,12 @@ sub fault_terminate
 	my $v = victim($r % 2 ? 'pgbouncer' : 'direct');
 	my $before = writes_by($v);
 	log_fault(kind => 'terminate', agent => $v);
-	my $n = q1(qq{SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = 'faultdb' AND application_name = '$v'});
-	ok(($n // 0) >= 1, "round $r terminate: $n session(s) of $v terminated");
+	# Through PgBouncer a server connection shows the application_name of the
+	# client it served last: try again until one shows this agent's.
+	my $n = 0;
+	wait_for(sub { ($n = q1(qq{SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = 'faultdb' AND application_name = '$v'}) // 0) > 0 }, 10);
+	ok($n >= 1, "round $r terminate: $n session(s) of $v terminated");
 	ok(wait_for(sub { writes_by($v) > $before + 5 }, 30), "round $r terminate: $v writes again");
 }
 

@@ -120,7 +120,7 @@ my ($summary) = $out =~ /^summary (\{.*\})$/m;
 $summary = $summary ? decode_json($summary) : {};
 ok(($summary->{writes_checked} // 0) > 100, "the checker read $summary->{writes_checked} committed writes");
 is($summary->{faults_total}, scalar(() = slurp_file($faults_log) =~ /\n/g), 'every fault injected is in its log');
-for my $check (qw(overlap superseded epochs acked takeover starved))
+for my $check (qw(overlap superseded epochs acked takeover starved end_holder))
 {
 	my @v = $out =~ /^VIOLATION (\Q$check\E: .*)$/mg;
 	ok(!@v, "no $check violation") or diag(join "\n", @v[0 .. ($#v < 9 ? $#v : 9)]);

@@ -139,6 +139,7 @@ def check(writes, raises, audit, events, faults, bound_ms, ttl=2.0):
                 continue
             ms = 1000 * (min(later) - f['t'])
             stats['takeovers_ms'].append(ms)
+            stats.setdefault('by_kind', defaultdict(list))[f['kind']].append(ms)
             if ms > bound_ms:
                 v.append(f"takeover: partition {p} of {f['agent']} ({f['kind']}) took {ms:.0f} ms "
                          f"> bound {bound_ms:.0f} ms")
@@ -286,6 +287,8 @@ def main():
         'busy_answers': s['busy'], 'takeovers': len(t),
         'takeover_p50_ms': round(pct(t, 50)), 'takeover_p99_ms': round(pct(t, 99)) if t else None,
         'takeover_max_ms': round(max(t)) if t else None, 'bound_ms': round(bound),
+        'takeover_by_fault': {k: {'n': len(x), 'p50_ms': round(pct(x, 50)), 'p99_ms': round(pct(x, 99))}
+                              for k, x in sorted(s.get('by_kind', {}).items())},
         'violations': len(v),
     }
     if not t:

@@ -285,7 +285,7 @@ commit_plain(text *key, int64 expected, Datum new_state, PtmCounter *result,
 	call.expected = expected;
 	call.new_state = new_state;
 	call.state_null = true;
-	outcome = ptm_row_update(&workflow_table, keys, judge_commit, &call);
+	outcome = ptm_row_update(&workflow_table, keys, PTM_ROW_WAIT_FOREVER, judge_commit, &call);
 	if (outcome == PTM_ROW_USE_SQL)
 		return false;
 	if (outcome == PTM_ROW_UPDATED)

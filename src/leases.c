@@ -26,9 +26,16 @@
  *		fenced write can never commit after the epoch that fences it.
  *	  - No advisory or session-level locks: every function works through a
  *		transaction-mode pooler.
+ *	  - No lease function waits for a lease row longer than
+ *		ptm_lease.lock_wait_timeout (row_access.c's bounded waits): a client
+ *		frozen inside a fenced transaction holds the row until the worker
+ *		ends it (ptm_end_lease_holders, ptm_lease.holder_grace), and until
+ *		then callers get "busy" (check_fence: SQLSTATE 55P03), not a wait.
+ *		The clock that judges expiry is read after the row lock is granted.
  *
  * Epochs come from ptm.lease_epoch_seq, so they rise strictly for every
- * lease, even across a deleted and re-created row, crash or failover.
+ * lease, even across a deleted and re-created row or a crash; epochs.c keeps
+ * them rising across a failover that lost WAL (eras by timeline).
  *
  *-------------------------------------------------------------------------
  */
@@ -43,6 +50,8 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/resowner.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/fmgroids.h"
@@ -51,6 +60,8 @@
 #include "utils/timestamp.h"
 
 #include "balance.h"
+#include "epochs.h"
+#include "holders.h"
 #include "identity.h"
 #include "leases.h"
 #include "ptm_lease.h"
@@ -61,6 +72,7 @@
 
 /* Settings; see docs/leases.md. */
 bool		ptm_notify_owner_changes = true;
+int			ptm_lock_wait_timeout_ms = 500;
 
 void
 ptm_leases_define_gucs(void)
@@ -75,6 +87,17 @@ ptm_leases_define_gucs(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("ptm_lease.lock_wait_timeout",
+							gettext_noop("Longest wait of a lease function for a lease row that another transaction holds."),
+							gettext_noop("Past it the call returns \"busy\" (check_fence: SQLSTATE 55P03) "
+										 "instead of waiting for the holder, so an agent's renewals never "
+										 "starve behind a frozen client.  0 means never wait."),
+							&ptm_lock_wait_timeout_ms,
+							500,
+							0, 3600 * 1000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 }
 
 /* A lease row as read from ptm.partition_leases. */
@@ -93,6 +116,13 @@ typedef struct LeaseRow
 static PtmPlan plan_select = {
 	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
 	" WHERE topic = $1 AND partition_id = $2",
+	2, {TEXTOID, INT4OID}
+};
+
+/* a lock that would wait is skipped: the caller polls, within its bound */
+static PtmPlan plan_select_lock_skip = {
+	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
+	" WHERE topic = $1 AND partition_id = $2 FOR NO KEY UPDATE SKIP LOCKED",
 	2, {TEXTOID, INT4OID}
 };
 
@@ -132,17 +162,6 @@ static LeasePlan plan_insert = {
 		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}},
 	{SQL_INSERT("", ""),
 		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}}
-};
-
-/*
- * The lease row locked for a change of owner or an extension; the decision is
- * then taken in C on the clock read after the lock, so a wait for another
- * transaction can never make a stale clock decide.
- */
-static PtmPlan plan_select_lock = {
-	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
-	" WHERE topic = $1 AND partition_id = $2 FOR NO KEY UPDATE",
-	2, {TEXTOID, INT4OID}
 };
 
 /*
@@ -303,7 +322,7 @@ typedef enum LeaseRead
 {
 	LEASE_READ,					/* no lock */
 	LEASE_READ_SHARE,			/* FOR SHARE: a fence */
-	LEASE_READ_LOCK				/* FOR NO KEY UPDATE: about to change it */
+	LEASE_READ_LOCK_SKIP		/* FOR NO KEY UPDATE SKIP LOCKED: polled */
 } LeaseRead;
 
 static LeaseRow
@@ -318,7 +337,7 @@ read_lease(text *topic, int32 partition_id, LeaseRead mode)
 	 * transaction we just waited for is seen as it is now.
 	 */
 	ptm_spi_execute(mode == LEASE_READ_SHARE ? &plan_select_share :
-					mode == LEASE_READ_LOCK ? &plan_select_lock : &plan_select,
+					mode == LEASE_READ_LOCK_SKIP ? &plan_select_lock_skip : &plan_select,
 					args, NULL, false, 1);
 	if (SPI_processed == 0)
 		return row;
@@ -391,6 +410,48 @@ read_lease_direct(text *topic, int32 partition_id)
 
 	ptm_row_read(&lease_table, keys, lease_row_from_slot, &row);
 	return row;
+}
+
+/*
+ * Lock the lease row FOR NO KEY UPDATE for a change, waiting at most
+ * ptm_lease.lock_wait_timeout for another transaction that holds it.
+ * PTM_ROW_KEPT: locked, *row is the newest version; PTM_ROW_BUSY: still held,
+ * *row is the lease as last committed; PTM_ROW_MISSING.  Needs SPI only for a
+ * table with row security, which polls with SKIP LOCKED instead.
+ */
+static PtmRowOutcome
+lock_lease(text *topic, int32 partition_id, LeaseRow *row)
+{
+	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
+	PtmRowOutcome outcome;
+	TimestampTz deadline;
+	long		nap_ms = 0;
+
+	memset(row, 0, sizeof(LeaseRow));
+	outcome = ptm_row_lock(&lease_table, keys, LockTupleNoKeyExclusive,
+						   ptm_lock_wait_timeout_ms, lease_row_from_slot, row);
+	if (outcome != PTM_ROW_USE_SQL)
+		return outcome;
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ptm_lock_wait_timeout_ms);
+	for (;;)
+	{
+		*row = read_lease(topic, partition_id, LEASE_READ_LOCK_SKIP);
+		if (row->found)
+			return PTM_ROW_KEPT;
+		*row = read_lease(topic, partition_id, LEASE_READ);
+		if (!row->found)
+			return PTM_ROW_MISSING;
+		if (!ptm_row_nap(deadline, &nap_ms))
+			return PTM_ROW_BUSY;
+	}
+}
+
+/* A call answered "busy": counted overall and per topic. */
+static void
+count_busy(text *topic)
+{
+	ptm_count_topic(PTM_LEASE_BUSY, topic);
 }
 
 /* Byte equality, which is text equality under the table's deterministic collation. */
@@ -630,6 +691,18 @@ acquire_conflict(PtmLeaseResult *out, const LeaseRow *row, text *topic)
 	ptm_count_topic(PTM_LEASE_ACQUIRE_CONFLICT, topic);
 }
 
+/*
+ * The lease is past its expiry but its row is still held (the old owner's
+ * fenced transaction, say) after ptm_lease.lock_wait_timeout: nothing taken.
+ */
+static void
+acquire_busy(PtmLeaseResult *out, const LeaseRow *row, text *topic)
+{
+	out->result = "busy";
+	outcome_from_row(out, row);
+	count_busy(topic);
+}
+
 /* A limit refused the take: the lease stays as it is. */
 static void
 acquire_limited(PtmLeaseResult *out, const LeaseRow *row, text *topic, PtmLimitReason why)
@@ -705,6 +778,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 				acquire_limited(out, &row, topic, why);
 				return;
 			}
+			ptm_epochs_before_raise();
 			now_ms = ptm_now_ms();
 			args[0] = PointerGetDatum(topic);
 			args[1] = Int32GetDatum(partition_id);
@@ -722,9 +796,20 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			return;
 		}
 
-		row = read_lease(topic, partition_id, LEASE_READ_LOCK);
-		if (!row.found)
-			continue;
+		switch (lock_lease(topic, partition_id, &row))
+		{
+			case PTM_ROW_MISSING:
+				continue;
+			case PTM_ROW_BUSY:
+				/* a live owner is a conflict; an expired one still in its transaction, busy */
+				if (held_by_other(&row, agent, ptm_now_ms()))
+					acquire_conflict(out, &row, topic);
+				else
+					acquire_busy(out, &row, topic);
+				return;
+			default:
+				break;
+		}
 		now_ms = ptm_now_ms();
 		now = GetCurrentTimestamp();
 		if (held_by_other(&row, agent, now_ms))
@@ -768,6 +853,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 				now = GetCurrentTimestamp();
 			}
 
+			ptm_epochs_before_raise();
 			args[0] = PointerGetDatum(topic);
 			args[1] = Int32GetDatum(partition_id);
 			args[2] = PointerGetDatum(agent);
@@ -845,11 +931,21 @@ typedef struct RenewCall
 {
 	text	   *agent;
 	int64		epoch;
-	int64		now_ms;
-	int64		expires_ms;		/* asked for; on success, the expiry granted */
+	int64		ttl_ms;
+	int64		now_ms;			/* the clock when the row was judged */
+	int64		expires_ms;		/* on success, the expiry granted */
 	TimestampTz now;
 	LeaseRow	seen;			/* the row that refused, for the reason */
 } RenewCall;
+
+/* Read the clock for a judgement of the row: after any wait for its lock. */
+static void
+renew_clock(RenewCall *call)
+{
+	call->now = GetCurrentTimestamp();
+	call->now_ms = ptm_now_ms();
+	call->expires_ms = call->now_ms + call->ttl_ms;
+}
 
 /*
  * The WHERE clause of plan_renew, and its SET: extend a live lease the agent
@@ -865,6 +961,7 @@ judge_renew(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull,
 	int64		epoch = DatumGetInt64(ptm_row_column(t, slot, LEASE_COL_EPOCH, &null));
 	int64		expires = DatumGetInt64(ptm_row_column(t, slot, LEASE_COL_EXPIRES, &null));
 
+	renew_clock(call);
 	if (free || epoch != call->epoch || expires <= call->now_ms ||
 		!same_text(DatumGetTextPP(agent), call->agent))
 	{
@@ -877,31 +974,102 @@ judge_renew(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull,
 	return true;
 }
 
-/* plan_renew, for a lease table that needs SQL (see row_access.c). */
+/*
+ * plan_renew, for a lease table that needs SQL (see row_access.c), after the
+ * row is locked within the bound.
+ */
 static PtmRowOutcome
 renew_by_sql(text *topic, int32 partition_id, RenewCall *call)
 {
-	Datum		args[7] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
-		PointerGetDatum(call->agent), Int64GetDatum(call->epoch), Int64GetDatum(call->now_ms),
-	Int64GetDatum(call->expires_ms), TimestampTzGetDatum(call->now)};
 	PtmRowOutcome outcome;
 	int			pinned = ptm_spi_connect_pinned();
 
-	ptm_spi_execute(&plan_renew, args, NULL, false, 0);
-	if (SPI_processed > 0)
+	outcome = lock_lease(topic, partition_id, &call->seen);
+	renew_clock(call);
+	if (outcome == PTM_ROW_KEPT)
 	{
-		bool		isnull;
+		Datum		args[7] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+			PointerGetDatum(call->agent), Int64GetDatum(call->epoch),
+			Int64GetDatum(call->now_ms), Int64GetDatum(call->expires_ms),
+		TimestampTzGetDatum(call->now)};
 
-		call->expires_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
-		outcome = PTM_ROW_UPDATED;
-	}
-	else
-	{
-		call->seen = read_lease(topic, partition_id, LEASE_READ);
-		outcome = PTM_ROW_KEPT;
+		ptm_spi_execute(&plan_renew, args, NULL, false, 0);
+		if (SPI_processed > 0)
+		{
+			bool		isnull;
+
+			call->expires_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+			outcome = PTM_ROW_UPDATED;
+		}
 	}
 	ptm_spi_finish_pinned(pinned);
 	return outcome;
+}
+
+/*
+ * Why a renew or release that found the row held past the bound did not
+ * apply: the row as last committed may already say (stale_epoch, not_owner,
+ * expired); if it shows the caller's live lease, "busy".
+ */
+static const char *
+busy_or_failure(const LeaseRow *row, text *agent, int64 epoch, int64 now_ms)
+{
+	if (row->found && row->epoch == epoch && same_agent(row->agent_id, agent) &&
+		row->expires_ms > now_ms)
+		return "busy";
+	return classify_failure(row, agent, epoch, now_ms);
+}
+
+/*
+ * Renew one lease, waiting at most wait_ms for its row: renewed,
+ * stale_epoch, not_owner, expired or busy into *out, counted.
+ */
+static void
+renew_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, int64 epoch,
+		  int64 ttl_ms, int wait_ms)
+{
+	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
+	RenewCall	call = {0};
+	PtmRowOutcome outcome;
+
+	out->topic = topic;
+	out->partition_id = partition_id;
+	call.agent = agent;
+	call.epoch = epoch;
+	call.ttl_ms = ttl_ms;
+	renew_clock(&call);
+
+	/* RETRY: the row was held, and is now locked for us: judge it again */
+	do
+		outcome = ptm_row_update(&lease_table, keys, wait_ms, judge_renew, &call);
+	while (outcome == PTM_ROW_RETRY);
+	if (outcome == PTM_ROW_USE_SQL)
+		outcome = renew_by_sql(topic, partition_id, &call);
+
+	if (outcome == PTM_ROW_UPDATED)
+	{
+		out->result = "renewed";
+		out->has_lease = true;
+		out->agent_id = text_to_cstring(agent);
+		out->epoch = epoch;
+		out->expires_ms = call.expires_ms;
+		ptm_count(PTM_LEASE_RENEW_SUCCESS);
+		return;
+	}
+	if (outcome == PTM_ROW_BUSY)
+	{
+		if (!call.seen.found)
+			call.seen = read_lease_direct(topic, partition_id);
+		renew_clock(&call);
+		out->result = busy_or_failure(&call.seen, agent, epoch, call.now_ms);
+		if (strcmp(out->result, "busy") == 0)
+			count_busy(topic);
+	}
+	else
+		out->result = classify_failure(&call.seen, agent, epoch, call.now_ms);
+	outcome_from_row(out, &call.seen);
+	ptm_count_topic(PTM_LEASE_RENEW_FAILURE, topic);
+	count_if_stale(out->result, topic);
 }
 
 /*
@@ -917,41 +1085,10 @@ ptm_renew_lease(PG_FUNCTION_ARGS)
 	text	   *agent = ptm_get_name(fcinfo, 2, "agent_id");
 	int64		epoch = ptm_get_epoch(fcinfo, 3, "lease_epoch");
 	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 4, "ttl");
-	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
-	RenewCall	call = {0};
 	PtmLeaseResult out = {0};
-	PtmRowOutcome outcome;
-
-	out.topic = topic;
-	out.partition_id = partition_id;
 
 	ptm_check_agent(agent, "agent_id");
-	call.agent = agent;
-	call.epoch = epoch;
-	call.now_ms = ptm_now_ms();
-	call.expires_ms = call.now_ms + ttl_ms;
-	call.now = GetCurrentTimestamp();
-
-	outcome = ptm_row_update(&lease_table, keys, judge_renew, &call);
-	if (outcome == PTM_ROW_USE_SQL)
-		outcome = renew_by_sql(topic, partition_id, &call);
-
-	if (outcome == PTM_ROW_UPDATED)
-	{
-		out.result = "renewed";
-		out.has_lease = true;
-		out.agent_id = text_to_cstring(agent);
-		out.epoch = epoch;
-		out.expires_ms = call.expires_ms;
-		ptm_count(PTM_LEASE_RENEW_SUCCESS);
-	}
-	else
-	{
-		out.result = classify_failure(&call.seen, agent, epoch, call.now_ms);
-		outcome_from_row(&out, &call.seen);
-		ptm_count_topic(PTM_LEASE_RENEW_FAILURE, topic);
-		count_if_stale(out.result, topic);
-	}
+	renew_one(&out, topic, partition_id, agent, epoch, ttl_ms, ptm_lock_wait_timeout_ms);
 	PG_RETURN_DATUM(HeapTupleGetDatum(ptm_lease_result_tuple(ptm_result_tupdesc(fcinfo), &out)));
 }
 
@@ -968,11 +1105,10 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 	text	   *agent = ptm_get_name(fcinfo, 2, "agent_id");
 	int64		epoch = ptm_get_epoch(fcinfo, 3, "lease_epoch");
 	MemoryContext callerctx = CurrentMemoryContext;
-	int64		now_ms = ptm_now_ms();
 	PtmLeaseResult out = {0};
-	Datum		args[6] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
-		PointerGetDatum(agent), Int64GetDatum(epoch), Int64GetDatum(now_ms),
-	TimestampTzGetDatum(GetCurrentTimestamp())};
+	PtmRowOutcome outcome;
+	LeaseRow	row;
+	int64		now_ms;
 	Datum		result;
 
 	out.topic = topic;
@@ -980,9 +1116,16 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 
 	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
-	ptm_spi_execute(lease_plan(&plan_release), args, NULL, false, 0);
-	if (SPI_processed > 0)
+	outcome = lock_lease(topic, partition_id, &row);
+	now_ms = ptm_now_ms();		/* after the lock: a wait cannot hide an expiry */
+	if (outcome == PTM_ROW_KEPT && row.epoch == epoch && same_agent(row.agent_id, agent) &&
+		row.expires_ms > now_ms)
 	{
+		Datum		args[6] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+			PointerGetDatum(agent), Int64GetDatum(epoch), Int64GetDatum(now_ms),
+		TimestampTzGetDatum(GetCurrentTimestamp())};
+
+		ptm_spi_execute(lease_plan(&plan_release), args, NULL, false, 0);
 		out.result = "released";
 		out.has_lease = true;
 		out.agent_id = NULL;
@@ -1005,9 +1148,10 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		LeaseRow	row = read_lease(topic, partition_id, LEASE_READ);
-
-		out.result = classify_failure(&row, agent, epoch, now_ms);
+		out.result = outcome == PTM_ROW_BUSY ? busy_or_failure(&row, agent, epoch, now_ms) :
+			classify_failure(&row, agent, epoch, now_ms);
+		if (strcmp(out.result, "busy") == 0)
+			count_busy(topic);
 		outcome_from_row(&out, &row);
 		count_if_stale(out.result, topic);
 	}
@@ -1018,79 +1162,213 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 }
 
 /* ---------------------------------------------------------------------
- * force_expire(topic, partition_id, reason)
+ * Ending the holders of an expired lease's row (worker, force_expire)
  * ---------------------------------------------------------------------
  */
+int
+ptm_end_lease_holders(text *topic, int32 partition_id, const char *agent_id, int64 epoch,
+					  TimestampTz began_before, int wait_ms, const char *by,
+					  const char *reason)
+{
+	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
+	int			pids[PTM_ROW_MAX_HOLDERS];
+	PtmEndedHolder ended[PTM_ROW_MAX_HOLDERS];
+	int			npids;
+	int			n;
+	int			i;
+
+	npids = ptm_row_holders(&lease_table, keys, pids, PTM_ROW_MAX_HOLDERS);
+	n = ptm_end_backends(pids, npids, began_before, wait_ms, by, ended);
+	for (i = 0; i < n; i++)
+	{
+		PtmAudit	audit = {0};
+
+		audit.action = "end_holder";
+		audit.topic = topic;
+		audit.partition_id = partition_id;
+		audit.previous_agent_id = agent_id;
+		audit.previous_epoch = epoch;
+		audit.reason = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+		audit.reason_null = reason == NULL;
+		audit.details = ended[i].details;
+		ptm_write_audit(&audit);
+		ptm_count_topic(PTM_LEASE_HOLDERS_ENDED, topic);
+		ereport(LOG,
+				(errmsg("ptm_lease: ended backend %d, which held the row of partition %s-%d (agent \"%s\", epoch " INT64_FORMAT ")",
+						ended[i].pid, text_to_cstring(topic), partition_id,
+						agent_id ? agent_id : "", epoch),
+				 errdetail("%s: %s", by, reason ? reason : ""),
+				 errhint("Its transaction rolled back, fenced writes included.")));
+	}
+	return n;
+}
+
+/* ---------------------------------------------------------------------
+ * force_expire(topic, partition_id, reason, agent_id, lease_epoch, end_holder)
+ * ---------------------------------------------------------------------
+ */
+/*
+ * Whether the lease is still the one the operator means to force: held, by
+ * agent (when given) at epoch (when given).  Otherwise the answer.
+ */
+static const char *
+force_refusal(const LeaseRow *row, text *agent, bool agent_given, int64 epoch, bool epoch_given)
+{
+	if (!row->found || row->agent_id == NULL)
+		return "no_lease";
+	if (agent_given && !same_agent(row->agent_id, agent))
+		return "not_owner";
+	if (epoch_given && row->epoch != epoch)
+		return "stale_epoch";
+	return NULL;
+}
+
+/* Raise the locked lease's epoch and end it now: audited, announced, counted. */
+static void
+force_locked_lease(PtmLeaseResult *out, text *topic, int32 partition_id, Datum reason,
+				   bool reason_null)
+{
+	int64		now_ms;
+	Datum		args[4];
+	bool		isnull;
+	char	   *prev_agent;
+	int64		prev_epoch;
+	PtmAudit	audit = {0};
+	PtmLeaseEvent ev = {0};
+
+	ptm_epochs_before_raise();
+	now_ms = ptm_now_ms();		/* after the lock: audit times are ordered */
+	args[0] = PointerGetDatum(topic);
+	args[1] = Int32GetDatum(partition_id);
+	args[2] = Int64GetDatum(now_ms);
+	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
+	ptm_spi_execute(lease_plan(&plan_force), args, NULL, false, 0);
+	if (SPI_processed == 0)
+		elog(ERROR, "locked lease of partition %s-%d changed under its lock",
+			 text_to_cstring(topic), partition_id);
+
+	prev_agent = TextDatumGetCString(ptm_spi_value(0, 1, &isnull));
+	prev_epoch = DatumGetInt64(ptm_spi_value(0, 2, &isnull));
+	out->result = "forced";
+	out->has_lease = true;
+	out->agent_id = NULL;
+	out->epoch = DatumGetInt64(ptm_spi_value(0, 3, &isnull));
+	out->expires_ms = now_ms;
+
+	audit.action = "force_expire";
+	audit.topic = topic;
+	audit.partition_id = partition_id;
+	audit.previous_agent_id = prev_agent;
+	audit.previous_epoch = prev_epoch;
+	audit.new_epoch = out->epoch;
+	audit.reason = reason;
+	audit.reason_null = reason_null;
+	ptm_write_audit(&audit);
+
+	ev.event = "forced";
+	ev.topic = text_to_cstring(topic);
+	ev.partition_id = partition_id;
+	ev.previous_agent_id = prev_agent;
+	ev.lease_epoch = out->epoch;
+	ev.at_key = "forced_at_ms";
+	ev.at_ms = now_ms;
+	ptm_notify_lease_event(&ev);
+
+	ptm_count_topic(PTM_LEASE_FORCED, topic);
+	ereport(LOG,
+			(errmsg("lease for partition %s-%d forced to expire: epoch " INT64_FORMAT " of agent \"%s\" fenced by epoch " INT64_FORMAT,
+					ev.topic, partition_id, prev_epoch, prev_agent, out->epoch)));
+}
+
 PG_FUNCTION_INFO_V1(ptm_force_expire);
 Datum
 ptm_force_expire(PG_FUNCTION_ARGS)
 {
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
+	bool		reason_null = PG_ARGISNULL(2);
+	Datum		reason = reason_null ? (Datum) 0 : PG_GETARG_DATUM(2);
+	bool		agent_given = PG_NARGS() > 3 && !PG_ARGISNULL(3);
+	text	   *agent = agent_given ? ptm_get_name(fcinfo, 3, "agent_id") : NULL;
+	bool		epoch_given = PG_NARGS() > 4 && !PG_ARGISNULL(4);
+	int64		epoch = epoch_given ? ptm_get_epoch(fcinfo, 4, "lease_epoch") : 0;
+	bool		end_holder = PG_NARGS() > 5 && !PG_ARGISNULL(5) && PG_GETARG_BOOL(5);
 	MemoryContext callerctx = CurrentMemoryContext;
-	int64		now_ms = ptm_now_ms();
 	PtmLeaseResult out = {0};
-	Datum		args[4] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
-	Int64GetDatum(now_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
+	PtmRowOutcome outcome;
+	LeaseRow	row;
+	const char *refusal;
 	Datum		result;
 
 	out.topic = topic;
 	out.partition_id = partition_id;
+	if (agent_given)
+		ptm_check_agent(agent, "agent_id");
 
 	SPI_connect();
-	ptm_spi_execute(lease_plan(&plan_force), args, NULL, false, 0);
-	if (SPI_processed > 0)
+	outcome = lock_lease(topic, partition_id, &row);
+	refusal = force_refusal(&row, agent, agent_given, epoch, epoch_given);
+
+	/* asked to: end the transactions that hold the row, then lock it again */
+	if (outcome == PTM_ROW_BUSY && refusal == NULL && end_holder)
 	{
-		bool		isnull;
-		Datum		prev_agent = ptm_spi_value(0, 1, &isnull);
-		Datum		prev_epoch = ptm_spi_value(0, 2, &isnull);
-		Datum		new_epoch = ptm_spi_value(0, 3, &isnull);
-		char	   *prev_agent_str = TextDatumGetCString(prev_agent);
-		PtmAudit	audit = {0};
-		PtmLeaseEvent ev = {0};
+		char	   *why = reason_null ? NULL : TextDatumGetCString(reason);
 
-		out.result = "forced";
-		out.has_lease = true;
-		out.agent_id = NULL;
-		out.epoch = DatumGetInt64(new_epoch);
-		out.expires_ms = now_ms;
-
-		audit.action = "force_expire";
-		audit.topic = topic;
-		audit.partition_id = partition_id;
-		audit.previous_agent_id = prev_agent_str;
-		audit.previous_epoch = DatumGetInt64(prev_epoch);
-		audit.new_epoch = out.epoch;
-		audit.reason = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-		audit.reason_null = PG_ARGISNULL(2);
-		ptm_write_audit(&audit);
-
-		ev.event = "forced";
-		ev.topic = text_to_cstring(topic);
-		ev.partition_id = partition_id;
-		ev.previous_agent_id = prev_agent_str;
-		ev.lease_epoch = out.epoch;
-		ev.at_key = "forced_at_ms";
-		ev.at_ms = now_ms;
-		ptm_notify_lease_event(&ev);
-
-		ptm_count_topic(PTM_LEASE_FORCED, topic);
-		ereport(LOG,
-				(errmsg("lease for partition %s-%d forced to expire: epoch " INT64_FORMAT " of agent \"%s\" fenced by epoch " INT64_FORMAT,
-						text_to_cstring(topic), partition_id, DatumGetInt64(prev_epoch),
-						prev_agent_str, out.epoch)));
+		ptm_end_lease_holders(topic, partition_id, row.agent_id, row.epoch, DT_NOBEGIN,
+							  ptm_lock_wait_timeout_ms, "force_expire", why);
+		outcome = lock_lease(topic, partition_id, &row);
+		refusal = force_refusal(&row, agent, agent_given, epoch, epoch_given);
 	}
-	else
-	{
-		LeaseRow	row = read_lease(topic, partition_id, LEASE_READ);
 
-		out.result = "no_lease";
+	if (refusal != NULL)
+	{
+		out.result = refusal;
 		outcome_from_row(&out, &row);
 	}
+	else if (outcome == PTM_ROW_BUSY)
+	{
+		out.result = "busy";
+		outcome_from_row(&out, &row);
+		count_busy(topic);
+	}
+	else
+		force_locked_lease(&out, topic, partition_id, reason, reason_null);
+
 	result = outcome_datum(fcinfo, callerctx, &out);
 	SPI_finish();
 
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * ptm.advance_epoch_era(reason text DEFAULT NULL) RETURNS bigint: after a
+ * restore from a logical dump, the next era (epochs.c), audited.
+ */
+PG_FUNCTION_INFO_V1(ptm_advance_epoch_era);
+Datum
+ptm_advance_epoch_era(PG_FUNCTION_ARGS)
+{
+	bool		reason_null = PG_ARGISNULL(0);
+	Datum		reason = reason_null ? (Datum) 0 : PG_GETARG_DATUM(0);
+	PtmEraChange change;
+	PtmAudit	audit = {0};
+	int64		floor;
+
+	PreventCommandIfReadOnly("ptm.advance_epoch_era()");
+	SPI_connect();
+	floor = ptm_epochs_advance_era(reason, reason_null, &change);
+
+	audit.action = "advance_epoch_era";
+	audit.partition_id = -1;
+	audit.new_epoch = floor;
+	audit.reason = reason;
+	audit.reason_null = reason_null;
+	audit.details = psprintf("{\"timeline\": %u, \"era\": " INT64_FORMAT ", \"previous_era\": " INT64_FORMAT ", \"sequence_was\": " INT64_FORMAT "}",
+							 change.timeline, change.era, change.previous_era, change.sequence_was);
+	ptm_write_audit(&audit);
+	SPI_finish();
+
+	PG_RETURN_INT64(floor);
 }
 
 /* ---------------------------------------------------------------------
@@ -1163,12 +1441,31 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 	PtmFenceStatus status;
 
 	/* FOR SHARE on the lease row, without SQL unless row security needs it */
-	if (ptm_row_lock_share(&lease_table, keys, lease_row_from_slot, &row) == PTM_ROW_USE_SQL)
+	switch (ptm_row_lock(&lease_table, keys, LockTupleShare, ptm_lock_wait_timeout_ms,
+						 lease_row_from_slot, &row))
 	{
-		int			pinned = ptm_spi_connect_pinned();
+		case PTM_ROW_USE_SQL:
+			{
+				int			pinned = ptm_spi_connect_pinned();
 
-		row = read_lease(topic, partition_id, LEASE_READ_SHARE);
-		ptm_spi_finish_pinned(pinned);
+				row = read_lease(topic, partition_id, LEASE_READ_SHARE);
+				ptm_spi_finish_pinned(pinned);
+			}
+			break;
+		case PTM_ROW_BUSY:
+			count_busy(topic);
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("lease row of partition %s-%d is locked by another transaction",
+							text_to_cstring(topic), partition_id),
+					 errdetail("The fence waited ptm_lease.lock_wait_timeout (%d ms) for it; the lease is held by %s at epoch " INT64_FORMAT ".",
+							   ptm_lock_wait_timeout_ms,
+							   row.agent_id ? psprintf("agent \"%s\"", row.agent_id) : "no agent",
+							   row.epoch),
+					 errhint("Nothing was written.  Retry the transaction; a takeover or a renewal of this lease is in progress.")));
+			break;
+		default:
+			break;
 	}
 
 	/* The clock is read after the lock is granted: a wait cannot hide an expiry. */
@@ -1259,6 +1556,7 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 			Int64GetDatum(now_ms), Int32GetDatum(allowance),
 		Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
 
+		ptm_epochs_before_raise();
 		ptm_spi_execute(lease_plan(&plan_bulk_acquire), args, NULL, false, 0);
 		n = SPI_processed;
 	}
@@ -1298,6 +1596,61 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	return (Datum) 0;
+}
+
+/*
+ * plan_bulk_renew with lock_timeout at ptm_lease.lock_wait_timeout, in a
+ * subtransaction: false, with nothing changed, when a row was held past it.
+ * Marks the inputs whose lease was renewed (each updated row names its input).
+ */
+static bool
+bulk_renew_within_bound(Datum *args, bool *renewed, int64 *renewed_until)
+{
+	MemoryContext ctx = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			saved_lock_timeout = LockTimeout;
+	volatile bool within = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(ctx);
+	if (LockTimeout == 0 || LockTimeout > ptm_lock_wait_timeout_ms)
+		LockTimeout = Max(ptm_lock_wait_timeout_ms, 1);
+	PG_TRY();
+	{
+		uint64		r;
+
+		ptm_spi_execute(&plan_bulk_renew, args, NULL, false, 0);
+		for (r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			int64		ord = DatumGetInt64(ptm_spi_value(r, 1, &isnull));
+
+			renewed[ord - 1] = true;
+			renewed_until[ord - 1] = DatumGetInt64(ptm_spi_value(r, 2, &isnull));
+		}
+		LockTimeout = saved_lock_timeout;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(ctx);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		LockTimeout = saved_lock_timeout;
+		MemoryContextSwitchTo(ctx);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(ctx);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		within = false;
+	}
+	PG_END_TRY();
+	return within;
 }
 
 PG_FUNCTION_INFO_V1(ptm_renew_leases);
@@ -1350,18 +1703,23 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 		Datum		args[7] = {PointerGetDatum(agent), PG_GETARG_DATUM(1),
 			PG_GETARG_DATUM(2), PG_GETARG_DATUM(3), Int64GetDatum(now_ms),
 		Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
-		uint64		r;
 
-		ptm_spi_execute(&plan_bulk_renew, args, NULL, false, 0);
-
-		/* Each updated row names the input it came from (1-based). */
-		for (r = 0; r < SPI_processed; r++)
+		if (!bulk_renew_within_bound(args, renewed, renewed_until))
 		{
-			bool		isnull;
-			int64		ord = DatumGetInt64(ptm_spi_value(r, 1, &isnull));
+			/*
+			 * A row was held past the bound: renew each lease alone, without
+			 * waiting again, so the held ones come back "busy".
+			 */
+			for (i = 0; i < n; i++)
+			{
+				PtmLeaseResult out = {0};
 
-			renewed[ord - 1] = true;
-			renewed_until[ord - 1] = DatumGetInt64(ptm_spi_value(r, 2, &isnull));
+				renew_one(&out, DatumGetTextPP(topics[i]), DatumGetInt32(partitions[i]), agent,
+						  DatumGetInt64(epochs[i]), ttl_ms, 0);
+				tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));
+			}
+			SPI_finish();
+			return (Datum) 0;
 		}
 	}
 

@@ -14,6 +14,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
+#include "utils/timestamp.h"
 
 #include "metrics.h"
 
@@ -99,5 +100,16 @@ extern void ptm_notify_lease_event(const PtmLeaseEvent *ev);
  * in the log).  Frees buf's data.
  */
 extern void ptm_notify(StringInfo buf, const char *topic, int32 partition_id);
+
+/*
+ * End (pg_terminate_backend) the backends whose transactions hold the row
+ * of lease (topic, partition_id) and began before began_before (DT_NOBEGIN:
+ * whenever), waiting up to wait_ms for each to exit; each is audited
+ * ("end_holder", with by and reason), counted and logged.  agent_id and
+ * epoch name the lease for the audit.  Returns how many.  Needs SPI.
+ */
+extern int	ptm_end_lease_holders(text *topic, int32 partition_id, const char *agent_id,
+								  int64 epoch, TimestampTz began_before, int wait_ms,
+								  const char *by, const char *reason);
 
 #endif							/* PTM_LEASES_H */

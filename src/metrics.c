@@ -86,6 +86,8 @@ const PtmCounterInfo ptm_counter_info[PTM_NUM_COUNTERS] = {
 	[PTM_BACKPRESSURE_FAIR_SHARE] = {"ptm_backpressure_total", "{\"reason\": \"fair_share\"}", "Acquisitions refused by a limit."},
 	[PTM_BACKPRESSURE_DRAINING] = {"ptm_backpressure_total", "{\"reason\": \"draining\"}", "Acquisitions refused by a limit."},
 	[PTM_CLAIM_CLEANUP_DELETED] = {"ptm_claim_cleanup_deleted_total", "{}", "Expired step claims cleared by the worker."},
+	[PTM_LEASE_BUSY] = {"lease_busy_total", "{}", "Lease calls that found the lease row held by another transaction past ptm_lease.lock_wait_timeout (busy, or SQLSTATE 55P03 from a fence)."},
+	[PTM_LEASE_HOLDERS_ENDED] = {"lease_holders_ended_total", "{}", "Backends ended because their transaction held the row of an expired lease (worker) or of a forced one (force_expire end_holder)."},
 };
 
 /*

@@ -61,6 +61,10 @@ typedef enum PtmCounter
 	/* background worker (issue 7) */
 	PTM_CLAIM_CLEANUP_DELETED,	/* ptm_claim_cleanup_deleted_total */
 
+	/* frozen holders (issue 16) */
+	PTM_LEASE_BUSY,				/* lease_busy_total */
+	PTM_LEASE_HOLDERS_ENDED,	/* lease_holders_ended_total */
+
 	PTM_NUM_COUNTERS
 } PtmCounter;
 

@@ -11,8 +11,9 @@
  *	  one statement sees the first one's change.
  *	- The row is found through the primary key index with that snapshot (the
  *	  btree scan and the heap fetch take SERIALIZABLE's predicate locks).
- *	- table_tuple_update() waits for a concurrent writer of the row.  If that
- *	  writer committed a newer version: under REPEATABLE READ or SERIALIZABLE
+ *	- table_tuple_update() waits for a concurrent writer of the row, for at
+ *	  most wait_ms when the caller bounds the wait (see "Bounded waits"
+ *	  below).  If that writer committed a newer version: under REPEATABLE READ or SERIALIZABLE
  *	  the call fails with 40001, as an UPDATE does; under READ COMMITTED the
  *	  newest version is locked (TUPLE_LOCK_FLAG_FIND_LAST_VERSION) and judged
  *	  again, which is the executor's EvalPlanQual recheck.  So two callers
@@ -31,26 +32,49 @@
  *	- No permission check: like the SQL it replaces, it runs for a SECURITY
  *	  DEFINER function whose owner owns the table.
  *
+ * Bounded waits (the lease functions, docs/leases.md)
+ *	  An UPDATE waits for as long as the transaction holding the row lives;
+ *	  a frozen client idle inside a fenced transaction would hold every
+ *	  caller behind it.  heap_update() has no way to give up, so before it
+ *	  runs, the row's xmax is looked at: when another live transaction holds
+ *	  the row, the lock is instead taken with table_tuple_lock(LockWaitSkip),
+ *	  tried again with short sleeps until wait_ms has passed, and the caller
+ *	  is told PTM_ROW_BUSY (or, once locked, PTM_ROW_RETRY: judge again on a
+ *	  fresh clock).  A lock taken by someone between that look and the update
+ *	  is the one wait left; lock_timeout bounds it to wait_ms (an ERROR,
+ *	  55P03, in that narrow race).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/multixact.h"
 #include "access/skey.h"
 #include "access/stratnum.h"
+#include "access/subtrans.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "pgstat.h"
+#include "storage/bufmgr.h"
+#include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "row_access.h"
 
@@ -270,12 +294,153 @@ update_needs_sql(Relation rel)
 }
 
 /*
+ * The other live transactions that hold the row in ra->row (lock it, or
+ * change it), read from its xmax: at most max of them into xids, and how
+ * many there were.  The calling transaction's own locks do not count.
+ */
+static int
+row_holders(RowAccess *ra, TransactionId *xids, int max)
+{
+	BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) ra->row;
+	HeapTupleHeader tup;
+	uint16		infomask;
+	TransactionId xmax;
+	int			n = 0;
+
+	if (!TTS_IS_BUFFERTUPLE(ra->row) || bslot->base.tuple == NULL)
+		return 0;
+	tup = bslot->base.tuple->t_data;
+	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
+	infomask = tup->t_infomask;
+	xmax = HeapTupleHeaderGetRawXmax(tup);
+	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+
+	if ((infomask & HEAP_XMAX_INVALID) || HEAP_LOCKED_UPGRADED(infomask))
+		return 0;
+	if (infomask & HEAP_XMAX_IS_MULTI)
+	{
+		MultiXactMember *members;
+		int			nmembers = GetMultiXactIdMembers(xmax, &members, false,
+													 HEAP_XMAX_IS_LOCKED_ONLY(infomask));
+		int			i;
+
+		for (i = 0; i < nmembers; i++)
+			if (!TransactionIdIsCurrentTransactionId(members[i].xid) &&
+				TransactionIdIsInProgress(members[i].xid))
+			{
+				if (n < max)
+					xids[n] = members[i].xid;
+				n++;
+			}
+		if (nmembers > 0)
+			pfree(members);
+	}
+	else if (!TransactionIdIsCurrentTransactionId(xmax) && TransactionIdIsInProgress(xmax))
+	{
+		if (max > 0)
+			xids[0] = xmax;
+		n = 1;
+	}
+	return n;
+}
+
+/*
+ * table_tuple_lock() of the row at *tid, waiting at most wait_ms (< 0:
+ * as long as it takes).  A bounded wait retries a lock that would block
+ * with short sleeps rather than queueing on the holder's transaction, which
+ * has no timeout short of lock_timeout's ERROR.  TM_WouldBlock: still held
+ * when the time was up.
+ */
+static TM_Result
+lock_row_within(RowAccess *ra, ItemPointer tid, CommandId cid, LockTupleMode mode,
+				int flags, int wait_ms, TM_FailureData *tmfd)
+{
+	TimestampTz deadline;
+	long		nap_ms = 0;
+
+	if (wait_ms < 0)
+		return table_tuple_lock(ra->rel, tid, ra->snapshot, ra->row, cid, mode,
+								LockWaitBlock, flags, tmfd);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+	for (;;)
+	{
+		ItemPointerData try_tid = *tid;
+		TM_Result	result;
+
+		result = table_tuple_lock(ra->rel, &try_tid, ra->snapshot, ra->row, cid, mode,
+								  LockWaitSkip, flags, tmfd);
+		if (result != TM_WouldBlock)
+		{
+			*tid = try_tid;
+			return result;
+		}
+		if (!ptm_row_nap(deadline, &nap_ms))
+			return TM_WouldBlock;
+	}
+}
+
+bool
+ptm_row_nap(TimestampTz deadline, long *nap_ms)
+{
+	long		left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+	if (left_ms <= 0)
+		return false;
+	*nap_ms = Min(Max(*nap_ms * 2, 1), 10);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 Min(*nap_ms, left_ms), PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
+/*
+ * table_tuple_update() with lock_timeout at most wait_ms, for the lock taken
+ * between row_holders()' look and the update (see "Bounded waits").
+ */
+static TM_Result
+update_within(RowAccess *ra, ItemPointer tid, TupleTableSlot *next, CommandId cid,
+			  int wait_ms, TM_FailureData *tmfd, LockTupleMode *lockmode,
+#if PG_VERSION_NUM >= 160000
+			  TU_UpdateIndexes *update_indexes)
+#else
+			  bool *update_indexes)
+#endif
+{
+	int			saved_lock_timeout = LockTimeout;
+	volatile TM_Result result = TM_Ok;
+
+	if (wait_ms >= 0 && (LockTimeout == 0 || LockTimeout > wait_ms))
+		LockTimeout = Max(wait_ms, 1);
+	PG_TRY();
+	{
+		result = table_tuple_update(ra->rel, tid, next, cid, ra->snapshot, InvalidSnapshot,
+									true, tmfd, lockmode, update_indexes);
+	}
+	PG_FINALLY();
+	{
+		LockTimeout = saved_lock_timeout;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* The lock flags of a locking read: READ COMMITTED follows the update chain. */
+static int
+lock_flags(void)
+{
+	return TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS |
+		(IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION);
+}
+
+/*
  * Judge the row in ra->row and write the judge's new version, waiting for a
- * concurrent writer and judging the newest version again after it committed.
+ * concurrent writer (at most wait_ms) and judging the newest version again
+ * after it committed.
  */
 static PtmRowOutcome
 update_found_row(PtmKeyedTable *t, RowAccess *ra, TupleTableSlot *next, int natts,
-				 CommandId cid, PtmRowJudge judge, void *arg)
+				 CommandId cid, int wait_ms, PtmRowJudge judge, void *arg)
 {
 	for (;;)
 	{
@@ -296,8 +461,21 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, TupleTableSlot *next, int natt
 			return PTM_ROW_KEPT;
 		ExecStoreVirtualTuple(next);
 
-		result = table_tuple_update(ra->rel, &tid, next, cid, ra->snapshot, InvalidSnapshot,
-									true, &tmfd, &lockmode, &update_indexes);
+		/* held by another transaction: lock it first, within the bound */
+		if (wait_ms >= 0 && row_holders(ra, NULL, 0) > 0)
+		{
+			result = lock_row_within(ra, &tid, cid, LockTupleNoKeyExclusive, lock_flags(),
+									 wait_ms, &tmfd);
+			if (result == TM_WouldBlock)
+				return PTM_ROW_BUSY;
+			if (result == TM_Ok)
+				return PTM_ROW_RETRY;
+			if (result == TM_Updated || result == TM_Deleted)
+				refuse_if_xact_snapshot(result);
+			return PTM_ROW_MISSING;
+		}
+
+		result = update_within(ra, &tid, next, cid, wait_ms, &tmfd, &lockmode, &update_indexes);
 		if (result == TM_Ok)
 		{
 #if PG_VERSION_NUM >= 160000
@@ -324,8 +502,10 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, TupleTableSlot *next, int natt
 			return PTM_ROW_MISSING;
 
 		/* READ COMMITTED: lock the newest version and judge that one. */
-		result = table_tuple_lock(ra->rel, &tid, ra->snapshot, ra->row, cid, lockmode,
-								  LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		result = lock_row_within(ra, &tid, cid, lockmode,
+								 TUPLE_LOCK_FLAG_FIND_LAST_VERSION, wait_ms, &tmfd);
+		if (result == TM_WouldBlock)
+			return PTM_ROW_BUSY;
 		if (result == TM_Deleted)
 			return PTM_ROW_MISSING;
 		if (result != TM_Ok)
@@ -336,7 +516,7 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, TupleTableSlot *next, int natt
 }
 
 PtmRowOutcome
-ptm_row_update(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg)
+ptm_row_update(PtmKeyedTable *t, const Datum *keys, int wait_ms, PtmRowJudge judge, void *arg)
 {
 	RowAccess	ra;
 	TupleTableSlot *next;
@@ -355,7 +535,7 @@ ptm_row_update(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg
 	next = MakeSingleTupleTableSlot(RelationGetDescr(ra.rel), &TTSOpsVirtual);
 
 	if (fetch_by_key(t, &ra, keys))
-		outcome = update_found_row(t, &ra, next, natts, cid, judge, arg);
+		outcome = update_found_row(t, &ra, next, natts, cid, wait_ms, judge, arg);
 
 	ExecDropSingleTupleTableSlot(next);
 	end_access(&ra);
@@ -370,26 +550,27 @@ lock_needs_sql(Relation rel)
 }
 
 /*
- * What ExecLockRows does for one row of "SELECT ... FOR SHARE": lock the
- * version the snapshot sees, or under READ COMMITTED the newest one after a
- * concurrent update (the key columns never change, so the WHERE clause needs
- * no recheck); under REPEATABLE READ a concurrent change is 40001.
+ * What ExecLockRows does for one row of "SELECT ... FOR SHARE" (or FOR NO
+ * KEY UPDATE, by mode): lock the version the snapshot sees, or under READ
+ * COMMITTED the newest one after a concurrent update (the key columns never
+ * change, so the WHERE clause needs no recheck); under REPEATABLE READ a
+ * concurrent change is 40001.  A bounded wait that runs out gives
+ * PTM_ROW_BUSY, with the judge shown the row as the snapshot saw it.
  */
 PtmRowOutcome
-ptm_row_lock_share(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg)
+ptm_row_lock(PtmKeyedTable *t, const Datum *keys, LockTupleMode mode, int wait_ms,
+			 PtmRowJudge judge, void *arg)
 {
 	RowAccess	ra;
 	PtmRowOutcome outcome = PTM_ROW_MISSING;
-	int			flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
+	const char *what = mode == LockTupleShare ? "SELECT FOR SHARE" : "SELECT FOR NO KEY UPDATE";
 
 	/* a row lock is a write: refused where SELECT ... FOR SHARE is */
-	PreventCommandIfReadOnly("SELECT FOR SHARE");
-	PreventCommandIfParallelMode("SELECT FOR SHARE");
+	PreventCommandIfReadOnly(what);
+	PreventCommandIfParallelMode(what);
 
 	if (!begin_access(&ra, t, RowShareLock, lock_needs_sql))
 		return PTM_ROW_USE_SQL;
-	if (!IsolationUsesXactSnapshot())
-		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
 
 	if (fetch_by_key(t, &ra, keys))
 	{
@@ -397,14 +578,22 @@ ptm_row_lock_share(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void 
 		ItemPointerData tid = ra.row->tts_tid;
 		TM_Result	result;
 
-		result = table_tuple_lock(ra.rel, &tid, ra.snapshot, ra.row, GetCurrentCommandId(true),
-								  LockTupleShare, LockWaitBlock, flags, &tmfd);
+		result = lock_row_within(&ra, &tid, GetCurrentCommandId(true), mode, lock_flags(),
+								 wait_ms, &tmfd);
 		switch (result)
 		{
 			case TM_Ok:
 				slot_getallattrs(ra.row);
 				judge(t, ra.row, NULL, NULL, arg);
 				outcome = PTM_ROW_KEPT;
+				break;
+			case TM_WouldBlock:
+				/* the lock attempts may have cleared the slot: fetch again */
+				if (fetch_by_key(t, &ra, keys))
+				{
+					judge(t, ra.row, NULL, NULL, arg);
+					outcome = PTM_ROW_BUSY;
+				}
 				break;
 			case TM_Deleted:
 			case TM_Updated:
@@ -422,6 +611,31 @@ ptm_row_lock_share(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void 
 
 	end_access(&ra);
 	return outcome;
+}
+
+int
+ptm_row_holders(PtmKeyedTable *t, const Datum *keys, int *pids, int max)
+{
+	RowAccess	ra;
+	TransactionId xids[PTM_ROW_MAX_HOLDERS];
+	int			nxids = 0;
+	int			n = 0;
+	int			i;
+
+	begin_access(&ra, t, AccessShareLock, NULL);
+	if (fetch_by_key(t, &ra, keys))
+		nxids = Min(row_holders(&ra, xids, PTM_ROW_MAX_HOLDERS), PTM_ROW_MAX_HOLDERS);
+	end_access(&ra);
+
+	/* a lock or change made in a subtransaction is held by its top transaction */
+	for (i = 0; i < nxids && n < max; i++)
+	{
+		int			pid = BackendXidGetPid(SubTransGetTopmostTransaction(xids[i]));
+
+		if (pid != 0)
+			pids[n++] = pid;
+	}
+	return n;
 }
 
 bool

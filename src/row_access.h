@@ -18,6 +18,8 @@
 #define PTM_ROW_ACCESS_H
 
 #include "executor/tuptable.h"
+#include "nodes/lockoptions.h"
+#include "utils/timestamp.h"
 
 #define PTM_ROW_MAX_KEYS	2
 #define PTM_ROW_MAX_COLUMNS 12
@@ -56,14 +58,25 @@ typedef enum PtmRowOutcome
 	PTM_ROW_MISSING,			/* no row with that key */
 	PTM_ROW_KEPT,				/* the judge left the (newest) row alone */
 	PTM_ROW_UPDATED,			/* the judge's new version is written */
-	PTM_ROW_USE_SQL				/* row triggers or row security: use SQL */
+	PTM_ROW_USE_SQL,			/* row triggers or row security: use SQL */
+	PTM_ROW_BUSY,				/* another transaction held it past wait_ms */
+	PTM_ROW_RETRY				/* held by another: now locked for the caller
+								 * after a wait; call again (fresh clock) */
 } PtmRowOutcome;
+
+/* wait_ms for a wait as long as the row's holder lives, as UPDATE waits */
+#define PTM_ROW_WAIT_FOREVER	(-1)
+
+/* holders ptm_row_holders() reports at most */
+#define PTM_ROW_MAX_HOLDERS		16
 
 /*
  * Update the row with primary key keys[] as an UPDATE statement of the
- * calling transaction would: see row_access.c.
+ * calling transaction would: see row_access.c.  When another transaction
+ * holds the row, wait at most wait_ms (PTM_ROW_WAIT_FOREVER: as UPDATE
+ * does) and return PTM_ROW_BUSY, or PTM_ROW_RETRY once the row is locked.
  */
-extern PtmRowOutcome ptm_row_update(PtmKeyedTable *t, const Datum *keys,
+extern PtmRowOutcome ptm_row_update(PtmKeyedTable *t, const Datum *keys, int wait_ms,
 									PtmRowJudge judge, void *arg);
 
 /*
@@ -75,15 +88,31 @@ extern bool ptm_row_read(PtmKeyedTable *t, const Datum *keys,
 						 PtmRowJudge judge, void *arg);
 
 /*
- * Lock the row with primary key keys[] FOR SHARE, as "SELECT ... FOR SHARE"
- * would in the calling transaction (waiting for a writer of the row, then
- * locking its newest version), and let the judge copy out what it needs (its
- * return value is ignored).  Returns PTM_ROW_KEPT when locked,
- * PTM_ROW_MISSING without calling the judge, or PTM_ROW_USE_SQL (row
- * security).
+ * Lock the row with primary key keys[] in mode (LockTupleShare: FOR SHARE;
+ * LockTupleNoKeyExclusive: FOR NO KEY UPDATE), as "SELECT ... FOR ..." would
+ * in the calling transaction (waiting at most wait_ms for a holder of the
+ * row, then locking its newest version), and let the judge copy out what it
+ * needs (its return value is ignored).  Returns PTM_ROW_KEPT when locked,
+ * PTM_ROW_BUSY when still held after wait_ms (the judge sees the row as last
+ * committed), PTM_ROW_MISSING without calling the judge, or PTM_ROW_USE_SQL
+ * (row security).
  */
-extern PtmRowOutcome ptm_row_lock_share(PtmKeyedTable *t, const Datum *keys,
-										PtmRowJudge judge, void *arg);
+extern PtmRowOutcome ptm_row_lock(PtmKeyedTable *t, const Datum *keys, LockTupleMode mode,
+								  int wait_ms, PtmRowJudge judge, void *arg);
+
+/*
+ * The backends whose transactions hold the row with primary key keys[]
+ * (locked or being changed), other than the caller's: at most max pids, and
+ * how many were found.  A prepared transaction has no backend and is left
+ * out.
+ */
+extern int	ptm_row_holders(PtmKeyedTable *t, const Datum *keys, int *pids, int max);
+
+/*
+ * One nap of a bounded wait that polls (1, 2, 4, 8, then 10 ms; start
+ * *nap_ms at 0): false, without sleeping, once deadline has passed.
+ */
+extern bool ptm_row_nap(TimestampTz deadline, long *nap_ms);
 
 /* A relcache invalidation: forget the tables' OIDs it may concern. */
 extern void ptm_row_access_relcache_invalidated(Oid relid);

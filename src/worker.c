@@ -76,6 +76,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "epochs.h"
 #include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
@@ -98,6 +99,7 @@ int			ptm_sweep_batch_size = 1000;
 int			ptm_cleanup_interval_ms = 60000;
 int			ptm_audit_retention_s = 30 * 86400;
 int			ptm_history_interval_ms = 30000;
+int			ptm_holder_grace_ms = 1000;
 int			ptm_history_retention_s = 86400;
 int			ptm_claim_retention_s = 3600;
 
@@ -191,6 +193,17 @@ ptm_worker_define_gucs(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("ptm_lease.holder_grace",
+							gettext_noop("How long after a lease expired the worker ends a transaction that still holds its row."),
+							gettext_noop("A client frozen inside a fenced transaction blocks every takeover of its "
+										 "partition; its backend is terminated once its lease expired this long ago, "
+										 "and its fenced writes roll back.  -1 never ends one."),
+							&ptm_holder_grace_ms,
+							1000,
+							-1, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("ptm_lease.history_interval",
 							gettext_noop("Time between two snapshots of the counters into ptm.metric_history; 0 takes none."),
 							NULL,
@@ -792,6 +805,79 @@ ptm_sweep_expired_leases(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(ptm_result_tupdesc(fcinfo), values, nulls)));
 }
 
+/*
+ * Leases past their expiry by more than $1 (Unix ms) that the sweep left
+ * owned: it skips rows another transaction holds.  Through the sweep index.
+ */
+static PtmPlan plan_held_past_expiry = {
+	"SELECT topic, partition_id, agent_id, lease_epoch, lease_expires_at"
+	"  FROM ptm.partition_leases"
+	" WHERE agent_id IS NOT NULL AND sweep_at <= $1 AND lease_expires_at <= $1"
+	" ORDER BY sweep_at LIMIT 100",
+	1, {INT8OID}
+};
+
+/*
+ * End the transactions that still hold the row of a lease that expired more
+ * than ptm_lease.holder_grace ago and began before it expired (a client
+ * frozen inside a fenced transaction): after that the sweep can expire it and
+ * another agent take it.  Also lifts the epoch sequence to this timeline's
+ * era, so that it shows the era even before the first acquisition.
+ */
+static void
+holders_pass(void)
+{
+	int64		cutoff_ms;
+	int			n;
+	int			i;
+
+	begin_step("ptm_lease: end holders of expired leases");
+	if (!OidIsValid(get_extension_oid("ptm_lease", true)) || !ptm_schema_is_020())
+	{
+		end_step();
+		return;
+	}
+	ptm_epochs_lift_to_era();
+	if (ptm_holder_grace_ms < 0)
+	{
+		end_step();
+		return;
+	}
+
+	cutoff_ms = ptm_now_ms() - ptm_holder_grace_ms;
+	{
+		Datum		arg = Int64GetDatum(cutoff_ms);
+
+		ptm_spi_execute(&plan_held_past_expiry, &arg, NULL, true, 0);
+	}
+	n = (int) SPI_processed;
+	if (n > 0)
+	{
+		SPITupleTable *held = SPI_tuptable;
+
+		/* the calls below run statements of their own: keep the table */
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+			HeapTuple	tup = held->vals[i];
+			TupleDesc	desc = held->tupdesc;
+			text	   *topic = DatumGetTextPCopy(SPI_getbinval(tup, desc, 1, &isnull));
+			int32		part = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+			char	   *agent = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+			int64		epoch = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+			int64		expires_ms = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+			char	   *why;
+
+			why = psprintf("its lease expired at %s, more than ptm_lease.holder_grace (%d ms) ago",
+						   timestamptz_to_str(ptm_ms_to_timestamptz(expires_ms)),
+						   ptm_holder_grace_ms);
+			ptm_end_lease_holders(topic, part, agent, epoch, ptm_ms_to_timestamptz(expires_ms),
+								  0, "worker", why);
+		}
+	}
+	end_step();
+}
+
 /* Batches of one cleanup DELETE until a short batch; rows deleted. */
 static uint64
 cleanup_batches(PtmPlan *plan, Datum cutoff, const char *what)
@@ -978,6 +1064,7 @@ run_pass(void)
 		if (sweep_batch() < (uint64) ptm_sweep_batch_size)
 			break;
 	}
+	holders_pass();
 
 	if (TimestampDifferenceExceeds(last_cleanup, GetCurrentTimestamp(), ptm_cleanup_interval_ms))
 	{

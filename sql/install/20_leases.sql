@@ -1,8 +1,9 @@
 -- Epoch-fenced partition leases (docs/leases.md).
 
 -- Epochs come from one sequence: strictly increasing for every lease, across
--- release, expiry, force_expire, crash, restart, promotion and even a lease
--- row deleted and created again.  They are not consecutive per lease.
+-- release, expiry, force_expire, crash, restart and even a lease row deleted
+-- and created again.  They are not consecutive per lease.  A promotion or a
+-- point-in-time recovery starts a new era (21_epochs.sql).
 CREATE SEQUENCE ptm.lease_epoch_seq AS bigint MINVALUE 1 NO CYCLE;
 COMMENT ON SEQUENCE ptm.lease_epoch_seq IS
   'Source of lease epochs (fencing tokens): every change of owner takes the next value';
@@ -152,13 +153,15 @@ COMMENT ON FUNCTION ptm.release_lease(text, integer, text, bigint) IS
   'Free a lease you hold at this epoch at once: released, stale_epoch, not_owner or expired';
 
 CREATE FUNCTION ptm.force_expire(
-    topic text, partition_id integer, reason text DEFAULT NULL)
+    topic text, partition_id integer, reason text DEFAULT NULL,
+    agent_id text DEFAULT NULL, lease_epoch bigint DEFAULT NULL,
+    end_holder boolean DEFAULT false)
 RETURNS ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_force_expire';
-COMMENT ON FUNCTION ptm.force_expire(text, integer, text) IS
-  'Operator: end a lease now, raise its epoch so the old owner is fenced, and audit it: forced or no_lease';
+COMMENT ON FUNCTION ptm.force_expire(text, integer, text, text, bigint, boolean) IS
+  'Operator: end a lease now, raise its epoch so the old owner is fenced, and audit it: forced, no_lease, not_owner or stale_epoch (agent_id / lease_epoch given and the lease moved on), busy (row held past ptm_lease.lock_wait_timeout; end_holder => true ends the holding transaction first)';
 
 -- The worker's expiry sweep, one batch, for a database without a worker or
 -- with a backlog (docs/workers.md); the worker and this share one C path.
@@ -238,7 +241,7 @@ REVOKE ALL ON FUNCTION
   ptm.acquire_partition_lease(text, integer, text, interval),
   ptm.renew_lease(text, integer, text, bigint, interval),
   ptm.release_lease(text, integer, text, bigint),
-  ptm.force_expire(text, integer, text),
+  ptm.force_expire(text, integer, text, text, bigint, boolean),
   ptm.sweep_expired_leases(integer),
   ptm.check_fence(text, integer, bigint),
   ptm.acquire_partition_leases(text, text, integer, interval),

@@ -489,7 +489,8 @@ AS $$
     ('ptm.apply_projection_batch(text, integer, bigint[], text[], jsonb[], timestamptz[], text, integer, bigint)', 'agent'),
     ('ptm.rebalance(text, text, interval)', 'agent'),
     ('ptm.leave_topic(text, text)', 'agent'),
-    ('ptm.force_expire(text, integer, text)', 'operator'),
+    ('ptm.force_expire(text, integer, text, text, bigint, boolean)', 'operator'),
+    ('ptm.advance_epoch_era(text)', 'operator'),
     ('ptm.sweep_expired_leases(integer)', 'operator'),
     ('ptm.set_topic_limit(text, integer, boolean, text)', 'operator'),
     ('ptm.clear_topic_limit(text, text)', 'operator'),
@@ -621,3 +622,59 @@ AS 'MODULE_PATHNAME', 'ptm_sweep_expired_leases';
 COMMENT ON FUNCTION ptm.sweep_expired_leases(integer) IS
   'Operator: one batch of the worker''s expiry sweep in this transaction (max_leases NULL: ptm_lease.sweep_batch_size); leases past expiry marked expired, logged and NOTIFYed, renewed ones rescheduled; locked rows skipped';
 REVOKE ALL ON FUNCTION ptm.sweep_expired_leases(integer) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------
+-- Fencing under faults (issue 16): eras of epochs (sql/install/21_epochs.sql)
+-- and force_expire with the owner it means, a bounded wait and end_holder
+-- (sql/install/20_leases.sql).  force_expire keeps the grants it had.
+-- ---------------------------------------------------------------------
+CREATE TABLE ptm.epoch_eras (
+    era_offset  integer     NOT NULL CHECK (era_offset > 0),
+    changed_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    reason      text
+);
+COMMENT ON TABLE ptm.epoch_eras IS
+  'Era offsets of lease epochs: era = (timeline - 1) + max(era_offset); written by ptm.advance_epoch_era()';
+SELECT pg_catalog.pg_extension_config_dump('ptm.epoch_eras', '');
+CREATE TRIGGER epoch_eras_guard
+  BEFORE UPDATE OR DELETE OR TRUNCATE ON ptm.epoch_eras
+  FOR EACH STATEMENT EXECUTE FUNCTION ptm._refuse_direct_dml();
+REVOKE ALL ON ptm.epoch_eras FROM PUBLIC;
+GRANT SELECT ON ptm.epoch_eras TO pg_monitor;
+
+CREATE FUNCTION ptm.advance_epoch_era(reason text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_advance_epoch_era';
+COMMENT ON FUNCTION ptm.advance_epoch_era(text) IS
+  'Operator, after a restore from a logical dump: move lease epochs to the next era, above any epoch the dumped cluster could have handed out; returns the new floor (audited)';
+REVOKE ALL ON FUNCTION ptm.advance_epoch_era(text) FROM PUBLIC;
+
+DO $upgrade$
+DECLARE
+  grantees regrole[];
+  g regrole;
+BEGIN
+  SELECT pg_catalog.array_agg(a.grantee::regrole) INTO grantees
+    FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+   WHERE p.oid = 'ptm.force_expire(text, integer, text)'::pg_catalog.regprocedure
+     AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner;
+  DROP FUNCTION ptm.force_expire(text, integer, text);
+  CREATE FUNCTION ptm.force_expire(
+      topic text, partition_id integer, reason text DEFAULT NULL,
+      agent_id text DEFAULT NULL, lease_epoch bigint DEFAULT NULL,
+      end_holder boolean DEFAULT false)
+  RETURNS ptm.lease_result
+  LANGUAGE c VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+  AS 'MODULE_PATHNAME', 'ptm_force_expire';
+  COMMENT ON FUNCTION ptm.force_expire(text, integer, text, text, bigint, boolean) IS
+    'Operator: end a lease now, raise its epoch so the old owner is fenced, and audit it: forced, no_lease, not_owner or stale_epoch (agent_id / lease_epoch given and the lease moved on), busy (row held past ptm_lease.lock_wait_timeout; end_holder => true ends the holding transaction first)';
+  REVOKE ALL ON FUNCTION ptm.force_expire(text, integer, text, text, bigint, boolean) FROM PUBLIC;
+  FOREACH g IN ARRAY coalesce(grantees, '{}') LOOP
+    EXECUTE pg_catalog.format(
+      'GRANT EXECUTE ON FUNCTION ptm.force_expire(text, integer, text, text, bigint, boolean) TO %s', g);
+  END LOOP;
+END
+$upgrade$;

@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * epochs.h
+ *	  Lease epochs that are never handed out twice: one era per timeline.
+ *	  See epochs.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PTM_EPOCHS_H
+#define PTM_EPOCHS_H
+
+/*
+ * Lift ptm.lease_epoch_seq to the floor of the current era if it is below
+ * (once per backend and timeline).  Needs an SPI connection; a primary only.
+ */
+extern void ptm_epochs_lift_to_era(void);
+
+/*
+ * Before a statement that takes an epoch from the sequence: lift it to the
+ * era, and make the transaction commit synchronously, so an epoch seen by
+ * the caller is never lost to a crash.  Needs an SPI connection.
+ */
+extern void ptm_epochs_before_raise(void);
+
+/* What ptm_epochs_advance_era() did, for the audit row. */
+typedef struct PtmEraChange
+{
+	uint32		timeline;
+	int64		previous_era;
+	int64		era;
+	int64		floor;
+	int64		sequence_was;
+} PtmEraChange;
+
+/*
+ * Move to the era after every era this database has seen (its timeline, its
+ * sequence and its leases) and return its floor; the next epoch is above it.
+ * Needs an SPI connection.
+ */
+extern int64 ptm_epochs_advance_era(Datum reason, bool reason_null, PtmEraChange *change);
+
+#endif							/* PTM_EPOCHS_H */

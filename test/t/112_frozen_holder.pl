@@ -68,14 +68,15 @@ sub backend_alive
 	return $node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid");
 }
 
-# A holder: acquires with a 2 s TTL, then BEGIN; check_fence; INSERT and
+# A holder: acquires with a 2 s TTL (or $ttl), then BEGIN; check_fence; INSERT and
 # nothing more.  Returns (client, epoch).
 sub frozen_holder
 {
-	my ($topic, $p, $agent) = @_;
+	my ($topic, $p, $agent, $ttl) = @_;
+	$ttl //= '2 s';
 	my $c = PtmClient->new($node, 'postgres', $agent);
-	my ($e) = $c->query(qq{SELECT lease_epoch FROM ptm.acquire_partition_lease('$topic', $p, '$agent', '2 s') WHERE result = 'acquired'});
-	like($e, qr/^\d+$/, "$agent acquires $topic-$p with a 2 s TTL (epoch $e)");
+	my ($e) = $c->query(qq{SELECT lease_epoch FROM ptm.acquire_partition_lease('$topic', $p, '$agent', '$ttl') WHERE result = 'acquired'});
+	like($e, qr/^\d+$/, "$agent acquires $topic-$p with a $ttl TTL (epoch $e)");
 	my ($out, $err) = $c->query(qq{BEGIN;
 		SELECT ptm.check_fence('$topic', $p, $e);
 		INSERT INTO fenced_writes VALUES ($p, $e, '$agent', 'written inside the fence');});
@@ -195,12 +196,13 @@ is(lease('frozen', 2), "agent-h:$eh:active", 'busy changed nothing');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM ptm.lease_audit WHERE topic = 'frozen' AND partition_id = 2}),
 	'0', 'and audited nothing');
 
+# end_holder => true on the expired lease: the holder is ended; the lease is
+# then forced, or found expired (no_lease) when the worker's sweep got to the
+# freed row first.
 ($r, $err, $secs) = $op->query(q{
 	SELECT result || ':' || coalesce(agent_id, '-') || ':' || lease_epoch
 	  FROM ptm.force_expire('frozen', 2, 'agent-h is frozen', agent_id => 'agent-h', end_holder => true)}, 30);
-like($r, qr/^forced:-:(\d+)$/, "end_holder => true ends the holder and forces ($r)");
-my ($forced) = ($r // '') =~ /:(\d+)$/;
-cmp_ok($forced // 0, '>', $eh, 'with a higher epoch');
+like($r, qr/^(forced:-:\d+|no_lease:-:$eh)$/, "end_holder => true on the expired, held lease ends the holder ($r)");
 cmp_ok($secs, '<=', 2 * $LOCK_WAIT + $SLACK, sprintf('in bounded time (%.2f s)', $secs));
 ok($node->poll_query_until('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $h_pid", '0'),
 	"agent-h's backend ($h_pid) is gone");
@@ -212,15 +214,40 @@ is($node->safe_psql('postgres', qq{
 	 WHERE action = 'end_holder' AND topic = 'frozen' AND partition_id = 2
 	   AND previous_agent_id = 'agent-h' AND (details->>'pid')::int = $h_pid}),
 	'1:true:true:true', 'audited: end_holder with the pid, user, application and transaction start, by force_expire');
-is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM ptm.lease_audit
-	 WHERE action = 'force_expire' AND topic = 'frozen' AND partition_id = 2 AND previous_agent_id = 'agent-h'}),
-	'1', 'and the force itself is audited');
 cmp_ok($node->safe_psql('postgres', $ended_q), '>', $ended_mid, 'lease_holders_ended_total counts it');
 my ($h_ok, $h_err) = $h->finish('COMMIT;');
 ok(!$h_ok, "agent-h's COMMIT fails") or diag($h_err);
 is($node->safe_psql('postgres', q{SELECT count(*) FROM fenced_writes WHERE agent = 'agent-h'}), '0',
 	"agent-h's fenced INSERT rolled back");
+
+# end_holder => true on a live lease (1 h TTL) whose client froze: forced.
+my ($h2, $eh2) = frozen_holder('frozen', 3, 'agent-h2', '1 h');
+my $h2_pid = $h2->backend_pid;
+$h2->stop;
+($r, $err, $secs) = $op->query(q{
+	SELECT result || ':' || coalesce(agent_id, '-') || ':' || lease_epoch
+	  FROM ptm.force_expire('frozen', 3, 'agent-h2 is frozen', agent_id => 'agent-h2')}, 30);
+is($r, "busy:agent-h2:$eh2", 'force_expire of the live lease behind its frozen holder: busy');
+($r, $err, $secs) = $op->query(qq{
+	SELECT result || ':' || coalesce(agent_id, '-') || ':' || lease_epoch
+	  FROM ptm.force_expire('frozen', 3, 'agent-h2 is frozen', agent_id => 'agent-h2', lease_epoch => $eh2,
+	                        end_holder => true)}, 30);
+like($r, qr/^forced:-:(\d+)$/, "with end_holder => true: forced ($r)");
+my ($forced) = ($r // '') =~ /:(\d+)$/;
+cmp_ok($forced // 0, '>', $eh2, 'with a higher epoch');
+cmp_ok($secs, '<=', 2 * $LOCK_WAIT + $SLACK, sprintf('in bounded time (%.2f s)', $secs));
+is(backend_alive($h2_pid), '0', "agent-h2's backend ($h2_pid) was terminated");
+is($node->safe_psql('postgres', qq{
+	SELECT string_agg(action || ':' || previous_agent_id || ':' || previous_epoch || ':' ||
+	                  coalesce(details->>'by', '-') || ':' || coalesce(details->>'pid', '-'), ' ' ORDER BY audit_id)
+	  FROM ptm.lease_audit WHERE topic = 'frozen' AND partition_id = 3}),
+	"end_holder:agent-h2:$eh2:force_expire:$h2_pid force_expire:agent-h2:$eh2:-:-",
+	'audited: end_holder (pid, by force_expire), then force_expire');
+$h2->cont;
+($h_ok, $h_err) = $h2->finish('COMMIT;');
+ok(!$h_ok, "agent-h2 resumes: its COMMIT fails") or diag($h_err);
+is($node->safe_psql('postgres', q{SELECT count(*) FROM fenced_writes WHERE agent = 'agent-h2'}), '0',
+	"agent-h2's fenced INSERT rolled back");
 
 # The lease moves on to agent-c; an operator still aiming at agent-h changes nothing.
 my ($ec) = $agent_b->query(q{SELECT lease_epoch FROM ptm.acquire_partition_lease('frozen', 2, 'agent-c', '1 h') WHERE result = 'acquired'});

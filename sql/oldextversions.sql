@@ -53,13 +53,16 @@ SELECT extversion = (SELECT default_version FROM pg_available_extensions
 SELECT "check", status, value FROM ptm.health() WHERE "check" = 'version_match';
 
 -- Nothing of 0.1.0 is lost (a signature change would show here), and what
--- was written at 0.1.0 carries on.
+-- was written at 0.1.0 carries on.  One change is deliberate: force_expire
+-- gained arguments with defaults in 0.2.0 (agent_id, lease_epoch,
+-- end_holder), so every 0.1.0 call of it still resolves (the call below).
 SELECT object AS missing_after_update FROM v010
 EXCEPT
 SELECT pg_describe_object(d.classid, d.objid, 0)
   FROM pg_depend d
  WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ptm_lease');
+SELECT result, agent_id FROM ptm.force_expire('oldext-none', 0, 'a 0.1.0 call');
 SELECT r.result, r.partition_id
   FROM ptm.partition_leases l,
        ptm.renew_leases('agent-1', ARRAY[l.topic], ARRAY[l.partition_id], ARRAY[l.lease_epoch], '1 h') r

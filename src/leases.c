@@ -119,10 +119,10 @@ static PtmPlan plan_select = {
 	2, {TEXTOID, INT4OID}
 };
 
-/* a lock that would wait is skipped: the caller polls, within its bound */
-static PtmPlan plan_select_lock_skip = {
+/* the row locked for a change (a table with row security: see lock_lease) */
+static PtmPlan plan_select_lock = {
 	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
-	" WHERE topic = $1 AND partition_id = $2 FOR NO KEY UPDATE SKIP LOCKED",
+	" WHERE topic = $1 AND partition_id = $2 FOR NO KEY UPDATE",
 	2, {TEXTOID, INT4OID}
 };
 
@@ -322,7 +322,7 @@ typedef enum LeaseRead
 {
 	LEASE_READ,					/* no lock */
 	LEASE_READ_SHARE,			/* FOR SHARE: a fence */
-	LEASE_READ_LOCK_SKIP		/* FOR NO KEY UPDATE SKIP LOCKED: polled */
+	LEASE_READ_LOCK				/* FOR NO KEY UPDATE: about to change it */
 } LeaseRead;
 
 static LeaseRow
@@ -337,7 +337,7 @@ read_lease(text *topic, int32 partition_id, LeaseRead mode)
 	 * transaction we just waited for is seen as it is now.
 	 */
 	ptm_spi_execute(mode == LEASE_READ_SHARE ? &plan_select_share :
-					mode == LEASE_READ_LOCK_SKIP ? &plan_select_lock_skip : &plan_select,
+					mode == LEASE_READ_LOCK ? &plan_select_lock : &plan_select,
 					args, NULL, false, 1);
 	if (SPI_processed == 0)
 		return row;
@@ -412,20 +412,35 @@ read_lease_direct(text *topic, int32 partition_id)
 	return row;
 }
 
+/* read_lease(LEASE_READ_LOCK) of a LeaseLockCall, for ptm_with_lock_timeout() */
+typedef struct LeaseLockCall
+{
+	text	   *topic;
+	int32		partition_id;
+	LeaseRow   *row;
+} LeaseLockCall;
+
+static void
+read_lease_locked(void *arg)
+{
+	LeaseLockCall *call = (LeaseLockCall *) arg;
+
+	*call->row = read_lease(call->topic, call->partition_id, LEASE_READ_LOCK);
+}
+
 /*
  * Lock the lease row FOR NO KEY UPDATE for a change, waiting at most
  * ptm_lease.lock_wait_timeout for another transaction that holds it.
  * PTM_ROW_KEPT: locked, *row is the newest version; PTM_ROW_BUSY: still held,
- * *row is the lease as last committed; PTM_ROW_MISSING.  Needs SPI only for a
- * table with row security, which polls with SKIP LOCKED instead.
+ * *row is the lease as last committed; PTM_ROW_MISSING.  A table with row
+ * security takes the SQL way, which needs an SPI connection.
  */
 static PtmRowOutcome
 lock_lease(text *topic, int32 partition_id, LeaseRow *row)
 {
 	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
 	PtmRowOutcome outcome;
-	TimestampTz deadline;
-	long		nap_ms = 0;
+	LeaseLockCall call = {topic, partition_id, row};
 
 	memset(row, 0, sizeof(LeaseRow));
 	outcome = ptm_row_lock(&lease_table, keys, LockTupleNoKeyExclusive,
@@ -433,18 +448,12 @@ lock_lease(text *topic, int32 partition_id, LeaseRow *row)
 	if (outcome != PTM_ROW_USE_SQL)
 		return outcome;
 
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ptm_lock_wait_timeout_ms);
-	for (;;)
+	if (!ptm_with_lock_timeout(ptm_lock_wait_timeout_ms, read_lease_locked, &call))
 	{
-		*row = read_lease(topic, partition_id, LEASE_READ_LOCK_SKIP);
-		if (row->found)
-			return PTM_ROW_KEPT;
 		*row = read_lease(topic, partition_id, LEASE_READ);
-		if (!row->found)
-			return PTM_ROW_MISSING;
-		if (!ptm_row_nap(deadline, &nap_ms))
-			return PTM_ROW_BUSY;
+		return row->found ? PTM_ROW_BUSY : PTM_ROW_MISSING;
 	}
+	return row->found ? PTM_ROW_KEPT : PTM_ROW_MISSING;
 }
 
 /* A call answered "busy": counted overall and per topic. */
@@ -1598,59 +1607,30 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/*
- * plan_bulk_renew with lock_timeout at ptm_lease.lock_wait_timeout, in a
- * subtransaction: false, with nothing changed, when a row was held past it.
- * Marks the inputs whose lease was renewed (each updated row names its input).
- */
-static bool
-bulk_renew_within_bound(Datum *args, bool *renewed, int64 *renewed_until)
+/* One plan_bulk_renew, for ptm_with_lock_timeout(). */
+typedef struct BulkRenew
 {
-	MemoryContext ctx = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	int			saved_lock_timeout = LockTimeout;
-	volatile bool within = true;
+	Datum	   *args;
+	bool	   *renewed;
+	int64	   *renewed_until;
+} BulkRenew;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(ctx);
-	if (LockTimeout == 0 || LockTimeout > ptm_lock_wait_timeout_ms)
-		LockTimeout = Max(ptm_lock_wait_timeout_ms, 1);
-	PG_TRY();
+/* Each updated row names the input it came from (1-based). */
+static void
+bulk_renew(void *arg)
+{
+	BulkRenew  *b = (BulkRenew *) arg;
+	uint64		r;
+
+	ptm_spi_execute(&plan_bulk_renew, b->args, NULL, false, 0);
+	for (r = 0; r < SPI_processed; r++)
 	{
-		uint64		r;
+		bool		isnull;
+		int64		ord = DatumGetInt64(ptm_spi_value(r, 1, &isnull));
 
-		ptm_spi_execute(&plan_bulk_renew, args, NULL, false, 0);
-		for (r = 0; r < SPI_processed; r++)
-		{
-			bool		isnull;
-			int64		ord = DatumGetInt64(ptm_spi_value(r, 1, &isnull));
-
-			renewed[ord - 1] = true;
-			renewed_until[ord - 1] = DatumGetInt64(ptm_spi_value(r, 2, &isnull));
-		}
-		LockTimeout = saved_lock_timeout;
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(ctx);
-		CurrentResourceOwner = owner;
+		b->renewed[ord - 1] = true;
+		b->renewed_until[ord - 1] = DatumGetInt64(ptm_spi_value(r, 2, &isnull));
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		LockTimeout = saved_lock_timeout;
-		MemoryContextSwitchTo(ctx);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(ctx);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-		within = false;
-	}
-	PG_END_TRY();
-	return within;
 }
 
 PG_FUNCTION_INFO_V1(ptm_renew_leases);
@@ -1704,7 +1684,9 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 			PG_GETARG_DATUM(2), PG_GETARG_DATUM(3), Int64GetDatum(now_ms),
 		Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
 
-		if (!bulk_renew_within_bound(args, renewed, renewed_until))
+		BulkRenew	b = {args, renewed, renewed_until};
+
+		if (!ptm_with_lock_timeout(ptm_lock_wait_timeout_ms, bulk_renew, &b))
 		{
 			/*
 			 * A row was held past the bound: renew each lease alone, without

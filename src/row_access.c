@@ -37,12 +37,12 @@
  *	  a frozen client idle inside a fenced transaction would hold every
  *	  caller behind it.  heap_update() has no way to give up, so before it
  *	  runs, the row's xmax is looked at: when another live transaction holds
- *	  the row, the lock is instead taken with table_tuple_lock(LockWaitSkip),
- *	  tried again with short sleeps until wait_ms has passed, and the caller
- *	  is told PTM_ROW_BUSY (or, once locked, PTM_ROW_RETRY: judge again on a
- *	  fresh clock).  A lock taken by someone between that look and the update
- *	  is the one wait left; lock_timeout bounds it to wait_ms (an ERROR,
- *	  55P03, in that narrow race).
+ *	  the row, the row is locked first, in a subtransaction with
+ *	  lock_timeout at wait_ms (ptm_with_lock_timeout), and the caller is told
+ *	  PTM_ROW_BUSY, or once locked PTM_ROW_RETRY: judge again on a fresh
+ *	  clock.  A lock taken by someone between that look and the update is the
+ *	  one wait left; lock_timeout bounds it to wait_ms too (an ERROR, 55P03,
+ *	  in that narrow race).
  *
  *-------------------------------------------------------------------------
  */
@@ -73,6 +73,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -344,54 +345,110 @@ row_holders(RowAccess *ra, TransactionId *xids, int max)
 	return n;
 }
 
+bool
+ptm_with_lock_timeout(int wait_ms, void (*fn) (void *arg), void *arg)
+{
+	MemoryContext ctx = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			saved_lock_timeout = LockTimeout;
+	volatile bool within = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(ctx);
+	if (LockTimeout == 0 || LockTimeout > wait_ms)
+		LockTimeout = Max(wait_ms, 1);
+	PG_TRY();
+	{
+		fn(arg);
+		LockTimeout = saved_lock_timeout;
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		LockTimeout = saved_lock_timeout;
+		MemoryContextSwitchTo(ctx);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(ctx);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		within = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(ctx);
+	CurrentResourceOwner = owner;
+	return within;
+}
+
+/* A waiting table_tuple_lock(), run by ptm_with_lock_timeout(). */
+typedef struct TupleLockWait
+{
+	RowAccess  *ra;
+	ItemPointerData tid;
+	CommandId	cid;
+	LockTupleMode mode;
+	int			flags;
+	TM_FailureData *tmfd;
+	TM_Result	result;
+} TupleLockWait;
+
+static void
+wait_for_tuple_lock(void *arg)
+{
+	TupleLockWait *w = (TupleLockWait *) arg;
+
+	w->result = table_tuple_lock(w->ra->rel, &w->tid, w->ra->snapshot, w->ra->row, w->cid,
+								 w->mode, LockWaitBlock, w->flags, w->tmfd);
+	/* the slot's buffer pin belongs to the subtransaction: drop it there */
+	ExecClearTuple(w->ra->row);
+}
+
 /*
- * table_tuple_lock() of the row at *tid, waiting at most wait_ms (< 0:
- * as long as it takes).  A bounded wait retries a lock that would block
- * with short sleeps rather than queueing on the holder's transaction, which
- * has no timeout short of lock_timeout's ERROR.  TM_WouldBlock: still held
+ * table_tuple_lock() of the row at *tid, waiting at most wait_ms (< 0: as
+ * long as it takes), with the newest version locked left in ra->row.  The
+ * wait is an ordinary lock wait (pg_locks and pg_blocking_pids() show it),
+ * ended by lock_timeout in a subtransaction; the first try does not wait, so
+ * a row nobody holds costs no subtransaction.  TM_WouldBlock: still held
  * when the time was up.
  */
 static TM_Result
 lock_row_within(RowAccess *ra, ItemPointer tid, CommandId cid, LockTupleMode mode,
 				int flags, int wait_ms, TM_FailureData *tmfd)
 {
-	TimestampTz deadline;
-	long		nap_ms = 0;
+	TupleLockWait w;
+	TM_Result	result;
 
 	if (wait_ms < 0)
 		return table_tuple_lock(ra->rel, tid, ra->snapshot, ra->row, cid, mode,
 								LockWaitBlock, flags, tmfd);
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
-	for (;;)
-	{
-		ItemPointerData try_tid = *tid;
-		TM_Result	result;
 
-		result = table_tuple_lock(ra->rel, &try_tid, ra->snapshot, ra->row, cid, mode,
-								  LockWaitSkip, flags, tmfd);
-		if (result != TM_WouldBlock)
-		{
-			*tid = try_tid;
-			return result;
-		}
-		if (!ptm_row_nap(deadline, &nap_ms))
-			return TM_WouldBlock;
-	}
-}
+	result = table_tuple_lock(ra->rel, tid, ra->snapshot, ra->row, cid, mode,
+							  LockWaitSkip, flags, tmfd);
+	if (result != TM_WouldBlock || wait_ms == 0)
+		return result;
 
-bool
-ptm_row_nap(TimestampTz deadline, long *nap_ms)
-{
-	long		left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-
-	if (left_ms <= 0)
-		return false;
-	*nap_ms = Min(Max(*nap_ms * 2, 1), 10);
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 Min(*nap_ms, left_ms), PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-	return true;
+	/* no pin of ours may be released inside the subtransaction */
+	ExecClearTuple(ra->row);
+	w.ra = ra;
+	w.tid = *tid;
+	w.cid = cid;
+	w.mode = mode;
+	w.flags = flags;
+	w.tmfd = tmfd;
+	w.result = TM_WouldBlock;
+	if (!ptm_with_lock_timeout(wait_ms, wait_for_tuple_lock, &w))
+		return TM_WouldBlock;
+	*tid = w.tid;
+	/* the version we locked, whatever the statement snapshot sees */
+	if (w.result == TM_Ok &&
+		!table_tuple_fetch_row_version(ra->rel, tid, SnapshotAny, ra->row))
+		elog(ERROR, "locked row of ptm.%s not found", RelationGetRelationName(ra->rel));
+	return w.result;
 }
 
 /*

@@ -19,7 +19,6 @@
 
 #include "executor/tuptable.h"
 #include "nodes/lockoptions.h"
-#include "utils/timestamp.h"
 
 #define PTM_ROW_MAX_KEYS	2
 #define PTM_ROW_MAX_COLUMNS 12
@@ -109,10 +108,12 @@ extern PtmRowOutcome ptm_row_lock(PtmKeyedTable *t, const Datum *keys, LockTuple
 extern int	ptm_row_holders(PtmKeyedTable *t, const Datum *keys, int *pids, int max);
 
 /*
- * One nap of a bounded wait that polls (1, 2, 4, 8, then 10 ms; start
- * *nap_ms at 0): false, without sleeping, once deadline has passed.
+ * Run fn(arg) in a subtransaction with lock_timeout at most wait_ms (0 is
+ * taken as 1 ms, as lock_timeout's 0 would mean no limit):
+ * false, with fn's changes rolled back, when a lock wait ran out (SQLSTATE
+ * 55P03, which is swallowed); any other error propagates.
  */
-extern bool ptm_row_nap(TimestampTz deadline, long *nap_ms);
+extern bool ptm_with_lock_timeout(int wait_ms, void (*fn) (void *arg), void *arg);
 
 /* A relcache invalidation: forget the tables' OIDs it may concern. */
 extern void ptm_row_access_relcache_invalidated(Oid relid);

@@ -69,6 +69,7 @@ SELECT count(*) AS era_rows FROM ptm.epoch_eras;
 -- cleanup
 SET session_replication_role = replica;
 DELETE FROM ptm.partition_leases WHERE topic = 'force-owner';
+DELETE FROM ptm.lease_audit WHERE topic = 'force-owner';  -- later tests read the whole audit
 RESET session_replication_role;
 DROP OWNED BY ptm_force_agent, ptm_force_oncall;
 DROP ROLE ptm_force_agent, ptm_force_oncall;

@@ -74,7 +74,9 @@ my %calls = (
 	  "SELECT ptm.renew_lease('orders', 0, 'agent-a', $epoch{0})",
 	'ptm.release_lease(text,integer,text,bigint)' =>
 	  "SELECT ptm.release_lease('orders', 0, 'agent-a', $epoch{0})",
-	'ptm.force_expire(text,integer,text)' => "SELECT ptm.force_expire('orders', 0, 'standby')",
+	'ptm.force_expire(text,integer,text,text,bigint,boolean)' =>
+	  "SELECT ptm.force_expire('orders', 0, 'standby', agent_id => 'agent-a', end_holder => true)",
+	'ptm.advance_epoch_era(text)' => "SELECT ptm.advance_epoch_era('standby')",
 	'ptm.sweep_expired_leases(integer)' => 'SELECT * FROM ptm.sweep_expired_leases()',
 	'ptm.check_fence(text,integer,bigint)' => "SELECT ptm.check_fence('orders', 0, $epoch{0})",
 	'ptm.acquire_partition_leases(text,text,integer,interval)' =>

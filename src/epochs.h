@@ -16,11 +16,11 @@
 extern void ptm_epochs_lift_to_era(void);
 
 /*
- * Before a statement that takes an epoch from the sequence: lift it to the
- * era, and make the transaction commit synchronously, so an epoch seen by
- * the caller is never lost to a crash.  Needs an SPI connection.
+ * After a statement took epochs from the sequence, before the caller sees
+ * them: flush WAL up to the record that covers them, so that a crash can
+ * never hand them out again (see epochs.c).
  */
-extern void ptm_epochs_before_raise(void);
+extern void ptm_epochs_after_raise(void);
 
 /* What ptm_epochs_advance_era() did, for the audit row. */
 typedef struct PtmEraChange

@@ -787,7 +787,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 				acquire_limited(out, &row, topic, why);
 				return;
 			}
-			ptm_epochs_before_raise();
+			ptm_epochs_lift_to_era();
 			now_ms = ptm_now_ms();
 			args[0] = PointerGetDatum(topic);
 			args[1] = Int32GetDatum(partition_id);
@@ -795,6 +795,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			args[3] = Int64GetDatum(now_ms + ttl_ms);
 			args[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 			ptm_spi_execute(lease_plan(&plan_insert), args, NULL, false, 0);
+			ptm_epochs_after_raise();	/* durable before the caller sees it */
 			if (SPI_processed == 0)
 				continue;		/* someone inserted it first: read again */
 			out->result = "acquired";
@@ -862,13 +863,14 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 				now = GetCurrentTimestamp();
 			}
 
-			ptm_epochs_before_raise();
+			ptm_epochs_lift_to_era();
 			args[0] = PointerGetDatum(topic);
 			args[1] = Int32GetDatum(partition_id);
 			args[2] = PointerGetDatum(agent);
 			args[3] = Int64GetDatum(now_ms + ttl_ms);
 			args[4] = TimestampTzGetDatum(now);
 			ptm_spi_execute(lease_plan(&plan_take), args, NULL, false, 0);
+			ptm_epochs_after_raise();	/* durable before the caller sees it */
 			out->result = "acquired";
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 			out->expires_ms = now_ms + ttl_ms;
@@ -1245,13 +1247,14 @@ force_locked_lease(PtmLeaseResult *out, text *topic, int32 partition_id, Datum r
 	PtmAudit	audit = {0};
 	PtmLeaseEvent ev = {0};
 
-	ptm_epochs_before_raise();
+	ptm_epochs_lift_to_era();
 	now_ms = ptm_now_ms();		/* after the lock: audit times are ordered */
 	args[0] = PointerGetDatum(topic);
 	args[1] = Int32GetDatum(partition_id);
 	args[2] = Int64GetDatum(now_ms);
 	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
 	ptm_spi_execute(lease_plan(&plan_force), args, NULL, false, 0);
+	ptm_epochs_after_raise();	/* durable before the caller sees it */
 	if (SPI_processed == 0)
 		elog(ERROR, "locked lease of partition %s-%d changed under its lock",
 			 text_to_cstring(topic), partition_id);
@@ -1565,8 +1568,9 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 			Int64GetDatum(now_ms), Int32GetDatum(allowance),
 		Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
 
-		ptm_epochs_before_raise();
+		ptm_epochs_lift_to_era();
 		ptm_spi_execute(lease_plan(&plan_bulk_acquire), args, NULL, false, 0);
+		ptm_epochs_after_raise();	/* durable before the caller sees it */
 		n = SPI_processed;
 	}
 	else

@@ -75,7 +75,7 @@ my %calls = (
 	'ptm.release_lease(text,integer,text,bigint)' =>
 	  "SELECT ptm.release_lease('orders', 0, 'agent-a', $epoch{0})",
 	'ptm.force_expire(text,integer,text,text,bigint,boolean)' =>
-	  "SELECT ptm.force_expire('orders', 0, 'standby', agent_id => 'agent-a', end_holder => true)",
+	  "SELECT ptm.force_expire('orders', 0, 'standby', agent_id => 'agent-a')",
 	'ptm.advance_epoch_era(text)' => "SELECT ptm.advance_epoch_era('standby')",
 	'ptm.sweep_expired_leases(integer)' => 'SELECT * FROM ptm.sweep_expired_leases()',
 	'ptm.check_fence(text,integer,bigint)' => "SELECT ptm.check_fence('orders', 0, $epoch{0})",
@@ -164,6 +164,7 @@ my $forced = $standby->safe_psql('postgres', q{
 	SELECT result || ':' || lease_epoch FROM ptm.force_expire('orders', 1, 'failover')});
 like($forced, qr/^forced:(\d+)$/, 'force_expire works on the new primary');
 ok((split /:/, $forced)[1] > $max_epoch, 'and raises the epoch above the old primary\'s');
+ok((split /:/, $forced)[1] > 1000000000000000, 'into the era of the new timeline (above 10^15)');
 ok($standby->poll_query_until('postgres', q{
 	SELECT result FROM ptm.acquire_partition_lease('orders', 2, 'agent-e', '1 h')}, 'acquired'),
 	'the short lease from the old primary expires on the database clock and is taken over');

@@ -118,6 +118,7 @@ while (time < $expired_at + 20)
 	usleep(200_000);
 }
 my $takeover_secs = time - $expired_at;
+my $since_acquired = time - $acquired_at;
 is(join(', ', @slow), '', "no acquire or renew of agent-b waited longer than lock_wait_timeout + ${SLACK}s");
 is(join(', ', @renew_bad), '', 'agent-b renewed its own lease on the same connection every time');
 is(join(' ', grep { !/^busy:agent-a:$ea$/ && !/^acquired:agent-b:/ } @results), '',
@@ -126,7 +127,14 @@ ok(defined $takeover && $takeover > $ea,
 	'agent-b takes the partition over with a higher epoch (' . ($takeover // 'none') . " > $ea)");
 cmp_ok($takeover_secs, '<=', $GRACE + $SWEEP + $LOCK_WAIT + $SLACK,
 	sprintf('the takeover came %.2f s after the expiry (bound: holder_grace + sweep_interval + lock_wait_timeout)', $takeover_secs));
+cmp_ok($since_acquired, '<=', 2 + $GRACE + $SWEEP + $LOCK_WAIT + $SLACK,
+	sprintf('the takeover came %.2f s after the acquisition (bound: TTL + holder_grace + sweep_interval + lock_wait_timeout)', $since_acquired));
 is(backend_alive($a_pid), '0', "agent-a's backend ($a_pid) was terminated");
+my $ended_after = $node->safe_psql('postgres', qq{
+	SELECT extract(epoch FROM at - to_timestamp($expiry_ms / 1000.0))
+	  FROM ptm.lease_audit WHERE action = 'end_holder' AND topic = 'frozen' AND partition_id = 0});
+ok($ended_after ne '' && $ended_after <= $GRACE + $SWEEP + $SLACK,
+	sprintf('the worker ended it %.2f s after the expiry (database clock; bound holder_grace + sweep_interval)', $ended_after || -1));
 is($node->safe_psql('postgres', qq{
 	SELECT count(*) || ':' || bool_and(at >= to_timestamp(($expiry_ms + ${\($GRACE * 1000)}) / 1000.0) - interval '10 ms')
 	       || ':' || bool_and(details->>'by' = 'worker')

@@ -157,15 +157,12 @@ for my $p (6 .. 10)
 	fence_fails_ptm01($standby, 'postgres', 'eras', $e,
 		"and a fence with its lost epoch $e fails with PTM01") if $p == 6;
 }
-TODO:
-{
-	# TODO(issue 16): spec16.md section 1 names a health() row "epochs"
-	# (timeline, era, floor); the C on main has none yet.
-	local $TODO = 'health() has no epochs row yet';
-	is($standby->safe_psql('postgres', q{
-		SELECT status || ':' || (detail LIKE '%timeline%') FROM ptm.health() WHERE "check" = 'epochs'}),
-		'ok:true', 'health() has an epochs row naming the timeline');
-}
+# What a DBA reads after the failover: the sequence in the new era, and why.
+is($standby->safe_psql('postgres', q{
+	SELECT (SELECT last_value FROM ptm.lease_epoch_seq) > 1000000000000000}), 't',
+	'the epoch sequence stands in the era of the new timeline');
+ok($standby->log_contains(qr/ptm_lease: lease epochs continue at 1000000000000001 on timeline 2/),
+	'and the server log says where epochs continue, and on which timeline');
 $standby->stop;
 
 # --- 2. Point-in-time recovery to an earlier point ------------------------

@@ -15,7 +15,7 @@ SELECT col_is_pk('ptm', 'partition_leases', ARRAY['topic', 'partition_id'], 'one
 SELECT has_function('ptm', 'acquire_partition_lease', ARRAY['text', 'integer', 'text', 'interval']);
 SELECT has_function('ptm', 'renew_lease', ARRAY['text', 'integer', 'text', 'bigint', 'interval']);
 SELECT has_function('ptm', 'release_lease', ARRAY['text', 'integer', 'text', 'bigint']);
-SELECT has_function('ptm', 'force_expire', ARRAY['text', 'integer', 'text']);
+SELECT has_function('ptm', 'force_expire', ARRAY['text', 'integer', 'text', 'text', 'bigint', 'boolean']);
 SELECT has_function('ptm', 'check_fence', ARRAY['text', 'integer', 'bigint']);
 SELECT has_function('ptm', 'acquire_partition_leases', ARRAY['text', 'text', 'integer', 'interval']);
 SELECT has_function('ptm', 'renew_leases', ARRAY['text', 'text[]', 'integer[]', 'bigint[]', 'interval']);
@@ -37,7 +37,7 @@ SELECT is((SELECT result FROM ptm.acquire_partition_lease('tap', 0, 'a')), 'acqu
 SELECT ok((SELECT expires_at BETWEEN clock_timestamp() + '29 s' AND clock_timestamp() + '31 s'
              FROM ptm.acquire_partition_lease('tap', 0, 'a')), 'default ttl is 30 s');
 
-SELECT function_privs_are('ptm', 'force_expire', ARRAY['text', 'integer', 'text'], 'public', ARRAY[]::text[],
+SELECT function_privs_are('ptm', 'force_expire', ARRAY['text', 'integer', 'text', 'text', 'bigint', 'boolean'], 'public', ARRAY[]::text[],
                           'force_expire is not for PUBLIC');
 SELECT function_privs_are('ptm', 'sweep_expired_leases', ARRAY['integer'], 'public', ARRAY[]::text[],
                           'sweep_expired_leases is not for PUBLIC');

@@ -26,7 +26,8 @@ INSERT INTO decision VALUES
   ('function', 'ptm.claim_step(text,bigint,text,interval)', 'agent'),
   ('function', 'ptm.apply_projection(text,integer,bigint,text,jsonb,timestamptz,text,integer,bigint)', 'agent'),
   ('function', 'ptm.apply_projection_batch(text,integer,bigint[],text[],jsonb[],timestamptz[],text,integer,bigint)', 'agent'),
-  ('function', 'ptm.force_expire(text,integer,text)', 'operator'),
+  ('function', 'ptm.force_expire(text,integer,text,text,bigint,boolean)', 'operator'),
+  ('function', 'ptm.advance_epoch_era(text)', 'operator'),
   ('function', 'ptm.sweep_expired_leases(integer)', 'operator'),
   ('function', 'ptm.reset_counters()', 'operator'),
   ('function', 'ptm.reset_projection(text,integer,boolean,text)', 'operator'),
@@ -65,6 +66,7 @@ INSERT INTO decision VALUES
   ('table', 'ptm.topic_agents', 'monitor'),
   ('table', 'ptm.topic_generations', 'monitor'),
   ('table', 'ptm.metric_history', 'monitor'),
+  ('table', 'ptm.epoch_eras', 'monitor'),      -- written only by advance_epoch_era()
   -- views
   ('view', 'ptm.lease_status', 'monitor'),
   ('view', 'ptm.projection_lag', 'monitor'),

@@ -311,6 +311,14 @@ row_holders(RowAccess *ra, TransactionId *xids, int max)
 	if (!TTS_IS_BUFFERTUPLE(ra->row) || bslot->base.tuple == NULL)
 		return 0;
 	tup = bslot->base.tuple->t_data;
+
+	/*
+	 * The common case, a row nobody holds, is told by a hint bit without the
+	 * buffer lock: a holder that comes after this look is the update's
+	 * lock_timeout's to bound.
+	 */
+	if (tup->t_infomask & HEAP_XMAX_INVALID)
+		return 0;
 	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
 	infomask = tup->t_infomask;
 	xmax = HeapTupleHeaderGetRawXmax(tup);

@@ -721,6 +721,13 @@ acquire_limited(PtmLeaseResult *out, const LeaseRow *row, text *topic, PtmLimitR
 	ptm_balance_count_refusal(why, topic);
 }
 
+/* plan_insert with the arguments in arg, for ptm_with_lock_timeout(). */
+static void
+insert_lease(void *arg)
+{
+	ptm_spi_execute(lease_plan(&plan_insert), (Datum *) arg, NULL, false, 0);
+}
+
 /* Whether the limits let the agent take one more lease of the topic. */
 static bool
 limits_allow(text *topic, text *agent, PtmLimitReason *why)
@@ -794,7 +801,17 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			args[2] = PointerGetDatum(agent);
 			args[3] = Int64GetDatum(now_ms + ttl_ms);
 			args[4] = TimestampTzGetDatum(GetCurrentTimestamp());
-			ptm_spi_execute(lease_plan(&plan_insert), args, NULL, false, 0);
+
+			/*
+			 * ON CONFLICT waits for another transaction inserting the same
+			 * lease, which may be a frozen one the worker cannot see: bounded
+			 * like every other wait for a lease row.
+			 */
+			if (!ptm_with_lock_timeout(ptm_lock_wait_timeout_ms, insert_lease, args))
+			{
+				acquire_busy(out, &row, topic);
+				return;
+			}
 			ptm_epochs_after_raise();	/* durable before the caller sees it */
 			if (SPI_processed == 0)
 				continue;		/* someone inserted it first: read again */

@@ -50,8 +50,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
-#include "utils/resowner.h"
-#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/fmgroids.h"
@@ -64,6 +62,7 @@
 #include "holders.h"
 #include "identity.h"
 #include "leases.h"
+#include "lock_wait.h"
 #include "ptm_lease.h"
 #include "row_access.h"
 #include "spi_util.h"
@@ -429,26 +428,26 @@ read_lease_locked(void *arg)
 }
 
 /*
- * Lock the lease row FOR NO KEY UPDATE for a change, waiting at most
- * ptm_lease.lock_wait_timeout for another transaction that holds it.
+ * Lock the lease row FOR NO KEY UPDATE for a change, waiting at most wait_ms
+ * (ptm_lease.lock_wait_timeout) for another transaction that holds it.
  * PTM_ROW_KEPT: locked, *row is the newest version; PTM_ROW_BUSY: still held,
  * *row is the lease as last committed; PTM_ROW_MISSING.  A table with row
  * security takes the SQL way, which needs an SPI connection.
  */
 static PtmRowOutcome
-lock_lease(text *topic, int32 partition_id, LeaseRow *row)
+lock_lease(text *topic, int32 partition_id, int wait_ms, LeaseRow *row)
 {
 	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
 	PtmRowOutcome outcome;
 	LeaseLockCall call = {topic, partition_id, row};
 
 	memset(row, 0, sizeof(LeaseRow));
-	outcome = ptm_row_lock(&lease_table, keys, LockTupleNoKeyExclusive,
-						   ptm_lock_wait_timeout_ms, lease_row_from_slot, row);
+	outcome = ptm_row_lock(&lease_table, keys, LockTupleNoKeyExclusive, wait_ms,
+						   lease_row_from_slot, row);
 	if (outcome != PTM_ROW_USE_SQL)
 		return outcome;
 
-	if (!ptm_with_lock_timeout(ptm_lock_wait_timeout_ms, read_lease_locked, &call))
+	if (!ptm_with_lock_timeout(wait_ms, read_lease_locked, &call))
 	{
 		*row = read_lease(topic, partition_id, LEASE_READ);
 		return row->found ? PTM_ROW_BUSY : PTM_ROW_MISSING;
@@ -788,13 +787,14 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 		if (!row.found)
 		{
 			Datum		args[5];
+			Oid			seq;
 
 			if (limits && !limits_allow(topic, agent, &why))
 			{
 				acquire_limited(out, &row, topic, why);
 				return;
 			}
-			ptm_epochs_lift_to_era();
+			seq = ptm_epochs_lift_to_era();
 			now_ms = ptm_now_ms();
 			args[0] = PointerGetDatum(topic);
 			args[1] = Int32GetDatum(partition_id);
@@ -812,7 +812,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 				acquire_busy(out, &row, topic);
 				return;
 			}
-			ptm_epochs_after_raise();	/* durable before the caller sees it */
+			ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 			if (SPI_processed == 0)
 				continue;		/* someone inserted it first: read again */
 			out->result = "acquired";
@@ -823,7 +823,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			return;
 		}
 
-		switch (lock_lease(topic, partition_id, &row))
+		switch (lock_lease(topic, partition_id, ptm_lock_wait_timeout_ms, &row))
 		{
 			case PTM_ROW_MISSING:
 				continue;
@@ -859,6 +859,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 		else
 		{
 			Datum		args[5];
+			Oid			seq;
 			const char *previous;
 
 			if (!locked)
@@ -880,14 +881,14 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 				now = GetCurrentTimestamp();
 			}
 
-			ptm_epochs_lift_to_era();
+			seq = ptm_epochs_lift_to_era();
 			args[0] = PointerGetDatum(topic);
 			args[1] = Int32GetDatum(partition_id);
 			args[2] = PointerGetDatum(agent);
 			args[3] = Int64GetDatum(now_ms + ttl_ms);
 			args[4] = TimestampTzGetDatum(now);
 			ptm_spi_execute(lease_plan(&plan_take), args, NULL, false, 0);
-			ptm_epochs_after_raise();	/* durable before the caller sees it */
+			ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 			out->result = "acquired";
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 			out->expires_ms = now_ms + ttl_ms;
@@ -1007,12 +1008,12 @@ judge_renew(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull,
  * row is locked within the bound.
  */
 static PtmRowOutcome
-renew_by_sql(text *topic, int32 partition_id, RenewCall *call)
+renew_by_sql(text *topic, int32 partition_id, int wait_ms, RenewCall *call)
 {
 	PtmRowOutcome outcome;
 	int			pinned = ptm_spi_connect_pinned();
 
-	outcome = lock_lease(topic, partition_id, &call->seen);
+	outcome = lock_lease(topic, partition_id, wait_ms, &call->seen);
 	renew_clock(call);
 	if (outcome == PTM_ROW_KEPT)
 	{
@@ -1072,7 +1073,7 @@ renew_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, int
 		outcome = ptm_row_update(&lease_table, keys, wait_ms, judge_renew, &call);
 	while (outcome == PTM_ROW_RETRY);
 	if (outcome == PTM_ROW_USE_SQL)
-		outcome = renew_by_sql(topic, partition_id, &call);
+		outcome = renew_by_sql(topic, partition_id, wait_ms, &call);
 
 	if (outcome == PTM_ROW_UPDATED)
 	{
@@ -1144,7 +1145,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 
 	ptm_check_agent(agent, "agent_id");
 	SPI_connect();
-	outcome = lock_lease(topic, partition_id, &row);
+	outcome = lock_lease(topic, partition_id, ptm_lock_wait_timeout_ms, &row);
 	now_ms = ptm_now_ms();		/* after the lock: a wait cannot hide an expiry */
 	if (outcome == PTM_ROW_KEPT && row.epoch == epoch && same_agent(row.agent_id, agent) &&
 		row.expires_ms > now_ms)
@@ -1259,19 +1260,20 @@ force_locked_lease(PtmLeaseResult *out, text *topic, int32 partition_id, Datum r
 	int64		now_ms;
 	Datum		args[4];
 	bool		isnull;
+	Oid			seq;
 	char	   *prev_agent;
 	int64		prev_epoch;
 	PtmAudit	audit = {0};
 	PtmLeaseEvent ev = {0};
 
-	ptm_epochs_lift_to_era();
+	seq = ptm_epochs_lift_to_era();
 	now_ms = ptm_now_ms();		/* after the lock: audit times are ordered */
 	args[0] = PointerGetDatum(topic);
 	args[1] = Int32GetDatum(partition_id);
 	args[2] = Int64GetDatum(now_ms);
 	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
 	ptm_spi_execute(lease_plan(&plan_force), args, NULL, false, 0);
-	ptm_epochs_after_raise();	/* durable before the caller sees it */
+	ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 	if (SPI_processed == 0)
 		elog(ERROR, "locked lease of partition %s-%d changed under its lock",
 			 text_to_cstring(topic), partition_id);
@@ -1335,7 +1337,7 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 		ptm_check_agent(agent, "agent_id");
 
 	SPI_connect();
-	outcome = lock_lease(topic, partition_id, &row);
+	outcome = lock_lease(topic, partition_id, ptm_lock_wait_timeout_ms, &row);
 	refusal = force_refusal(&row, agent, agent_given, epoch, epoch_given);
 
 	/* asked to: end the transactions that hold the row, then lock it again */
@@ -1345,7 +1347,7 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 
 		ptm_end_lease_holders(topic, partition_id, row.agent_id, row.epoch, DT_NOBEGIN,
 							  ptm_lock_wait_timeout_ms, "force_expire", why);
-		outcome = lock_lease(topic, partition_id, &row);
+		outcome = lock_lease(topic, partition_id, ptm_lock_wait_timeout_ms, &row);
 		refusal = force_refusal(&row, agent, agent_given, epoch, epoch_given);
 	}
 
@@ -1585,9 +1587,10 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 			Int64GetDatum(now_ms), Int32GetDatum(allowance),
 		Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp())};
 
-		ptm_epochs_lift_to_era();
+		Oid			seq = ptm_epochs_lift_to_era();
+
 		ptm_spi_execute(lease_plan(&plan_bulk_acquire), args, NULL, false, 0);
-		ptm_epochs_after_raise();	/* durable before the caller sees it */
+		ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 		n = SPI_processed;
 	}
 	else

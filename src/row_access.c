@@ -11,10 +11,11 @@
  *	  one statement sees the first one's change.
  *	- The row is found through the primary key index with that snapshot (the
  *	  btree scan and the heap fetch take SERIALIZABLE's predicate locks).
- *	- table_tuple_update() waits for a concurrent writer of the row, for at
- *	  most wait_ms when the caller bounds the wait (see "Bounded waits"
- *	  below).  If that writer committed a newer version: under REPEATABLE READ or SERIALIZABLE
- *	  the call fails with 40001, as an UPDATE does; under READ COMMITTED the
+ *	- table_tuple_update() waits for a concurrent writer of the row (for at
+ *	  most wait_ms when the caller bounds the wait: "Bounded waits" below).
+ *	  If that writer committed a newer version: under REPEATABLE READ or
+ *	  SERIALIZABLE the call fails with 40001, as an UPDATE does; under READ
+ *	  COMMITTED the
  *	  newest version is locked (TUPLE_LOCK_FLAG_FIND_LAST_VERSION) and judged
  *	  again, which is the executor's EvalPlanQual recheck.  So two callers
  *	  never both win on a stale reading.
@@ -38,7 +39,7 @@
  *	  caller behind it.  heap_update() has no way to give up, so before it
  *	  runs, the row's xmax is looked at: when another live transaction holds
  *	  the row, the row is locked first, in a subtransaction with
- *	  lock_timeout at wait_ms (ptm_with_lock_timeout), and the caller is told
+ *	  lock_timeout at wait_ms (lock_wait.c), and the caller is told
  *	  PTM_ROW_BUSY, or once locked PTM_ROW_RETRY: judge again on a fresh
  *	  clock.  A lock taken by someone between that look and the update is the
  *	  one wait left; lock_timeout bounds it to wait_ms too (an ERROR, 55P03,
@@ -64,19 +65,16 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
-#include "pgstat.h"
 #include "storage/bufmgr.h"
-#include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
-#include "utils/timestamp.h"
 
+#include "lock_wait.h"
 #include "row_access.h"
 
 /* Every table a caller has used, so that invalidation can reach it. */
@@ -353,46 +351,6 @@ row_holders(RowAccess *ra, TransactionId *xids, int max)
 	return n;
 }
 
-bool
-ptm_with_lock_timeout(int wait_ms, void (*fn) (void *arg), void *arg)
-{
-	MemoryContext ctx = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	int			saved_lock_timeout = LockTimeout;
-	volatile bool within = true;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(ctx);
-	if (LockTimeout == 0 || LockTimeout > wait_ms)
-		LockTimeout = Max(wait_ms, 1);
-	PG_TRY();
-	{
-		fn(arg);
-		LockTimeout = saved_lock_timeout;
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		LockTimeout = saved_lock_timeout;
-		MemoryContextSwitchTo(ctx);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(ctx);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-		within = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(ctx);
-	CurrentResourceOwner = owner;
-	return within;
-}
-
 /* A waiting table_tuple_lock(), run by ptm_with_lock_timeout(). */
 typedef struct TupleLockWait
 {
@@ -475,8 +433,8 @@ update_within(RowAccess *ra, ItemPointer tid, TupleTableSlot *next, CommandId ci
 	int			saved_lock_timeout = LockTimeout;
 	volatile TM_Result result = TM_Ok;
 
-	if (wait_ms >= 0 && (LockTimeout == 0 || LockTimeout > wait_ms))
-		LockTimeout = Max(wait_ms, 1);
+	if (wait_ms >= 0)
+		LockTimeout = ptm_bounded_lock_timeout(wait_ms);
 	PG_TRY();
 	{
 		result = table_tuple_update(ra->rel, tid, next, cid, ra->snapshot, InvalidSnapshot,

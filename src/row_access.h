@@ -107,14 +107,6 @@ extern PtmRowOutcome ptm_row_lock(PtmKeyedTable *t, const Datum *keys, LockTuple
  */
 extern int	ptm_row_holders(PtmKeyedTable *t, const Datum *keys, int *pids, int max);
 
-/*
- * Run fn(arg) in a subtransaction with lock_timeout at most wait_ms (0 is
- * taken as 1 ms, as lock_timeout's 0 would mean no limit):
- * false, with fn's changes rolled back, when a lock wait ran out (SQLSTATE
- * 55P03, which is swallowed); any other error propagates.
- */
-extern bool ptm_with_lock_timeout(int wait_ms, void (*fn) (void *arg), void *arg);
-
 /* A relcache invalidation: forget the tables' OIDs it may concern. */
 extern void ptm_row_access_relcache_invalidated(Oid relid);
 

@@ -11,10 +11,9 @@
  * off that costs one flush per 32 epochs, not one per transaction, and the
  * caller never sees an epoch a crash could hand out again (a lost
  * acquisition is fine: its agent's fence then fails).  An asynchronous
- * standby, though, may be
- * promoted without the last epochs of the old primary, and a point-in-time
- * recovery ends before them: their sequence would count the same values
- * again.  Both start a new timeline, so epochs are split into eras:
+ * standby, though, may be promoted without the last epochs of the old
+ * primary, and a point-in-time recovery ends before them: their sequence
+ * would count the same values again.  Both start a new timeline, so epochs are split into eras:
  *
  *	  era   = (timeline - 1) + era_offset		era_offset: max of ptm.epoch_eras
  *	  floor = era * 10^15
@@ -26,17 +25,19 @@
  * count to (10^15 epochs).  A restore from a logical dump keeps the
  * timeline's count, so ptm.advance_epoch_era() moves to the next era by hand.
  *
- * Locking: lifting the sequence takes ptm.epoch_eras in SHARE ROW EXCLUSIVE
- * mode, so two backends never both lift it (a setval after another backend's
- * nextval would hand that value out again).  Only a call that finds the
- * sequence below the floor takes it.
+ * Locking: lifting the sequence (and advance_epoch_era) holds ptm.epoch_eras
+ * in SHARE ROW EXCLUSIVE mode from the second read of the sequence to its
+ * setval, so two backends never both lift it (a setval after another
+ * backend's nextval would hand that value out again).  setval is not
+ * transactional, so the lock is let go right after it: a lifting call in a
+ * transaction that stays open does not hold up the others.  Only a call that
+ * finds the sequence below the floor takes it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/relation.h"
-#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -44,6 +45,7 @@
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/bufpage.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -61,11 +63,6 @@ static Oid	lifted_sequence = InvalidOid;
 static PtmPlan plan_offset = {
 	"SELECT (SELECT coalesce(max(era_offset), 0) FROM ptm.epoch_eras)::bigint, last_value"
 	" FROM ptm.lease_epoch_seq",
-	0, {InvalidOid}
-};
-
-static PtmPlan plan_lock = {
-	"LOCK TABLE ptm.epoch_eras IN SHARE ROW EXCLUSIVE MODE",
 	0, {InvalidOid}
 };
 
@@ -131,28 +128,36 @@ set_sequence(int64 value)
 	ptm_spi_execute(&plan_setval, &arg, NULL, false, 1);
 }
 
-void
+/* ptm.epoch_eras, or InvalidOid in a database still at 0.1.0 */
+static Oid
+eras_table(void)
+{
+	return get_relname_relid("epoch_eras", get_namespace_oid("ptm", false));
+}
+
+Oid
 ptm_epochs_lift_to_era(void)
 {
 	TimeLineID	tli = current_timeline();
-	Oid			nsp = get_namespace_oid("ptm", false);
-	Oid			seq = get_relname_relid("lease_epoch_seq", nsp);
+	Oid			seq = get_relname_relid("lease_epoch_seq", get_namespace_oid("ptm", false));
+	Oid			eras;
 	int64		offset;
 	int64		last_value;
 	int64		floor;
 
 	if (tli == lifted_on_timeline && seq == lifted_sequence)
-		return;
+		return seq;
 	/* a database still at 0.1.0 has no eras until ALTER EXTENSION UPDATE */
-	if (!OidIsValid(get_relname_relid("epoch_eras", nsp)))
-		return;
+	eras = eras_table();
+	if (!OidIsValid(eras))
+		return seq;
 
 	read_era_state(&offset, &last_value);
 	floor = era_floor((int64) tli - 1 + offset);
 	if (last_value < floor)
 	{
 		/* one backend at a time, and read again under the lock */
-		ptm_spi_execute(&plan_lock, NULL, NULL, false, 0);
+		LockRelationOid(eras, ShareRowExclusiveLock);
 		read_era_state(&offset, &last_value);
 		floor = era_floor((int64) tli - 1 + offset);
 		if (last_value < floor)
@@ -164,15 +169,16 @@ ptm_epochs_lift_to_era(void)
 					 errdetail("The sequence stood at " INT64_FORMAT "; epochs of an earlier timeline that this one never saw cannot be handed out again.",
 							   last_value)));
 		}
+		UnlockRelationOid(eras, ShareRowExclusiveLock);
 	}
 	lifted_on_timeline = tli;
 	lifted_sequence = seq;
+	return seq;
 }
 
 void
-ptm_epochs_after_raise(void)
+ptm_epochs_after_raise(Oid seq)
 {
-	Oid			seq = get_relname_relid("lease_epoch_seq", get_namespace_oid("ptm", false));
 	Relation	seqrel;
 	Buffer		buf;
 	XLogRecPtr	lsn;
@@ -194,13 +200,15 @@ int64
 ptm_epochs_advance_era(Datum reason, bool reason_null, PtmEraChange *change)
 {
 	TimeLineID	tli = current_timeline();
+	Oid			eras = eras_table();
+	Oid			seq = get_relname_relid("lease_epoch_seq", get_namespace_oid("ptm", false));
 	int64		offset;
 	int64		max_epoch;
 	bool		isnull;
 	Datum		args[2];
 	char		nulls[2] = {' ', reason_null ? 'n' : ' '};
 
-	ptm_spi_execute(&plan_lock, NULL, NULL, false, 0);
+	LockRelationOid(eras, ShareRowExclusiveLock);
 	read_era_state(&offset, &change->sequence_was);
 	ptm_spi_execute(&plan_max_epoch, NULL, NULL, false, 1);
 	max_epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
@@ -216,10 +224,11 @@ ptm_epochs_advance_era(Datum reason, bool reason_null, PtmEraChange *change)
 	args[1] = reason;
 	ptm_spi_execute(&plan_insert_era, args, nulls, false, 0);
 	set_sequence(change->floor);
+	UnlockRelationOid(eras, ShareRowExclusiveLock);
 	lifted_on_timeline = tli;
-	lifted_sequence = get_relname_relid("lease_epoch_seq", get_namespace_oid("ptm", false));
+	lifted_sequence = seq;
 
-	ptm_epochs_after_raise();
+	ptm_epochs_after_raise(seq);
 	ereport(LOG,
 			(errmsg("ptm_lease: lease epochs advanced to era " INT64_FORMAT ": the next epoch is above " INT64_FORMAT,
 					change->era, change->floor)));

@@ -10,17 +10,19 @@
 #define PTM_EPOCHS_H
 
 /*
- * Lift ptm.lease_epoch_seq to the floor of the current era if it is below
- * (once per backend and timeline).  Needs an SPI connection; a primary only.
+ * Before a statement that takes epochs from ptm.lease_epoch_seq: lift the
+ * sequence to the floor of the current era if it is below (once per backend
+ * and timeline), and return its OID for ptm_epochs_after_raise().  Needs an
+ * SPI connection; a primary only.
  */
-extern void ptm_epochs_lift_to_era(void);
+extern Oid	ptm_epochs_lift_to_era(void);
 
 /*
  * After a statement took epochs from the sequence, before the caller sees
  * them: flush WAL up to the record that covers them, so that a crash can
  * never hand them out again (see epochs.c).
  */
-extern void ptm_epochs_after_raise(void);
+extern void ptm_epochs_after_raise(Oid seq);
 
 /* What ptm_epochs_advance_era() did, for the audit row. */
 typedef struct PtmEraChange

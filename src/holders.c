@@ -37,7 +37,8 @@ static PtmPlan plan_end = {
 #if PG_VERSION_NUM >= 140000
 	"       pg_catalog.pg_terminate_backend(a.pid, $4)"
 #else
-	"       pg_catalog.pg_terminate_backend(a.pid) OR $4 < 0"
+	/* no wait for the exit before 14: the caller's next lock wait covers it */
+	"       pg_catalog.pg_terminate_backend(a.pid)"
 #endif
 	"  FROM pg_catalog.pg_stat_activity a"
 	" WHERE a.pid = ANY ($1) AND ($2::timestamptz IS NULL OR a.xact_start < $2)",

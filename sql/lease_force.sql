@@ -66,6 +66,15 @@ SELECT result FROM ptm.force_expire('force-owner', 0, 'agent tries', agent_id =>
 RESET ROLE;
 SELECT count(*) AS era_rows FROM ptm.epoch_eras;
 
+-- Past the last era a bigint holds (9222): 54000, and nothing changes (the
+-- offset row, written by hand here, is rolled back with the error).
+BEGIN;
+INSERT INTO ptm.epoch_eras (era_offset, reason) VALUES (9222, 'regression: the last era');
+SELECT ptm.advance_epoch_era('one era too far');
+ROLLBACK;
+SELECT count(*) AS era_rows, (SELECT last_value < 1000000000000000 FROM ptm.lease_epoch_seq) AS still_era_0
+  FROM ptm.epoch_eras;
+
 -- cleanup
 SET session_replication_role = replica;
 DELETE FROM ptm.partition_leases WHERE topic = 'force-owner';

@@ -6,8 +6,10 @@
  * Each concern has its own file: ptm_lease.c (module load, GUCs), shmem.c
  * (shared state), metrics.c (counters, histograms and their views),
  * metrics_keys.c (per-key statistics), metrics_file.c (saving the counters
- * across restarts), health.c (health()),
- * leases.c, commits.c, projections.c, worker.c.
+ * across restarts), health.c (health()), leases.c, commits.c,
+ * projections.c, worker.c; below them row_access.c (one row without SQL),
+ * lock_wait.c (bounded lock waits), epochs.c (epoch eras) and holders.c
+ * (ending the holders of an expired lease's row).
  *
  *-------------------------------------------------------------------------
  */

@@ -6,6 +6,7 @@
 #   for my $b (ptm_doc_blocks($path)) { my ($lang, $line, $body, $expects) = @$b; ... }
 #   my $doc = ptm_doc_parse($path);        # {blocks, prose, headings}
 #   my $sql = ptm_doc_section_block($path, qr/^### Step 5/, 1);   # 1st ```sql block of that section
+#   my $py = ptm_doc_section_block($path, qr/^### psycopg 3/, 1, 'python');
 #
 # $expects is the text of an "*Expects:* ..." line standing between the
 # previous block (or the start of the file) and this one: what the example
@@ -89,16 +90,17 @@ sub ptm_doc_parse
 
 sub ptm_doc_blocks { return @{ ptm_doc_parse($_[0])->{blocks} }; }
 
-# The body of the $n-th ```sql block (from 1) of the section whose heading
-# matches $heading_re; dies when there is none, so that a test notices a
-# runbook whose steps were renamed.
+# The body of the $n-th ```sql block (from 1; ```$lang if given) of the
+# section whose heading matches $heading_re; dies when there is none, so that
+# a test notices a runbook whose steps were renamed.
 sub ptm_doc_section_block
 {
-	my ($path, $heading_re, $n) = @_;
-	my @sql = grep { $_->[0] eq 'sql' && defined $_->[4] && $_->[4] =~ $heading_re }
+	my ($path, $heading_re, $n, $lang) = @_;
+	$lang //= 'sql';
+	my @found = grep { $_->[0] eq $lang && defined $_->[4] && $_->[4] =~ $heading_re }
 	  ptm_doc_blocks($path);
-	die "$path: no ```sql block $n under a heading matching $heading_re\n" unless $sql[ $n - 1 ];
-	return $sql[ $n - 1 ][2];
+	die "$path: no ```$lang block $n under a heading matching $heading_re\n" unless $found[ $n - 1 ];
+	return $found[ $n - 1 ][2];
 }
 
 1;

@@ -70,7 +70,7 @@ static PtmPlan plans[NUM_PLANS] = {
 		"UPDATE ptm.workflow_state"
 		"   SET version = version + 1, state = $3, updated_at = pg_catalog.now()"
 		" WHERE workflow_key = $1 AND version = $2"
-		" RETURNING version",
+		" RETURNING version::pg_catalog.int8",
 		3, {TEXTOID, INT8OID, JSONBOID}
 	},
 	[PLAN_UPDATE_CLAIMED] = {
@@ -79,19 +79,20 @@ static PtmPlan plans[NUM_PLANS] = {
 		"       claim_expires_at = NULL"
 		" WHERE workflow_key = $1 AND version = $2"
 		"   AND claim_epoch = $4 AND claim_expires_at > $5"
-		" RETURNING version",
+		" RETURNING version::pg_catalog.int8",
 		5, {TEXTOID, INT8OID, JSONBOID, INT8OID, INT8OID}
 	},
 	[PLAN_INSERT] = {
 		"INSERT INTO ptm.workflow_state (workflow_key, version, state)"
 		" VALUES ($1, 1, $2)"
 		" ON CONFLICT (workflow_key) DO NOTHING"
-		" RETURNING version",
+		" RETURNING version::pg_catalog.int8",
 		2, {TEXTOID, JSONBOID}
 	},
 	[PLAN_READ] = {
-		"SELECT version, state, updated_at, claim_worker, claim_step,"
-		"       claim_epoch, claim_expires_at"
+		"SELECT version::pg_catalog.int8, state::pg_catalog.jsonb, updated_at,"
+		"       claim_worker, claim_step::pg_catalog.int8,"
+		"       claim_epoch::pg_catalog.int8, claim_expires_at::pg_catalog.int8"
 		"  FROM ptm.workflow_state WHERE workflow_key = $1",
 		1, {TEXTOID}
 	},
@@ -108,7 +109,7 @@ static PtmPlan plans[NUM_PLANS] = {
 		5, {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 	},
 	[PLAN_DEDUP_READ] = {
-		"SELECT d.result_version, s.state"
+		"SELECT d.result_version, s.state::pg_catalog.jsonb"
 		"  FROM ptm.action_dedup_log d"
 		"  LEFT JOIN ptm.workflow_state s"
 		"    ON s.workflow_key = d.workflow_key AND s.version = d.result_version"
@@ -132,7 +133,7 @@ static PtmPlan plans[NUM_PLANS] = {
 		" WHERE workflow_key = $1 AND version = $2"
 		"   AND (claim_expires_at IS NULL OR claim_expires_at <= $4"
 		"        OR claim_step IS DISTINCT FROM version OR claim_worker = $3)"
-		" RETURNING claim_epoch",
+		" RETURNING claim_epoch::pg_catalog.int8",
 		5, {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID}
 	},
 };
@@ -231,8 +232,14 @@ enum
 	WF_COL_UPDATED_AT
 };
 static PtmKeyedTable workflow_table = {
-	"workflow_state", "idx_workflow_state_workflow_key", 1, {F_TEXTEQ},
-	3, {"version", "state", "updated_at"}
+	.relname = "workflow_state",
+	.pkey_name = "idx_workflow_state_workflow_key",
+	.nkeys = 1,
+	.key_types = {TEXTOID},
+	.key_eqfuncs = {F_TEXTEQ},
+	.ncolumns = 3,
+	.columns = {"version", "state", "updated_at"},
+	.column_types = {INT8OID, JSONBOID, TIMESTAMPTZOID}
 };
 
 /* One plain commit, as its judge sees it. */

@@ -110,7 +110,9 @@ typedef struct LeaseRow
 	char	   *previous_agent_id;
 } LeaseRow;
 
-#define LEASE_COLUMNS "agent_id, lease_epoch, lease_expires_at, state, previous_agent_id"
+/* cast, so that a column a DBA gave another type is read right */
+#define LEASE_COLUMNS "agent_id::pg_catalog.text, lease_epoch::pg_catalog.int8," \
+	" lease_expires_at::pg_catalog.int8, state::pg_catalog.text, previous_agent_id::pg_catalog.text"
 
 static PtmPlan plan_select = {
 	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
@@ -155,7 +157,7 @@ lease_plan(LeasePlan *plan)
 	" (topic, partition_id, agent_id, lease_epoch, lease_expires_at" COL ", state, acquired_at, renewed_at)" \
 	" VALUES ($1, $2, $3, pg_catalog.nextval('ptm.lease_epoch_seq'), $4" VAL ", 'active', $5, $5)" \
 	" ON CONFLICT (topic, partition_id) DO NOTHING" \
-	" RETURNING l.lease_epoch"
+	" RETURNING l.lease_epoch::pg_catalog.int8"
 static LeasePlan plan_insert = {
 	{SQL_INSERT(", sweep_at", ", $4"),
 		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}},
@@ -175,7 +177,7 @@ static LeasePlan plan_insert = {
 	" agent_id = $3, state = 'active', lease_expires_at = $4," SWEEP \
 	" acquired_at = $5, renewed_at = $5, ended_at = NULL" \
 	" WHERE topic = $1 AND partition_id = $2" \
-	" RETURNING lease_epoch"
+	" RETURNING lease_epoch::pg_catalog.int8"
 static LeasePlan plan_take = {
 	{SQL_TAKE(" sweep_at = $4,"),
 		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}},
@@ -193,7 +195,7 @@ static PtmPlan plan_hold = {
 	"UPDATE ptm.partition_leases"
 	" SET lease_expires_at = greatest(lease_expires_at, $3), renewed_at = $4"
 	" WHERE topic = $1 AND partition_id = $2"
-	" RETURNING lease_expires_at",
+	" RETURNING lease_expires_at::pg_catalog.int8",
 	4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -208,7 +210,7 @@ static PtmPlan plan_renew = {
 	" SET lease_expires_at = greatest(lease_expires_at, $6), renewed_at = $7"
 	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3"
 	"   AND lease_epoch = $4 AND lease_expires_at > $5"
-	" RETURNING lease_expires_at",
+	" RETURNING lease_expires_at::pg_catalog.int8",
 	7, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}
 };
 
@@ -365,8 +367,15 @@ enum
 	LEASE_COL_RENEWED_AT
 };
 static PtmKeyedTable lease_table = {
-	"partition_leases", "partition_leases_pkey", 2, {F_TEXTEQ, F_INT4EQ},
-	6, {"agent_id", "lease_epoch", "lease_expires_at", "state", "previous_agent_id", "renewed_at"}
+	.relname = "partition_leases",
+	.pkey_name = "partition_leases_pkey",
+	.nkeys = 2,
+	.key_types = {TEXTOID, INT4OID},
+	.key_eqfuncs = {F_TEXTEQ, F_INT4EQ},
+	.ncolumns = 6,
+	.columns = {"agent_id", "lease_epoch", "lease_expires_at", "state", "previous_agent_id",
+	"renewed_at"},
+	.column_types = {TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
 };
 
 static char *
@@ -396,10 +405,8 @@ lease_row_from_slot(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool 
 }
 
 /*
- * read_lease(LEASE_READ) without SQL and without an SPI connection, with the
- * statement's snapshot.  Only the first read of a call uses it: the reads
- * after a wait or a failed change need SPI's fresh snapshot, to see what the
- * transaction waited for committed.
+ * read_lease(LEASE_READ) without SQL and without an SPI connection unless the
+ * table needs SQL (row_access.c), with a snapshot of its own, as SPI takes.
  */
 static LeaseRow
 read_lease_direct(text *topic, int32 partition_id)
@@ -407,7 +414,13 @@ read_lease_direct(text *topic, int32 partition_id)
 	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
 	LeaseRow	row = {0};
 
-	ptm_row_read(&lease_table, keys, lease_row_from_slot, &row);
+	if (ptm_row_read(&lease_table, keys, lease_row_from_slot, &row) == PTM_ROW_USE_SQL)
+	{
+		int			pinned = ptm_spi_connect_pinned();
+
+		row = read_lease(topic, partition_id, LEASE_READ);
+		ptm_spi_finish_pinned(pinned);
+	}
 	return row;
 }
 

@@ -84,12 +84,14 @@ _PG_init(void)
 	ptm_leases_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_projections_define_gucs();
+	ptm_row_access_define_gucs();
 	ptm_worker_define_gucs();
 
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");
 
 	CacheRegisterRelcacheCallback(relcache_invalidated, (Datum) 0);
 	ptm_result_types_init();
+	ptm_row_access_init();
 
 	/*
 	 * Shared memory and workers only exist when the postmaster loads us; in

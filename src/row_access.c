@@ -4,34 +4,51 @@
  *	  Read or update one row of a ptm table by its primary key, without SQL.
  *
  * ptm_row_update() does what "UPDATE ptm.t SET ... WHERE <key> AND <judge>"
- * does in the calling transaction, step for step:
+ * does in the calling transaction, with the executor's own calls where the
+ * executor has one.  Logical replication's apply worker updates a row the
+ * same way (ExecSimpleRelationUpdate() in execReplication.c); measured
+ * against that list of duties:
  *
- *	- CommandCounterIncrement() first, and a snapshot that sees the effects of
- *	  every earlier command (as SPI gives each statement), so a second call in
- *	  one statement sees the first one's change.
- *	- The row is found through the primary key index with that snapshot (the
- *	  btree scan and the heap fetch take SERIALIZABLE's predicate locks).
+ * Performed, as UPDATE performs them:
+ *	- CheckCmdReplicaIdentity(): a published table without a usable replica
+ *	  identity, or whose row filter or column list reads a column outside
+ *	  it, refuses the update (55000) before any row is read.
+ *	- A fresh snapshot for each call, as SPI gives each statement of a
+ *	  volatile function: under READ COMMITTED one taken now (so a row
+ *	  committed while the calling statement ran is seen), under REPEATABLE
+ *	  READ and SERIALIZABLE the transaction's; CommandCounterIncrement()
+ *	  first, so a second call in one statement sees the first one's change.
+ *	- The row is found through the primary key index (the btree scan and
+ *	  the heap fetch take SERIALIZABLE's predicate locks).
+ *	- Columns dropped from the table are stored as NULL in the new version
+ *	  (the old version's value, TOASTed or not, is not carried forward).
+ *	- ExecConstraints(): NOT NULL and every CHECK constraint, NOT VALID ones
+ *	  included, on the new version, after every recheck.  The compiled CHECK
+ *	  expressions are kept per table until its relcache entry or any function
+ *	  changes.
  *	- table_tuple_update() waits for a concurrent writer of the row (for at
  *	  most wait_ms when the caller bounds the wait: "Bounded waits" below).
  *	  If that writer committed a newer version: under REPEATABLE READ or
- *	  SERIALIZABLE the call fails with 40001, as an UPDATE does; under READ
- *	  COMMITTED the
- *	  newest version is locked (TUPLE_LOCK_FLAG_FIND_LAST_VERSION) and judged
- *	  again, which is the executor's EvalPlanQual recheck.  So two callers
- *	  never both win on a stale reading.
- *	- When the new version is not a HOT update, index entries are inserted
- *	  with the executor's own ExecInsertIndexTuples().
+ *	  SERIALIZABLE the call fails with 40001; under READ COMMITTED the newest
+ *	  version is locked (TUPLE_LOCK_FLAG_FIND_LAST_VERSION) and judged again,
+ *	  which is the executor's EvalPlanQual recheck.  So two callers never
+ *	  both win on a stale reading.
+ *	- ExecInsertIndexTuples() when the new version is not a HOT update, with
+ *	  the columns the judge changed as the statement's updated columns (the
+ *	  btree "index unchanged" hint reads them).
  *
- * What it does not do, and why that is safe for its callers:
- *	- No CHECK or NOT NULL check: callers change only columns that no
- *	  constraint reads, to values that are never NULL.
- *	- No triggers: the tables' statement trigger (ptm._refuse_direct_dml)
- *	  exists to refuse DML from outside the ptm functions.  A table with a
- *	  row-level UPDATE trigger (a DBA's audit trigger, say), a rule or row
- *	  security gets PTM_ROW_USE_SQL, and the caller runs its SQL statement
- *	  instead.
- *	- No permission check: like the SQL it replaces, it runs for a SECURITY
- *	  DEFINER function whose owner owns the table.
+ * Not performed, so the caller is told PTM_ROW_USE_SQL and runs its SQL:
+ *	- Triggers: any enabled UPDATE trigger, row or statement level, other
+ *	  than the tables' own guard (ptm._refuse_direct_dml, which exists to
+ *	  refuse DML from outside the ptm functions); rules; row security;
+ *	  stored generated columns; a partitioned table or a partition.
+ *	- A table whose key or caller's columns no longer have the types the C
+ *	  code reads and writes (ALTER COLUMN ... TYPE): SQL converts, C would
+ *	  misread.
+ *	- ptm_lease.direct_row_access = off: every call, for the differential
+ *	  test (test/t/113_differential.pl) and for a DBA who suspects this file.
+ *	- No permission check either way: like the SQL it replaces, it runs for
+ *	  a SECURITY DEFINER function whose owner owns the table.
  *
  * Bounded waits (the lease functions, docs/leases.md)
  *	  An UPDATE waits for as long as the transaction holding the row lives;
@@ -60,27 +77,50 @@
 #include "access/tableam.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_func.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "lock_wait.h"
 #include "row_access.h"
+
+/* ptm_lease.direct_row_access: off sends every call to SQL */
+static bool direct_row_access = true;
 
 /* Every table a caller has used, so that invalidation can reach it. */
 #define PTM_ROW_MAX_TABLES	8
 static PtmKeyedTable *known_tables[PTM_ROW_MAX_TABLES];
 static int	n_known_tables = 0;
+
+void
+ptm_row_access_define_gucs(void)
+{
+	DefineCustomBoolVariable("ptm_lease.direct_row_access",
+							 gettext_noop("Lets the hot calls find and change their row without SQL."),
+							 gettext_noop("Off sends renew_lease, a plain try_commit, the lease fence "
+										  "and acquire's first read through SQL, with the same results."),
+							 &direct_row_access,
+							 true,
+							 PGC_SUSET,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+}
 
 void
 ptm_row_access_relcache_invalidated(Oid relid)
@@ -92,8 +132,27 @@ ptm_row_access_relcache_invalidated(Oid relid)
 		PtmKeyedTable *t = known_tables[i];
 
 		if (relid == InvalidOid || relid == t->relid || relid == t->pkey)
+		{
 			t->relid = t->pkey = InvalidOid;
+			t->checks_valid = false;
+		}
 	}
+}
+
+/* A function changed: a compiled CHECK may have inlined or folded it. */
+static void
+functions_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	int			i;
+
+	for (i = 0; i < n_known_tables; i++)
+		known_tables[i]->checks_valid = false;
+}
+
+void
+ptm_row_access_init(void)
+{
+	CacheRegisterSyscacheCallback(PROCOID, functions_changed, (Datum) 0);
 }
 
 static void
@@ -142,6 +201,8 @@ resolve_table(PtmKeyedTable *t)
 							t->columns[i], t->relname),
 					 errhint("Run ALTER EXTENSION ptm_lease UPDATE, or give the column its name back.")));
 	}
+	t->guard_fn = LookupFuncName(list_make2(makeString("ptm"), makeString("_refuse_direct_dml")),
+								 0, NULL, true);
 	remember_table(t);
 	t->pkey = pkey;
 	t->relid = relid;
@@ -171,20 +232,28 @@ open_table(PtmKeyedTable *t, LOCKMODE lock)
 }
 
 /*
- * A snapshot for one statement of the calling function: the active one with
- * the command counter advanced, as SPI gives each statement.  Pop it after.
+ * A snapshot for one statement of the calling function, as SPI gives each
+ * statement of a volatile function: under READ COMMITTED a new one, under
+ * REPEATABLE READ the transaction's, with the command counter advanced past
+ * the earlier commands.  Pop it after.
  */
 static Snapshot
 push_statement_snapshot(void)
 {
 	CommandCounterIncrement();
-	if (ActiveSnapshotSet())
-		PushCopiedSnapshot(GetActiveSnapshot());
-	else
-		PushActiveSnapshot(GetTransactionSnapshot());
+	PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
 	return GetActiveSnapshot();
 }
+
+/* What an access does with the row, which decides what makes it need SQL. */
+typedef enum RowAccessKind
+{
+	ACCESS_READ,				/* SELECT */
+	ACCESS_LOCK,				/* SELECT ... FOR SHARE / FOR NO KEY UPDATE */
+	ACCESS_UPDATE,				/* UPDATE */
+	ACCESS_HOLDERS				/* the row's xmax, for the worker */
+} RowAccessKind;
 
 /* One access to a keyed table: the relation, its key index, a snapshot, a slot. */
 typedef struct RowAccess
@@ -195,21 +264,103 @@ typedef struct RowAccess
 	TupleTableSlot *row;		/* the row found, then its newest version */
 } RowAccess;
 
+/* Whether the key columns still have the types key_eqfuncs compare. */
+static bool
+keys_have_their_types(PtmKeyedTable *t, Relation rel, Relation index)
+{
+	int			i;
+
+	if (index->rd_index->indnkeyatts != t->nkeys)
+		return false;
+	for (i = 0; i < t->nkeys; i++)
+	{
+		AttrNumber	attnum = index->rd_index->indkey.values[i];
+
+		if (attnum <= 0 ||
+			TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid != t->key_types[i])
+			return false;
+	}
+	return true;
+}
+
 /*
- * Open the table and its key index with lock, and push the statement
- * snapshot.  Returns false, with nothing left open, when use_sql says the
- * table needs SQL.
+ * Whether the caller's columns still have the types its judge reads and
+ * writes, in a plain table (ALTER COLUMN ... TYPE needs SQL's conversions).
  */
 static bool
-begin_access(RowAccess *ra, PtmKeyedTable *t, LOCKMODE lock, bool (*use_sql) (Relation))
+columns_have_their_types(PtmKeyedTable *t, Relation rel)
+{
+	int			i;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		return false;
+	for (i = 0; i < t->ncolumns; i++)
+		if (TupleDescAttr(RelationGetDescr(rel), t->attnums[i] - 1)->atttypid != t->column_types[i])
+			return false;
+	return true;
+}
+
+/*
+ * Whether an UPDATE of this table fires a trigger of the DBA's, row or
+ * statement level: every enabled UPDATE trigger but the tables' own guard.
+ */
+static bool
+has_update_trigger(PtmKeyedTable *t, Relation rel)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+	int			i;
+
+	if (trigdesc == NULL)
+		return false;
+	for (i = 0; i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trigger = &trigdesc->triggers[i];
+
+		if (TRIGGER_FOR_UPDATE(trigger->tgtype) &&
+			trigger->tgenabled != TRIGGER_DISABLED &&
+			trigger->tgfoid != t->guard_fn)
+			return true;
+	}
+	return false;
+}
+
+/* What makes an access of this kind take SQL: see the header. */
+static bool
+access_needs_sql(RowAccessKind kind, PtmKeyedTable *t, Relation rel, Relation index)
+{
+	if (!keys_have_their_types(t, rel, index))
+		return true;
+	if (kind == ACCESS_HOLDERS)
+		return false;
+	if (!direct_row_access || !columns_have_their_types(t, rel) ||
+		rel->rd_rel->relrowsecurity)
+		return true;
+	if (kind != ACCESS_UPDATE)
+		return false;
+	return rel->rd_rel->relhasrules ||
+		(rel->rd_att->constr && rel->rd_att->constr->has_generated_stored) ||
+		has_update_trigger(t, rel);
+}
+
+/*
+ * Open the table and its key index with lock and push the statement
+ * snapshot.  Returns false, with nothing left open (the locks stay), when
+ * the access needs SQL.  An update checks the replica identity first, as
+ * UPDATE does when its executor starts, row or no row.
+ */
+static bool
+begin_access(RowAccess *ra, PtmKeyedTable *t, LOCKMODE lock, RowAccessKind kind)
 {
 	ra->rel = open_table(t, lock);
-	if (use_sql != NULL && use_sql(ra->rel))
+	ra->index = index_open(t->pkey, lock);
+	if (access_needs_sql(kind, t, ra->rel, ra->index))
 	{
+		index_close(ra->index, NoLock);
 		table_close(ra->rel, NoLock);
 		return false;
 	}
-	ra->index = index_open(t->pkey, lock);
+	if (kind == ACCESS_UPDATE)
+		CheckCmdReplicaIdentity(ra->rel, CMD_UPDATE);
 	ra->snapshot = push_statement_snapshot();
 	ra->row = table_slot_create(ra->rel, NULL);
 	return true;
@@ -257,39 +408,171 @@ refuse_if_xact_snapshot(TM_Result result)
 						result == TM_Updated ? "update" : "delete")));
 }
 
-/* The new version is not a HOT update: give every index its entry. */
-static void
-insert_index_entries(Relation rel, TupleTableSlot *slot, bool only_summarizing)
+/*
+ * The executor's state for the result relation of one update, made when the
+ * first constraint check or index entry needs it: what ExecConstraints()
+ * and ExecInsertIndexTuples() read.  Its range table names the table with
+ * the columns the judge changed as the statement's updated columns.
+ */
+typedef struct ResultRel
 {
-	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	EState	   *estate;
+	ResultRelInfo *rri;
+	Bitmapset **updated_cols;	/* in the range table's entry */
+	bool		shared_checks;	/* rri uses the table's compiled CHECKs */
+} ResultRel;
 
-	/* no range table: index 0 tells the executor there are no updated-column sets */
-	InitResultRelInfo(rri, rel, 0, NULL, 0);
-	ExecOpenIndices(rri, false);
-#if PG_VERSION_NUM >= 160000
-	ExecInsertIndexTuples(rri, slot, estate, true, false, NULL, NIL, only_summarizing);
-#elif PG_VERSION_NUM >= 140000
-	ExecInsertIndexTuples(rri, slot, estate, true, false, NULL, NIL);
-#else
-	estate->es_result_relation_info = rri;
-	ExecInsertIndexTuples(slot, estate, false, NULL, NIL);
-#endif
-	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
+/* Depth of ExecConstraints() calls evaluating a table's compiled CHECKs. */
+static int	checks_running = 0;
+
+/*
+ * The table's CHECK expressions, compiled as ExecRelCheck() compiles them,
+ * kept until the table or a function changes; NULL when there are none, or
+ * while they are being evaluated (a CHECK calling a ptm function that
+ * updates the same table: the inner call compiles its own, so no compiled
+ * expression is run twice at once or freed while it runs).
+ */
+static ExprState **
+compiled_checks(PtmKeyedTable *t, Relation rel)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	ExprState **checks;
+	MemoryContext oldcontext;
+	int			i;
+
+	if (constr == NULL || constr->num_check == 0 || checks_running > 0)
+		return NULL;
+	if (t->checks_valid && t->checks != NULL)
+		return t->checks;
+
+	if (t->checks_cxt != NULL)
+		MemoryContextDelete(t->checks_cxt);
+	t->checks = NULL;
+	t->checks_cxt = AllocSetContextCreate(CacheMemoryContext, "ptm_lease row checks",
+										  ALLOCSET_SMALL_SIZES);
+	/* valid from here on: an invalidation while compiling counts for next time */
+	t->checks_valid = true;
+	oldcontext = MemoryContextSwitchTo(t->checks_cxt);
+	checks = palloc(constr->num_check * sizeof(ExprState *));
+	for (i = 0; i < constr->num_check; i++)
+		checks[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)), NULL);
+	MemoryContextSwitchTo(oldcontext);
+	t->checks = checks;
+	return checks;
 }
 
-/* Whether an UPDATE of this table would do more than the row change itself. */
-static bool
-update_needs_sql(Relation rel)
+/* A range table of the one table, with its updated-columns set. */
+static Bitmapset **
+init_range_table(EState *estate, Relation rel)
 {
-	TriggerDesc *trig = rel->trigdesc;
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
 
-	return rel->rd_rel->relrowsecurity || rel->rd_rel->relhasrules ||
-		(rel->rd_att->constr && rel->rd_att->constr->has_generated_stored) ||
-		(trig && (trig->trig_update_before_row || trig->trig_update_after_row ||
-				  trig->trig_update_instead_row || trig->trig_update_new_table ||
-				  trig->trig_update_old_table));
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+#if PG_VERSION_NUM >= 160000
+	{
+		RTEPermissionInfo *perminfo = makeNode(RTEPermissionInfo);
+
+		perminfo->relid = rte->relid;
+		perminfo->requiredPerms = ACL_UPDATE;
+		rte->perminfoindex = 1;
+		ExecInitRangeTable(estate, list_make1(rte), list_make1(perminfo));
+		return &perminfo->updatedCols;
+	}
+#else
+	rte->requiredPerms = ACL_UPDATE;
+	ExecInitRangeTable(estate, list_make1(rte));
+	return &rte->updatedCols;
+#endif
+}
+
+static void
+begin_result_rel(ResultRel *rr, PtmKeyedTable *t, Relation rel)
+{
+	MemoryContext oldcontext;
+
+	if (rr->estate != NULL)
+		return;
+	rr->estate = CreateExecutorState();
+	oldcontext = MemoryContextSwitchTo(rr->estate->es_query_cxt);
+	rr->updated_cols = init_range_table(rr->estate, rel);
+	rr->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rr->rri, rel, 1, NULL, 0);
+	rr->rri->ri_ConstraintExprs = compiled_checks(t, rel);
+	rr->shared_checks = rr->rri->ri_ConstraintExprs != NULL;
+	MemoryContextSwitchTo(oldcontext);
+}
+
+static void
+end_result_rel(ResultRel *rr)
+{
+	if (rr->estate != NULL)
+		FreeExecutorState(rr->estate);
+}
+
+/* ExecConstraints() on the new version: NOT NULL and every CHECK. */
+static void
+check_constraints(ResultRel *rr, PtmKeyedTable *t, Relation rel, TupleTableSlot *next)
+{
+	if (RelationGetDescr(rel)->constr == NULL)
+		return;
+	begin_result_rel(rr, t, rel);
+	if (!rr->shared_checks)
+		ExecConstraints(rr->rri, next, rr->estate);
+	else
+	{
+		checks_running++;
+		PG_TRY();
+		{
+			ExecConstraints(rr->rri, next, rr->estate);
+		}
+		PG_FINALLY();
+		{
+			checks_running--;
+		}
+		PG_END_TRY();
+	}
+	ResetPerTupleExprContext(rr->estate);
+}
+
+/* The columns whose value the judge changed, as the range table counts them. */
+static Bitmapset *
+changed_columns(TupleTableSlot *row, TupleTableSlot *next, int natts)
+{
+	Bitmapset  *changed = NULL;
+	int			i;
+
+	for (i = 0; i < natts; i++)
+		if (next->tts_isnull[i] != row->tts_isnull[i] ||
+			(!next->tts_isnull[i] && next->tts_values[i] != row->tts_values[i]))
+			changed = bms_add_member(changed, i + 1 - FirstLowInvalidHeapAttributeNumber);
+	return changed;
+}
+
+/* The new version is not a HOT update: give every index its entry. */
+static void
+insert_index_entries(ResultRel *rr, PtmKeyedTable *t, Relation rel, TupleTableSlot *row,
+					 TupleTableSlot *next, int natts, bool only_summarizing)
+{
+	MemoryContext oldcontext;
+
+	begin_result_rel(rr, t, rel);
+	oldcontext = MemoryContextSwitchTo(rr->estate->es_query_cxt);
+	*rr->updated_cols = changed_columns(row, next, natts);
+	MemoryContextSwitchTo(oldcontext);
+
+	ExecOpenIndices(rr->rri, false);
+#if PG_VERSION_NUM >= 160000
+	ExecInsertIndexTuples(rr->rri, next, rr->estate, true, false, NULL, NIL, only_summarizing);
+#elif PG_VERSION_NUM >= 140000
+	ExecInsertIndexTuples(rr->rri, next, rr->estate, true, false, NULL, NIL);
+#else
+	rr->estate->es_result_relation_info = rr->rri;
+	ExecInsertIndexTuples(next, rr->estate, false, NULL, NIL);
+#endif
+	ExecCloseIndices(rr->rri);
 }
 
 /*
@@ -457,14 +740,36 @@ lock_flags(void)
 }
 
 /*
+ * The new version as UPDATE starts it: the row's values, with NULL in the
+ * columns dropped from the table.
+ */
+static void
+copy_for_update(TupleTableSlot *next, TupleTableSlot *row, TupleDesc desc)
+{
+	int			i;
+
+	ExecClearTuple(next);
+	memcpy(next->tts_values, row->tts_values, desc->natts * sizeof(Datum));
+	memcpy(next->tts_isnull, row->tts_isnull, desc->natts * sizeof(bool));
+	for (i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->attisdropped)
+		{
+			next->tts_values[i] = (Datum) 0;
+			next->tts_isnull[i] = true;
+		}
+}
+
+/*
  * Judge the row in ra->row and write the judge's new version, waiting for a
  * concurrent writer (at most wait_ms) and judging the newest version again
  * after it committed.
  */
 static PtmRowOutcome
-update_found_row(PtmKeyedTable *t, RowAccess *ra, TupleTableSlot *next, int natts,
+update_found_row(PtmKeyedTable *t, RowAccess *ra, ResultRel *rr, TupleTableSlot *next,
 				 CommandId cid, int wait_ms, PtmRowJudge judge, void *arg)
 {
+	TupleDesc	desc = RelationGetDescr(ra->rel);
+
 	for (;;)
 	{
 		TM_Result	result;
@@ -477,9 +782,7 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, TupleTableSlot *next, int natt
 		bool		update_indexes;
 #endif
 
-		ExecClearTuple(next);
-		memcpy(next->tts_values, ra->row->tts_values, natts * sizeof(Datum));
-		memcpy(next->tts_isnull, ra->row->tts_isnull, natts * sizeof(bool));
+		copy_for_update(next, ra->row, desc);
 		if (!judge(t, ra->row, next->tts_values, next->tts_isnull, arg))
 			return PTM_ROW_KEPT;
 		ExecStoreVirtualTuple(next);
@@ -498,15 +801,17 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, TupleTableSlot *next, int natt
 			return PTM_ROW_MISSING;
 		}
 
+		check_constraints(rr, t, ra->rel, next);
 		result = update_within(ra, &tid, next, cid, wait_ms, &tmfd, &lockmode, &update_indexes);
 		if (result == TM_Ok)
 		{
 #if PG_VERSION_NUM >= 160000
 			if (update_indexes != TU_None)
-				insert_index_entries(ra->rel, next, update_indexes == TU_Summarizing);
+				insert_index_entries(rr, t, ra->rel, ra->row, next, desc->natts,
+									 update_indexes == TU_Summarizing);
 #else
 			if (update_indexes)
-				insert_index_entries(ra->rel, next, false);
+				insert_index_entries(rr, t, ra->rel, ra->row, next, desc->natts, false);
 #endif
 			return PTM_ROW_UPDATED;
 		}
@@ -542,34 +847,27 @@ PtmRowOutcome
 ptm_row_update(PtmKeyedTable *t, const Datum *keys, int wait_ms, PtmRowJudge judge, void *arg)
 {
 	RowAccess	ra;
+	ResultRel	rr = {0};
 	TupleTableSlot *next;
 	CommandId	cid;
-	int			natts;
 	PtmRowOutcome outcome = PTM_ROW_MISSING;
 
 	/* what an UPDATE statement checks before it starts */
 	PreventCommandIfReadOnly("UPDATE");
 	PreventCommandIfParallelMode("UPDATE");
 
-	if (!begin_access(&ra, t, RowExclusiveLock, update_needs_sql))
+	if (!begin_access(&ra, t, RowExclusiveLock, ACCESS_UPDATE))
 		return PTM_ROW_USE_SQL;
 	cid = GetCurrentCommandId(true);
-	natts = RelationGetDescr(ra.rel)->natts;
 	next = MakeSingleTupleTableSlot(RelationGetDescr(ra.rel), &TTSOpsVirtual);
 
 	if (fetch_by_key(t, &ra, keys))
-		outcome = update_found_row(t, &ra, next, natts, cid, wait_ms, judge, arg);
+		outcome = update_found_row(t, &ra, &rr, next, cid, wait_ms, judge, arg);
 
+	end_result_rel(&rr);
 	ExecDropSingleTupleTableSlot(next);
 	end_access(&ra);
 	return outcome;
-}
-
-/* Row security could hide the row from a locking read: let SQL decide. */
-static bool
-lock_needs_sql(Relation rel)
-{
-	return rel->rd_rel->relrowsecurity;
 }
 
 /*
@@ -592,7 +890,7 @@ ptm_row_lock(PtmKeyedTable *t, const Datum *keys, LockTupleMode mode, int wait_m
 	PreventCommandIfReadOnly(what);
 	PreventCommandIfParallelMode(what);
 
-	if (!begin_access(&ra, t, RowShareLock, lock_needs_sql))
+	if (!begin_access(&ra, t, RowShareLock, ACCESS_LOCK))
 		return PTM_ROW_USE_SQL;
 
 	if (fetch_by_key(t, &ra, keys))
@@ -645,7 +943,9 @@ ptm_row_holders(PtmKeyedTable *t, const Datum *keys, int *pids, int max)
 	int			n = 0;
 	int			i;
 
-	begin_access(&ra, t, AccessShareLock, NULL);
+	/* a table whose key changed type: the holders cannot be told */
+	if (!begin_access(&ra, t, AccessShareLock, ACCESS_HOLDERS))
+		return 0;
 	if (fetch_by_key(t, &ra, keys))
 		nxids = Min(row_holders(&ra, xids, PTM_ROW_MAX_HOLDERS), PTM_ROW_MAX_HOLDERS);
 	end_access(&ra);
@@ -661,16 +961,19 @@ ptm_row_holders(PtmKeyedTable *t, const Datum *keys, int *pids, int max)
 	return n;
 }
 
-bool
+PtmRowOutcome
 ptm_row_read(PtmKeyedTable *t, const Datum *keys, PtmRowJudge judge, void *arg)
 {
 	RowAccess	ra;
-	bool		found;
+	PtmRowOutcome outcome = PTM_ROW_MISSING;
 
-	begin_access(&ra, t, AccessShareLock, NULL);
-	found = fetch_by_key(t, &ra, keys);
-	if (found)
+	if (!begin_access(&ra, t, AccessShareLock, ACCESS_READ))
+		return PTM_ROW_USE_SQL;
+	if (fetch_by_key(t, &ra, keys))
+	{
 		judge(t, ra.row, NULL, NULL, arg);
+		outcome = PTM_ROW_KEPT;
+	}
 	end_access(&ra);
-	return found;
+	return outcome;
 }

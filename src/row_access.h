@@ -26,20 +26,29 @@
 /*
  * A ptm table reached by its primary key.  The first part is written by the
  * caller; the rest is looked up on first use and forgotten when the table's
- * relcache entry is invalidated (ALTER EXTENSION UPDATE, DROP EXTENSION).
+ * relcache entry is invalidated (ALTER TABLE, ALTER EXTENSION UPDATE, DROP
+ * EXTENSION).
  */
 typedef struct PtmKeyedTable
 {
 	const char *relname;		/* in schema ptm */
 	const char *pkey_name;		/* its primary key index */
 	int			nkeys;			/* columns of the primary key, in order */
+	Oid			key_types[PTM_ROW_MAX_KEYS];	/* type of each key column */
 	Oid			key_eqfuncs[PTM_ROW_MAX_KEYS];	/* equality of each key column */
 	int			ncolumns;		/* columns the caller reads or writes ... */
 	const char *columns[PTM_ROW_MAX_COLUMNS];	/* ... by these names */
+	Oid			column_types[PTM_ROW_MAX_COLUMNS];	/* ... of these types */
 
 	Oid			relid;
 	Oid			pkey;
+	Oid			guard_fn;		/* ptm._refuse_direct_dml(), the tables' own trigger */
 	AttrNumber	attnums[PTM_ROW_MAX_COLUMNS];	/* of columns[i] */
+
+	/* the table's CHECK expressions, compiled (row_access.c) */
+	MemoryContext checks_cxt;
+	struct ExprState **checks;
+	bool		checks_valid;
 } PtmKeyedTable;
 
 /*
@@ -57,7 +66,7 @@ typedef enum PtmRowOutcome
 	PTM_ROW_MISSING,			/* no row with that key */
 	PTM_ROW_KEPT,				/* the judge left the (newest) row alone */
 	PTM_ROW_UPDATED,			/* the judge's new version is written */
-	PTM_ROW_USE_SQL,			/* row triggers or row security: use SQL */
+	PTM_ROW_USE_SQL,			/* the table needs SQL (row_access.c): use it */
 	PTM_ROW_BUSY,				/* another transaction held it past wait_ms */
 	PTM_ROW_RETRY				/* held by another: now locked for the caller
 								 * after a wait; call again (fresh clock) */
@@ -81,10 +90,11 @@ extern PtmRowOutcome ptm_row_update(PtmKeyedTable *t, const Datum *keys, int wai
 /*
  * Read the row with primary key keys[] as a SELECT statement would, and let
  * the judge copy out what it needs (its return value is ignored).  Returns
- * false, without calling the judge, when there is no such row.
+ * PTM_ROW_KEPT after the judge saw the row, PTM_ROW_MISSING without calling
+ * it, or PTM_ROW_USE_SQL.
  */
-extern bool ptm_row_read(PtmKeyedTable *t, const Datum *keys,
-						 PtmRowJudge judge, void *arg);
+extern PtmRowOutcome ptm_row_read(PtmKeyedTable *t, const Datum *keys,
+								  PtmRowJudge judge, void *arg);
 
 /*
  * Lock the row with primary key keys[] in mode (LockTupleShare: FOR SHARE;
@@ -93,8 +103,7 @@ extern bool ptm_row_read(PtmKeyedTable *t, const Datum *keys,
  * row, then locking its newest version), and let the judge copy out what it
  * needs (its return value is ignored).  Returns PTM_ROW_KEPT when locked,
  * PTM_ROW_BUSY when still held after wait_ms (the judge sees the row as last
- * committed), PTM_ROW_MISSING without calling the judge, or PTM_ROW_USE_SQL
- * (row security).
+ * committed), PTM_ROW_MISSING without calling the judge, or PTM_ROW_USE_SQL.
  */
 extern PtmRowOutcome ptm_row_lock(PtmKeyedTable *t, const Datum *keys, LockTupleMode mode,
 								  int wait_ms, PtmRowJudge judge, void *arg);
@@ -109,6 +118,10 @@ extern int	ptm_row_holders(PtmKeyedTable *t, const Datum *keys, int *pids, int m
 
 /* A relcache invalidation: forget the tables' OIDs it may concern. */
 extern void ptm_row_access_relcache_invalidated(Oid relid);
+
+/* At load: ptm_lease.direct_row_access, and hearing of changed functions. */
+extern void ptm_row_access_define_gucs(void);
+extern void ptm_row_access_init(void);
 
 /* Column i of the caller's list, from a row handed to a judge. */
 static inline Datum

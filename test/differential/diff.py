@@ -26,8 +26,9 @@ prints the scenario names, one a line.
 
     diff.py ... --self-test outcome|table
 
-corrupts one outcome of database B (or one row of B's tables) on purpose:
-the harness must then report a difference and exit non-zero.
+runs both databases with the setting on (so the paths cannot differ), then
+corrupts one outcome of database B (or adds one row to B's tables) on
+purpose: the harness must then report that difference and exit non-zero.
 
 The sessions never wait for each other: ptm_lease.lock_wait_timeout = 0
 makes a lease call answer busy at once for a row another session holds, and
@@ -180,6 +181,13 @@ PTM_TABLES = [
     ('ptm.action_dedup_log', 'workflow_key, action_id', ()),
 ]
 TOAST_TABLES = ('ptm.partition_leases', 'ptm.workflow_state')
+# Row locks compared after every step (pgrowlocks): (table, key expression);
+# the key is NULL for a row the admin's snapshot does not see.
+LOCK_STRENGTH = ('Key Share', 'Share', 'No Key Update', 'Update')
+LOCKED_TABLES = [
+    ('ptm.partition_leases', "t.topic || '/' || t.partition_id"),
+    ('ptm.workflow_state', 't.workflow_key'),
+]
 
 
 class HarnessError(Exception):
@@ -470,6 +478,10 @@ def show(outcome):
     if outcome.get('rows') == []:
         parts.append('(no rows)')
     parts.append('[%s%s]' % (outcome.get('tx', '?'), ', rolled back' if outcome.get('rolled_back') else ''))
+    if any(outcome.get('toast') or ()):
+        parts.append('toast chunks: ' + '/'.join(map(str, outcome['toast'])))
+    if outcome.get('locks'):
+        parts.append('locks: ' + ', '.join(f"{t} {k} {m}" for t, k, m in outcome['locks']))
     return ' '.join(parts)
 
 
@@ -481,12 +493,14 @@ class Difference(Exception):
     pass
 
 
-def difference_report(what, step, a, b, history):
+def difference_report(what, history, step=None, outcomes=()):
+    """What differs, then every step before it (one line each)."""
     lines = [f"first difference at {what}"]
     if step is not None:
-        lines += [f"  step {step.i} session {step.session}: {step.text}",
-                  f"    A (direct on):  {show(a)}",
-                  f"    B (direct off): {show(b)}"]
+        lines.append(f"  step {step.i} session {step.session}: {step.text}")
+        for db, outcome in outcomes:
+            name = f"{db.label} (direct {'on' if db.direct else 'off'}):"
+            lines.append(f"    {name:16s} {show(outcome)}")
     lines.append(f"  history ({len(history)} steps before it, outcomes of A = B):")
     for st, out in history:
         lines.append(f"    {st.i:4d} s{st.session} {st.text} -> {show(out)}")
@@ -590,9 +604,29 @@ class Database:
         a.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                   "WHERE slot_name = %s", (slot_name(a),))
         a.execute("CREATE EXTENSION ptm_lease")
+        a.execute("CREATE EXTENSION IF NOT EXISTS pgrowlocks")
 
     def open_sessions(self):
         self.sessions = [Session(self.conninfo, self.direct, k) for k in range(SESSIONS)]
+        self.session_of_pid = {s.conn.info.backend_pid: k for k, s in enumerate(self.sessions)}
+
+    def row_locks(self):
+        """The rows held locked, from pgrowlocks: [table, key, strongest
+        lock], sorted.  A call that leaves a row locked in one path and not
+        in the other shows here at once, not steps later as a busy.  A row
+        lock and an update of the same strength count alike ("For No Key
+        Update" = "No Key Update").  Who holds it is left out: a lock taken
+        in a subtransaction (a bounded lock wait takes it in one) has no pid
+        pgrowlocks or pg_locks could name."""
+        rows = {}
+        for table, key in LOCKED_TABLES:
+            for k, modes in self.admin.execute(
+                    f"SELECT {key}, r.modes FROM pgrowlocks(%s) r "
+                    f"LEFT JOIN {table} t ON t.ctid = r.locked_row", (table,)):
+                strength = max(LOCK_STRENGTH.index(m.removeprefix('For ')) for m in modes)
+                name = (table.split('.')[1], k)
+                rows[name] = max(rows.get(name, -1), strength)
+        return sorted(([t, k, LOCK_STRENGTH[m]] for (t, k), m in rows.items()), key=str)
 
     def close_sessions(self):
         for s in self.sessions:
@@ -619,6 +653,18 @@ def apply_ddl(dbs, scenario):
                              (slot_name(db.admin),))
 
 
+def run_step(db, step):
+    """The step's outcome in one database, with what it left behind: the row
+    locks held, and the TOAST chunks the admin's snapshot sees (a new row
+    version that keeps, or drops, a reference to an old out-of-line value
+    shows at once, not only in the count after VACUUM at the end)."""
+    outcome = db.sessions[step.session].run(step)
+    if outcome['tx'] != 'UNKNOWN':
+        outcome['locks'] = db.row_locks()
+        outcome['toast'] = [toast_chunks(db.admin, t) for t in TOAST_TABLES]
+    return outcome
+
+
 def count_outcome(counts, step, outcome):
     """How many outcomes were compared, and of which kind (for --verbose)."""
     counts['outcomes'] += 1
@@ -633,9 +679,9 @@ def count_outcome(counts, step, outcome):
 def run_lockstep(a, b, steps, model, history, counts, self_test=None, corrupt_at=None):
     """Each step on A's session, then on B's; compare; learn from A."""
     for step in steps:
-        oa = a.sessions[step.session].run(step)
+        oa = run_step(a, step)
         # a crash of A's backend resets B's sessions too: do not run B then
-        ob = b.sessions[step.session].run(step) if oa['tx'] != 'UNKNOWN' else None
+        ob = run_step(b, step) if oa['tx'] != 'UNKNOWN' else None
         if self_test == 'outcome' and step.i == corrupt_at:
             ob = dict(ob, rows=[{'result': 'corrupted on purpose by --self-test'}])
         count_outcome(counts, step, oa)
@@ -643,9 +689,9 @@ def run_lockstep(a, b, steps, model, history, counts, self_test=None, corrupt_at
         if lost:
             raise Difference(difference_report(
                 f"step {step.i}: the server connection of {' and '.join(lost)} was lost (a crash?)",
-                step, oa, ob, history))
+                history, step, ((a, oa), (b, ob))))
         if canon(oa) != canon(ob):
-            raise Difference(difference_report(f"step {step.i}", step, oa, ob, history))
+            raise Difference(difference_report(f"step {step.i}", history, step, ((a, oa), (b, ob))))
         model.learn(step, oa)
         history.append((step, oa))
 
@@ -678,7 +724,7 @@ def compare_tables(a, b, scenario, history, counts, self_test=None):
             compare_lists("decoded changes (test_decoding)", ca, cb)
             counts['rows'] += len(ca)
     except Difference as d:
-        raise Difference(difference_report(f"the end of the scenario: {d}", None, None, None, history))
+        raise Difference(difference_report(f"the end of the scenario: {d}", history))
 
 
 def drop_slots(dbs):
@@ -695,7 +741,9 @@ def drop_slots(dbs):
 def run_scenario(scenario, conn_a, conn_b, seed, nsteps, counts, self_test=None):
     """Returns the ok line; raises Difference or HarnessError."""
     rng = random.Random(f"{seed}:{scenario.name}")
-    a, b = Database('A', conn_a, True), Database('B', conn_b, False)
+    # a self-test runs both databases on the fast path: then the difference
+    # injected is the only one there can be, whatever the code under test does
+    a, b = Database('A', conn_a, True), Database('B', conn_b, self_test is not None)
     dbs = (a, b)
     model, history = Model(), []
     try:
@@ -765,7 +813,8 @@ def main(argv=None):
         if not scenarios:
             ap.error(f"unknown scenario {args.scenario}")
     print(f"# seed {args.seed}, {args.steps} steps per scenario"
-          + (f", self-test {args.self_test}" if args.self_test else ''), flush=True)
+          + (f", self-test {args.self_test} (both databases on the fast path)" if args.self_test else ''),
+          flush=True)
     try:
         check_setting_exists(args.conninfo_a)
         version = server_version(args.conninfo_a)

@@ -5,12 +5,13 @@
  *
  * The hot paths (renew_lease, the contended acquire's read, a plain
  * try_commit, the lease fence) touch exactly one row found by its primary
- * key.  Through SPI
- * each such call planned nothing but still paid a second executor start, a
- * fresh snapshot and the tables' statement trigger; here the row is found
+ * key.  Through SPI each such call planned nothing but still paid a second
+ * executor start and the tables' statement trigger; here the row is found
  * with the primary key index and changed with table_tuple_update(), with the
- * recheck READ COMMITTED's UPDATE does after a concurrent change.  See
- * row_access.c for what is and is not done on the caller's behalf.
+ * executor's own checks and the recheck READ COMMITTED's UPDATE does after a
+ * concurrent change.  A table whose UPDATE would do more is left to SQL
+ * (PTM_ROW_USE_SQL).  See row_access.c for what is and is not done on the
+ * caller's behalf.
  *
  *-------------------------------------------------------------------------
  */

@@ -8,11 +8,14 @@ calls in lockstep: step i runs on A's session k, then on B's session k.  A's
 sessions run with ptm_lease.direct_row_access = on (renew_lease, the first
 read of acquire_partition_lease, a plain try_commit and the lease fence go
 through C), B's with it off (every call runs its SQL).  Each step's outcome
-(the result row without its time-dependent fields, or the error's SQLSTATE
-and primary message) must be the same in both; at the end of the scenario so
-must the tables' contents (timestamps and expiry milliseconds compared by
-NULL-ness only), the scenario's side tables, the TOAST chunk counts after
-VACUUM and, where the scenario has a logical slot, the decoded changes.
+must be the same in both: the result row without its time-dependent fields
+(or the error's SQLSTATE and primary message), the transaction status, and
+what the step left behind: the rows held locked (pgrowlocks) and the TOAST
+chunks the tables reference.  At the end of the scenario so must the
+tables' contents (timestamps and expiry milliseconds compared by NULL-ness
+only), the scenario's side tables, the epoch sequence, the TOAST chunk
+counts after VACUUM and, where the scenario has a logical slot, the decoded
+changes.
 
     diff.py CONNINFO_A CONNINFO_B SEED STEPS [SCENARIO]
 

@@ -541,10 +541,13 @@ def read_table(conn, table, order_by, left_out=()):
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
+def toast_table(conn, table):
+    return conn.execute("SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = %s::regclass",
+                        (table,)).fetchone()[0]
+
+
 def toast_chunks(conn, table):
-    toast = conn.execute("SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = %s::regclass",
-                         (table,)).fetchone()[0]
-    return conn.execute(f"SELECT count(*) FROM {toast}").fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM {toast_table(conn, table)}").fetchone()[0]
 
 
 def slot_name(conn):
@@ -611,25 +614,38 @@ class Database:
 
     def open_sessions(self):
         self.sessions = [Session(self.conninfo, self.direct, k) for k in range(SESSIONS)]
-        self.session_of_pid = {s.conn.info.backend_pid: k for k, s in enumerate(self.sessions)}
+        self.prepare_state_query()
 
-    def row_locks(self):
-        """The rows held locked, from pgrowlocks: [table, key, strongest
-        lock], sorted.  A call that leaves a row locked in one path and not
-        in the other shows here at once, not steps later as a busy.  A row
-        lock and an update of the same strength count alike ("For No Key
-        Update" = "No Key Update").  Who holds it is left out: a lock taken
-        in a subtransaction (a bounded lock wait takes it in one) has no pid
-        pgrowlocks or pg_locks could name."""
-        rows = {}
-        for table, key in LOCKED_TABLES:
-            for k, modes in self.admin.execute(
-                    f"SELECT {key}, r.modes FROM pgrowlocks(%s) r "
-                    f"LEFT JOIN {table} t ON t.ctid = r.locked_row", (table,)):
-                strength = max(LOCK_STRENGTH.index(m.removeprefix('For ')) for m in modes)
-                name = (table.split('.')[1], k)
-                rows[name] = max(rows.get(name, -1), strength)
-        return sorted(([t, k, LOCK_STRENGTH[m]] for (t, k), m in rows.items()), key=str)
+    def prepare_state_query(self):
+        """One query for what a step leaves behind (see left_behind); made
+        again after the DDL, which may have rewritten a table and its TOAST
+        table."""
+        parts = [f"SELECT '{table}', {key}, r.modes FROM pgrowlocks('{table}') r "
+                 f"LEFT JOIN {table} t ON t.ctid = r.locked_row" for table, key in LOCKED_TABLES]
+        parts += [f"SELECT 'toast', '{table}', ARRAY[count(*)::text] FROM {toast_table(self.admin, table)}"
+                  for table in TOAST_TABLES]
+        self.state_query = '\nUNION ALL '.join(parts)
+
+    def left_behind(self):
+        """What the last step left: the rows held locked (pgrowlocks) as
+        [table, key, strongest lock], sorted, and the TOAST chunks of each
+        table the admin's snapshot sees.  A call that leaves a row locked,
+        or an out-of-line value referenced, in one path and not in the
+        other shows here at once, not steps later as a busy or only in the
+        counts at the end.  A row lock and an update of the same strength
+        count alike ("For No Key Update" = "No Key Update").  Who holds a
+        lock is left out: one taken in a subtransaction (a bounded lock
+        wait takes it in one) has no pid pgrowlocks or pg_locks could name."""
+        locks, toast = {}, {}
+        for table, key, modes in self.admin.execute(self.state_query):
+            if table == 'toast':
+                toast[key] = int(modes[0])
+                continue
+            strength = max(LOCK_STRENGTH.index(m.removeprefix('For ')) for m in modes)
+            name = (table.split('.')[1], key)
+            locks[name] = max(locks.get(name, -1), strength)
+        return (sorted(([t, k, LOCK_STRENGTH[m]] for (t, k), m in locks.items()), key=str),
+                [toast[t] for t in TOAST_TABLES])
 
     def close_sessions(self):
         for s in self.sessions:
@@ -650,6 +666,8 @@ def apply_ddl(dbs, scenario):
                 db.admin.execute(sql)
             except psycopg.Error as e:
                 raise HarnessError(f"DDL failed in {db.label}: {sql.strip()}: {e.sqlstate} {e}")
+    for db in dbs:
+        db.prepare_state_query()
     if scenario.slot:
         for db in dbs:
             db.admin.execute("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')",
@@ -663,8 +681,7 @@ def run_step(db, step):
     shows at once, not only in the count after VACUUM at the end)."""
     outcome = db.sessions[step.session].run(step)
     if outcome['tx'] != 'UNKNOWN':
-        outcome['locks'] = db.row_locks()
-        outcome['toast'] = [toast_chunks(db.admin, t) for t in TOAST_TABLES]
+        outcome['locks'], outcome['toast'] = db.left_behind()
     return outcome
 
 

@@ -61,9 +61,7 @@ for my $seed (@seeds)
 	note "seed $seed, $steps steps per scenario (PTM_DIFF_SEED=$seed PTM_DIFF_STEPS=$steps to repeat)";
 	my ($rc, $out) = diff_py(@conninfo, $seed, $steps);
 	my %seen;
-	my @blocks = split /^(?=(?:ok|FAIL) \S+: )/m, $out;
-	note $blocks[0] if $blocks[0] !~ /^(?:ok|FAIL) /;
-	for my $block (@blocks)
+	for my $block (split /^(?=(?:ok|FAIL) \S+: )/m, $out)
 	{
 		next unless $block =~ /^(ok|FAIL) (\S+): ([^\n]*)/;
 		my ($verdict, $name, $line) = ($1, $2, $3);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Agents that call ptm_lease through a connection pooler (test/t/113_pooler_clients.pl).
+"""Agents that call ptm_lease through a connection pooler (test/t/114_pooler_clients.pl).
 
 The connection comes from a connect(dsn) function read from --connect (the
 test takes it from docs/poolers.md, or writes psycopg's defaults): the client

@@ -1,5 +1,5 @@
 # A PgBouncer in transaction mode for the tests that run real clients through
-# one (110_fault_suite.pl, 113_pooler_clients.pl): trust authentication, its
+# one (110_fault_suite.pl, 114_pooler_clients.pl): trust authentication, its
 # socket, log and pid file in a directory of the test's.
 #
 #   my $pgb = PtmPgBouncer->new(dir => $dir, node => $node, dbname => 'faultdb',

@@ -690,3 +690,35 @@ BEGIN
   END LOOP;
 END
 $upgrade$;
+
+-- ---------------------------------------------------------------------
+-- Projection lag under names that say which lag (issue 18,
+-- sql/install/40_projections.sql): wm_lag_ms is the gauge, last_event_age_ms
+-- grows while idle; lag_ms stays as the 0.1.0 name of the latter.
+-- ---------------------------------------------------------------------
+CREATE OR REPLACE VIEW ptm.projection_lag AS
+  SELECT w.projection,
+         w.partition_id,
+         w."offset" AS watermark,
+         w.last_event_time,
+         w.updated_at,
+         pg_catalog.round(pg_catalog.date_part('epoch',
+             pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) w.last_event_time)
+             OPERATOR(pg_catalog.*) 1000)::bigint AS lag_ms,
+         w.apply_lag_ms,
+         w.max_lag_ms,
+         pg_catalog.round(pg_catalog.date_part('epoch',
+             pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) w.updated_at)
+             OPERATOR(pg_catalog.*) 1000)::bigint AS idle_ms,
+         w.applied_count,
+         w.duplicate_count,
+         w.regression_count,
+         w.gap_count,
+         w.apply_lag_ms AS wm_lag_ms,
+         pg_catalog.round(pg_catalog.date_part('epoch',
+             pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) w.last_event_time)
+             OPERATOR(pg_catalog.*) 1000)::bigint AS last_event_age_ms
+    FROM ptm.projection_watermarks w;
+
+COMMENT ON VIEW ptm.projection_lag IS
+  'Watermarks with their lag: wm_lag_ms (= apply_lag_ms, the gauge projection_materializer_wm_lag_ms: how old the last applied event was when applied), max_lag_ms (projection_materializer_max_lag_ms), last_event_age_ms (how old that event is now, growing while idle; lag_ms is its 0.1.0 name), idle_ms (since the watermark moved)';

@@ -692,10 +692,32 @@ END
 $upgrade$;
 
 -- ---------------------------------------------------------------------
--- Projection lag under names that say which lag (issue 18,
--- sql/install/40_projections.sql): wm_lag_ms is the gauge, last_event_age_ms
--- grows while idle; lag_ms stays as the 0.1.0 name of the latter.
+-- Projection lag under names that say which lag, and replays told from
+-- races (issue 18, sql/install/40_projections.sql, src/replays.c):
+-- wm_lag_ms is the gauge, last_event_age_ms grows while idle (lag_ms stays as
+-- its 0.1.0 name); the watermark row remembers its last skipped event, so
+-- that a replay (routine) and a race between two materializers are counted
+-- apart.  The new columns have constant defaults: no table rewrite.
 -- ---------------------------------------------------------------------
+ALTER TABLE ptm.projection_watermarks
+  ADD COLUMN last_skipped_offset bigint,
+  ADD COLUMN last_skip_watermark bigint,
+  ADD COLUMN replay_count bigint NOT NULL DEFAULT 0,
+  ADD COLUMN last_replay_at timestamptz,
+  ADD COLUMN race_count bigint NOT NULL DEFAULT 0,
+  ADD COLUMN last_race_at timestamptz;
+COMMENT ON COLUMN ptm.projection_watermarks.last_skipped_offset IS
+  'Offset of the last event skipped at or below the watermark (a replay or a race tells itself by the next one)';
+COMMENT ON COLUMN ptm.projection_watermarks.last_skip_watermark IS
+  'The watermark when last_skipped_offset was skipped';
+COMMENT ON COLUMN ptm.projection_watermarks.replay_count IS
+  'Replays begun: a materializer went back below the watermark (routine: the events are skipped)';
+COMMENT ON COLUMN ptm.projection_watermarks.last_replay_at IS
+  'When the last replay began';
+COMMENT ON COLUMN ptm.projection_watermarks.race_count IS
+  'Events below the watermark after another writer moved it since the stream''s previous one: two materializers on this partition';
+COMMENT ON COLUMN ptm.projection_watermarks.last_race_at IS
+  'When the last such event came';
 CREATE OR REPLACE VIEW ptm.projection_lag AS
   SELECT w.projection,
          w.partition_id,
@@ -717,8 +739,10 @@ CREATE OR REPLACE VIEW ptm.projection_lag AS
          w.apply_lag_ms AS wm_lag_ms,
          pg_catalog.round(pg_catalog.date_part('epoch',
              pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) w.last_event_time)
-             OPERATOR(pg_catalog.*) 1000)::bigint AS last_event_age_ms
+             OPERATOR(pg_catalog.*) 1000)::bigint AS last_event_age_ms,
+         w.replay_count,
+         w.race_count
     FROM ptm.projection_watermarks w;
 
 COMMENT ON VIEW ptm.projection_lag IS
-  'Watermarks with their lag: wm_lag_ms (= apply_lag_ms, the gauge projection_materializer_wm_lag_ms: how old the last applied event was when applied), max_lag_ms (projection_materializer_max_lag_ms), last_event_age_ms (how old that event is now, growing while idle; lag_ms is its 0.1.0 name), idle_ms (since the watermark moved)';
+  'Watermarks with their lag: wm_lag_ms (= apply_lag_ms, the gauge projection_materializer_wm_lag_ms: how old the last applied event was when applied), max_lag_ms (projection_materializer_max_lag_ms), last_event_age_ms (how old that event is now, growing while idle; lag_ms is its 0.1.0 name), idle_ms (since the watermark moved); the counts, replays and races among them';

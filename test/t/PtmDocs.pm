@@ -1,5 +1,5 @@
 # The fenced blocks of the Markdown docs, for the tests that run them
-# (test/t/070_docs.pl runs every one, test/t/073_runbook_queries.pl runs
+# (test/t/070_docs.pl runs every one, test/t/074_runbook_queries.pl runs
 # chosen runbook queries against an incident it stages).
 #
 #   my @files = ptm_doc_files($root);      # README.md, then docs/**/*.md sorted

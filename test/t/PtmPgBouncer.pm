@@ -58,6 +58,7 @@ sub stop
 {
 	my ($self) = @_;
 	return unless $self->{pid};
+	local $?;    # called from an END block too, where $? is the test's exit status
 	kill 'TERM', $self->{pid};
 	waitpid($self->{pid}, 0);
 	delete $self->{pid};

@@ -104,15 +104,15 @@ def render(d):
               '| load average (1, 5, 15 min) before / after | %s / %s |' % (m.get('load_before'), m.get('load_after')),
               '| run time | %s s, %s |' % (m.get('elapsed_s'), m.get('date')), '']
     if caps:
-        o += ['| live leases | renew calls/s (leases/s) | bulk renew p50 / p99 / max ms | due → done p99 ms |'
+        o += ['| live leases | sweep batch | renew calls/s (leases/s) | bulk renew p50 / p99 / max ms | due → done p99 ms |'
               ' leases lost | left to expire / announced / taken back | expiry → announced p50 / p99 s |'
               ' sweeper behind, max s | server CPU (cores) | driver CPU | machine busy | holds |',
-              '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+              '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
         for r in caps:
-            why = [k for k, label in (('kept_alive', 'leases lost'), ('p99_ok', 'p99'), ('cpu_ok', 'CPU'),
+            why = [label for k, label in (('kept_alive', 'leases lost'), ('p99_ok', 'p99'), ('cpu_ok', 'CPU'),
                                       ('sweeper_ok', 'sweeper behind')) if not r[k]]
-            o.append('| %s | %s (%s) | %s / %s / %s | %s | %s | %s / %s / %s | %s / %s | %s | %s | %s | %s %% | %s |' % (
-                '{:,}'.format(r['leases']), fmt(r['calls_per_s']),
+            o.append('| %s | %s | %s (%s) | %s / %s / %s | %s | %s | %s / %s / %s | %s / %s | %s | %s | %s | %s %% | %s |' % (
+                '{:,}'.format(r['leases']), r['settings'].get('ptm_lease.sweep_batch_size'), fmt(r['calls_per_s']),
                 '{:,}'.format(int(r['calls_per_s'] * r['batch'])),
                 fmt(r['renew_p50_ms']), fmt(r['renew_p99_ms']), fmt(r['renew_max_ms']),
                 fmt(r['due_done_p99_ms']), r['lost'], r['dropped'], r['expired_events'], r['takeovers'],
@@ -120,6 +120,8 @@ def render(d):
                 fmt(r['server_cores']), fmt(r['driver_cores']), fmt(r['machine_busy_pct']),
                 'yes' if r['holds'] else '**no** (%s)' % ', '.join(why)))
         o += ['',
+              '- **sweep batch**: `ptm_lease.sweep_batch_size` of the step; the sweeper changes at most 10',
+              '  batches per `sweep_interval`.',
               '- **bulk renew**: the latency of one `renew_leases` call of 500 leases, as the agent sees it;',
               '  **due → done**: from the moment the renewal was due to its end (the driver\'s own queueing',
               '  included): a lease is lost only if this exceeds TTL − TTL/3 = 20 s.',

@@ -51,6 +51,7 @@ ap.add_argument('--batch', type=int, default=500, help='leases per renew_leases 
 ap.add_argument('--ttl', type=float, default=30.0, help='lease TTL, seconds')
 ap.add_argument('--period', type=float, help='seconds between renewals of a lease (TTL/3)')
 ap.add_argument('--threads', type=int, default=8, help='connections renewing')
+ap.add_argument('--takeover-threads', type=int, default=4, help='connections taking expired leases back')
 ap.add_argument('--warmup', type=float, default=60.0)
 ap.add_argument('--measure', type=float, default=120.0)
 ap.add_argument('--expire-pct', type=float, default=1.0, help='%% of leases left to expire per minute')
@@ -281,24 +282,36 @@ def record(key, value, measuring):
             st[key].append(value)
 
 
-def do_takeovers(conn):
-    while True:
+def taker():
+    """Takes back the leases left to expire, once due: other agents' work, on
+    connections of their own, so that it does not delay the renewals."""
+    try:
+        with connect() as conn:
+            while time.time() < t_end:
+                with lock:
+                    item = heapq.heappop(takeovers) if takeovers and takeovers[0][0] <= time.time() else None
+                if item is None:
+                    time.sleep(0.05)
+                else:
+                    take_back(conn, *item[1:])
+    except Exception as e:
         with lock:
-            if not takeovers or takeovers[0][0] > time.time():
-                return
-            _, topic, part, j = heapq.heappop(takeovers)
-        r = conn.execute('SELECT result, lease_epoch FROM ptm.acquire_partition_lease(%s, %s, %s, %s)',
-                         (topic, part, batches[j].agent, ttl_sql)).fetchone()
-        with lock:
-            if r[0] == 'acquired':
-                st['takeovers'] += 1
-                batches[j].added.append((part, r[1]))
-            else:
-                # not expired yet, or busy: count it, try again a second later
-                st['takeover_failures'] += 1
-                if len(st['takeover_examples']) < 5:
-                    st['takeover_examples'].append('%s-%d: %s' % (topic, part, r[0]))
-                heapq.heappush(takeovers, (time.time() + 1, topic, part, j))
+            st['errors'].append('taker: ' + repr(e))
+
+
+def take_back(conn, topic, part, j):
+    r = conn.execute('SELECT result, lease_epoch FROM ptm.acquire_partition_lease(%s, %s, %s, %s)',
+                     (topic, part, batches[j].agent, ttl_sql)).fetchone()
+    with lock:
+        if r[0] == 'acquired':
+            st['takeovers'] += 1
+            batches[j].added.append((part, r[1]))
+        else:
+            # not expired yet, or busy: count it, try again a second later
+            st['takeover_failures'] += 1
+            if len(st['takeover_examples']) < 5:
+                st['takeover_examples'].append('%s-%d: %s' % (topic, part, r[0]))
+            heapq.heappush(takeovers, (time.time() + 1, topic, part, j))
 
 
 def renew(conn, j, due):
@@ -356,7 +369,6 @@ def renewer():
                 due = t0 + s * period / M
                 if due >= t_end:
                     return
-                do_takeovers(conn)
                 wait = due - time.time()
                 if wait > 0:
                     time.sleep(wait)
@@ -401,6 +413,7 @@ stop = threading.Event()
 lt = threading.Thread(target=listener, args=(stop,))
 lt.start()
 threads = [threading.Thread(target=renewer) for _ in range(args.threads)]
+threads += [threading.Thread(target=taker) for _ in range(args.takeover_threads)]
 for t in threads:
     t.start()
 time.sleep(max(0.0, t_measure - time.time()))
@@ -420,6 +433,8 @@ with connect() as c:
                         ' AND sweep_at <= %s', (now_ms,)).fetchone()[0]
     health = c.execute("SELECT status, value FROM ptm.health() WHERE \"check\" = 'sweep_backlog'").fetchone()
     worker = c.execute("SELECT value FROM ptm.health() WHERE \"check\" = 'worker'").fetchone()
+    sweep_interval_s = c.execute("SELECT extract(epoch FROM current_setting('ptm_lease.sweep_interval')::interval)"
+                                 "::float8").fetchone()[0]
 
 ms = lambda v: None if v is None else round(v * 1000, 1)
 s1 = lambda v: None if v is None else round(v, 1)
@@ -427,7 +442,7 @@ held = sum(len(b.leases) + len(b.added) for b in batches)
 res = {
     'leases': args.leases, 'agents': agents, 'per_agent': args.per_agent, 'batch': args.batch,
     'ttl_s': args.ttl,
-    'period_s': period, 'threads': args.threads, 'warmup_s': args.warmup,
+    'period_s': period, 'threads': args.threads, 'takeover_threads': args.takeover_threads, 'warmup_s': args.warmup,
     'measure_s': args.measure, 'expire_pct_per_min': args.expire_pct,
     'setup_s': round(setup_s, 1), 'late_start_s': round(late_start, 1),
     'calls': st['calls'], 'calls_measured': len(st['lat']),
@@ -445,18 +460,22 @@ res = {
     'sweep_lag_p99_s': s1(percentile(st['sweep_lag'], 0.99)),
     'oldest_due_max_s': s1(max(st['oldest_due'], default=None)),
     'oldest_due_end_s': s1(st['oldest_due'][-1] if st['oldest_due'] else None),
-    'due_at_end': due_end,
+    'due_at_end': due_end, 'sweep_interval_s': sweep_interval_s,
     'sweep_backlog': health[0] if health else None, 'worker': worker[0] if worker else None,
     'errors': st['errors'][:5], 'settings': settings,
 }
 res.update(cpu)
 # The goal: every lease kept (nothing lost, every renewal done within TTL/10
-# of its due time at p99), CPU to spare (the machine under 80 % busy), and a
-# sweeper that keeps up (ptm.health()'s sweep_backlog ok).
+# of its due time at p99), CPU to spare (the server's processes use under
+# 3/4 of the cores; the driver stands for agents on other machines), and a
+# sweeper that keeps up (no owned lease waits for its look longer than 10
+# sweep_intervals, the part of ptm.health()'s sweep_backlog threshold that
+# is about the sweeper: an expired lease waits in the same queue).
 res['kept_alive'] = res['lost'] == 0 and not res['errors'] and res['calls_measured'] > 0
 res['p99_ok'] = res['due_done_p99_ms'] is not None and res['due_done_p99_ms'] < args.ttl * 100
-res['cpu_ok'] = res['machine_busy_pct'] is not None and res['machine_busy_pct'] < 80
-res['sweeper_ok'] = res['sweep_backlog'] == 'ok'
+res['cpu_ok'] = res['server_cores'] is not None and res['server_cores'] < 0.75 * res['cores']
+res['sweeper_ok'] = res['sweep_backlog'] == 'ok' and res['oldest_due_max_s'] is not None \
+    and res['oldest_due_max_s'] <= 10 * res['sweep_interval_s']
 res['holds'] = res['kept_alive'] and res['p99_ok'] and res['cpu_ok'] and res['sweeper_ok']
 line = json.dumps(res)
 print(line)

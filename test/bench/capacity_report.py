@@ -93,9 +93,10 @@ def render(d):
               % c0['expire_pct_per_min'],
               'minute: those expire, the worker marks them `expired` and announces it, and TTL/3 after',
               'their expiry the agent takes each back with `acquire_partition_lease` (a standby that',
-              'polls), so the count stays N. A step starts in the steady state (expiries and the',
-              'sweeper\'s `sweep_at` spread as renewals and sweeps leave them: one `UPDATE` after the',
-              'bulk acquisition), warms up for %g s, then is measured for %g s.'
+              'polls, on %d more connections), so the count stays N. A step starts in the steady state'
+              % c0.get('takeover_threads', 0),
+              '(expiries and the sweeper\'s `sweep_at` spread as renewals and sweeps leave them: one',
+              '`UPDATE` after the bulk acquisition), warms up for %g s, then is measured for %g s.'
               % (c0['warmup_s'], c0['measure_s']), '']
     if m:
         o += ['| | |', '| --- | --- |',
@@ -135,8 +136,11 @@ def render(d):
               '- **CPU**: cores used over the measured window: the server\'s processes (postmaster and all',
               '  its children, from `/proc`), the driver, and the whole machine (`/proc/stat`; other',
               '  processes included).',
-              '- **holds**: no lease lost, due → done p99 under TTL/10 = 3 s, the machine under 80 % busy,',
-              '  and `ptm.health()`\'s `sweep_backlog` `ok` at the end of the step.', '']
+              '- **holds**: no lease lost; due → done p99 under TTL/10 = %g s; CPU to spare: the server'
+              % (c0['ttl_s'] / 10),
+              '  under 3/4 of the cores (the driver stands for agents on other machines); and a sweeper',
+              '  that keeps up: no owned lease waits longer than 10 `sweep_interval`s for its look (an',
+              '  expired lease waits in the same queue), and `ptm.health()`\'s `sweep_backlog` `ok`.', '']
         held = [r['leases'] for r in caps if r['holds']]
         big = max(held) if held else None
         goal = [r for r in caps if r['leases'] >= 1000000 and r['holds']]

@@ -216,6 +216,8 @@ def one_takeover(watch, standby, scenario, topic, part):
         else:
             killer = threading.Timer(delay, die)
         killer.start()
+        # the standby's polls at a phase of their own, not the holder's
+        time.sleep(random.uniform(0, TTL / 3))
         got = standby.take(time.time() + delay + 10 * TTL)
         killer.join()
         if got is None:

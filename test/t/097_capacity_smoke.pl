@@ -10,6 +10,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use PtmBench;
 use JSON::PP;
 
 my $node = PostgreSQL::Test::Cluster->new('capacity_smoke');
@@ -23,21 +24,8 @@ max_connections = 60
 });
 $node->start;
 
-my $root = $ENV{PTM_ROOT} or die "PTM_ROOT is not set";
 my $out = PostgreSQL::Test::Utils::tempdir;
-my ($stdout, $stderr);
-my $ok = IPC::Run::run(
-	[ "$root/test/bench/capacity" ],
-	'>', \$stdout, '2>', \$stderr,
-	init => sub {
-		$ENV{PTM_BENCH_SMOKE} = '1';
-		$ENV{PTM_BENCH_SERVER} = '1';
-		$ENV{PTM_BENCH_OUT} = $out;
-		$ENV{PGHOST} = $node->host;
-		$ENV{PGPORT} = $node->port;
-		delete $ENV{PGUSER};
-		delete $ENV{PGDATABASE};
-	});
+my ($ok, $stdout, $stderr) = PtmBench::smoke($node, 'test/bench/capacity', $out);
 ok($ok, 'smoke run ends without an error') or diag($stderr);
 like($stdout, qr/capacity benchmark done/, 'smoke run reaches its end');
 

@@ -57,6 +57,15 @@ def ms_setting(v):
     return float(m.group(1)) * {'ms': 1, 's': 1000, 'min': 60000, 'h': 3600000, None: 1}[m.group(2)]
 
 
+def lost(r):
+    extra = []
+    if r.get('busy'):
+        extra.append('%d busy' % r['busy'])
+    if r.get('call_errors'):
+        extra.append('%d calls failed' % r['call_errors'])
+    return '%d%s' % (r['lost'], ' (%s)' % ', '.join(extra) if extra else '')
+
+
 def yes(b):
     return 'yes' if b else '**no**'
 
@@ -105,7 +114,7 @@ def render(d):
               '| load average (1, 5, 15 min) before / after | %s / %s |' % (m.get('load_before'), m.get('load_after')),
               '| run time | %s s, %s |' % (m.get('elapsed_s'), m.get('date')), '']
     if caps:
-        o += ['| live leases | sweep batch | renew calls/s (leases/s) | bulk renew p50 / p99 / max ms | due → done p99 ms |'
+        o += ['| live leases | sweep interval, batch | renew calls/s (leases/s) | bulk renew p50 / p99 / max ms | due → done p99 ms |'
               ' leases lost | left to expire / announced / taken back | expiry → announced p50 / p99 s |'
               ' sweeper behind, max s | server CPU (cores) | driver CPU | machine busy | holds |',
               '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
@@ -113,21 +122,25 @@ def render(d):
             why = [label for k, label in (('kept_alive', 'leases lost'), ('p99_ok', 'p99'), ('cpu_ok', 'CPU'),
                                       ('sweeper_ok', 'sweeper behind')) if not r[k]]
             o.append('| %s | %s | %s (%s) | %s / %s / %s | %s | %s | %s / %s / %s | %s / %s | %s | %s | %s | %s %% | %s |' % (
-                '{:,}'.format(r['leases']), r['settings'].get('ptm_lease.sweep_batch_size'), fmt(r['calls_per_s']),
+                '{:,}'.format(r['leases']), '%s, %s' % (r['settings'].get('ptm_lease.sweep_interval'),
+                                                        r['settings'].get('ptm_lease.sweep_batch_size')),
+                fmt(r['calls_per_s']),
                 '{:,}'.format(int(r['calls_per_s'] * r['batch'])),
                 fmt(r['renew_p50_ms']), fmt(r['renew_p99_ms']), fmt(r['renew_max_ms']),
-                fmt(r['due_done_p99_ms']), r['lost'], r['dropped'], r['expired_events'], r['takeovers'],
+                fmt(r['due_done_p99_ms']), lost(r), r['dropped'], r['expired_events'], r['takeovers'],
                 fmt(r['sweep_lag_p50_s']), fmt(r['sweep_lag_p99_s']), fmt(r['oldest_due_max_s']),
                 fmt(r['server_cores']), fmt(r['driver_cores']), fmt(r['machine_busy_pct']),
                 'yes' if r['holds'] else '**no** (%s)' % ', '.join(why)))
         o += ['',
-              '- **sweep batch**: `ptm_lease.sweep_batch_size` of the step; the sweeper changes at most 10',
-              '  batches per `sweep_interval`.',
+              '- **sweep interval, batch**: `ptm_lease.sweep_interval` and `sweep_batch_size` of the step;',
+              '  a pass of the sweeper changes at most 10 batches, then it sleeps for the interval.',
               '- **bulk renew**: the latency of one `renew_leases` call of 500 leases, as the agent sees it;',
               '  **due → done**: from the moment the renewal was due to its end (the driver\'s own queueing',
               '  included): a lease is lost only if this exceeds TTL − TTL/3 = 20 s.',
-              '- **leases lost**: renewals answered other than `renewed` (each lease is renewed every 10 s, so',
-              '  a lease that expired or changed hands would show here).',
+              '- **leases lost**: renewals answered `expired`, `not_owner` or `stale_epoch` (each lease is',
+              '  renewed every TTL/3, so a lease that expired or changed hands shows here); in brackets, if',
+              '  any: `busy` answers (the row held past `lock_wait_timeout`; the lease is live and the next',
+              '  round renews it) and calls that failed.',
               '- **announced**: `expired` events on `ptm_lease_events` for the leases left to expire;',
               '  **expiry → announced**: from the lease\'s expiry to the event at the driver. A lease taken',
               '  back before the sweeper reached it is never announced.',
@@ -139,8 +152,9 @@ def render(d):
               '- **holds**: no lease lost; due → done p99 under TTL/10 = %g s; CPU to spare: the server'
               % (c0['ttl_s'] / 10),
               '  under 3/4 of the cores (the driver stands for agents on other machines); and a sweeper',
-              '  that keeps up: no owned lease waits longer than 10 `sweep_interval`s for its look (an',
-              '  expired lease waits in the same queue), and `ptm.health()`\'s `sweep_backlog` `ok`.', '']
+              '  that keeps up: no owned lease waits for its look longer than `ptm.health()`\'s',
+              '  `sweep_backlog` threshold, max(60 s, 10 `sweep_interval`s), since an expired lease waits',
+              '  in the same queue.', '']
         held = [r['leases'] for r in caps if r['holds']]
         big = max(held) if held else None
         goal = [r for r in caps if r['leases'] >= 1000000 and r['holds']]
@@ -154,6 +168,8 @@ def render(d):
                 extra.append('errors: ' + '; '.join(r['errors']))
             if r['lost_examples']:
                 extra.append('lost: ' + ', '.join(r['lost_examples']))
+            if r.get('call_error_examples'):
+                extra.append('failed calls: ' + '; '.join(r['call_error_examples']))
             if r.get('late_start_s'):
                 extra.append('the setup overran its margin by %s s' % r['late_start_s'])
             if extra:

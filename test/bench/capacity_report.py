@@ -200,7 +200,8 @@ def render(d):
               '  until the expiry that the `conflict` answer names (`expires_at - clock_timestamp()`, on',
               '  the database clock), at most TTL/3, then acquires.',
               '- **from death**: the signal to the standby\'s `acquired`. **after expiry**: from the expiry',
-              '  the holder left to `acquired` (never negative: no takeover before the expiry).',
+              '  the holder left to `acquired` (never negative: no takeover before the expiry). Of fewer',
+              '  than 100 takeovers, the p99 is the largest.',
               '- **bound**: the goal, TTL + 100 ms = %d ms from death at p99. For a holder frozen in a' % (ttl_ms + 100),
               '  fenced transaction, the documented bound instead ([leases.md](leases.md#frozen-holders)):',
               '  its transaction ends within TTL + `holder_grace` + `sweep_interval` = %d ms, and the standby'

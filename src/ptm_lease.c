@@ -4,7 +4,7 @@
  *	  Module load: the ptm_lease.* settings and the shared-memory request.
  *
  * Loaded through shared_preload_libraries, the module asks for shared memory
- * (counters) and registers its background workers (worker.c).  Loaded
+ * (counters) and registers its background workers (launcher.c).  Loaded
  * on demand by CREATE EXTENSION or a function call, it only defines its
  * settings: the SQL functions work, and what needs shared memory says so.
  *
@@ -81,6 +81,7 @@ _PG_init(void)
 	ptm_balance_define_gucs();
 	ptm_commits_define_gucs();
 	ptm_identity_define_gucs();
+	ptm_launcher_define_gucs();
 	ptm_leases_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_projections_define_gucs();
@@ -101,5 +102,5 @@ _PG_init(void)
 		return;
 
 	ptm_shmem_init();
-	ptm_worker_init();
+	ptm_launcher_init();
 }

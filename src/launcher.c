@@ -98,10 +98,6 @@ static char *ptm_worker_databases = NULL;
 
 PtmWorkerShared *ptm_workers = NULL;
 
-#ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static object_access_hook_type prev_object_access = NULL;
 
@@ -181,38 +177,31 @@ ptm_database_selected(const char *dbname)
 }
 
 /* ---------------------------------------------------------------------
- * Shared memory
+ * Shared memory (asked for and set up by shmem.c's hooks)
  * ---------------------------------------------------------------------
  */
 static Size
-launcher_shmem_size(void)
+workers_shmem_size(void)
 {
 	return MAXALIGN(sizeof(PtmWorkerShared));
 }
 
-static void
-launcher_shmem_request(void)
+void
+ptm_workers_shmem_request(void)
 {
-#ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-#endif
-	RequestAddinShmemSpace(launcher_shmem_size());
+	RequestAddinShmemSpace(workers_shmem_size());
 }
 
-static void
-launcher_shmem_startup(void)
+void
+ptm_workers_shmem_startup(void)
 {
 	bool		found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	ptm_workers = ShmemInitStruct("ptm_lease workers", launcher_shmem_size(), &found);
+	ptm_workers = ShmemInitStruct("ptm_lease workers", workers_shmem_size(), &found);
 	if (!found)
 	{
-		memset(ptm_workers, 0, launcher_shmem_size());
+		memset(ptm_workers, 0, workers_shmem_size());
 		SpinLockInit(&ptm_workers->mutex);
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -958,22 +947,14 @@ launcher_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * Called from _PG_init when preloaded (and not in binary upgrade): ask for
- * the shared table, install the hooks, register the launcher.
+ * Called from _PG_init when preloaded (and not in binary upgrade), after
+ * ptm_shmem_init(): install the hooks, register the launcher.
  */
 void
 ptm_launcher_init(void)
 {
 	BackgroundWorker worker;
 
-#ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = launcher_shmem_request;
-#else
-	launcher_shmem_request();
-#endif
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = launcher_shmem_startup;
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = launcher_process_utility;
 	prev_object_access = object_access_hook;

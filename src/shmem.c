@@ -14,7 +14,8 @@
  *		read under it in shared mode.
  *	  - Histograms and per-key statistics live in their own segment, set up
  *		by metrics.c from these hooks; their locking is described there and
- *		in metrics_keys.c.
+ *		in metrics_keys.c.  The workers' table is set up by launcher.c from
+ *		them too, and its locking is described there.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +28,7 @@
 
 #include "metrics_int.h"
 #include "ptm_lease.h"
+#include "workers.h"
 
 PtmSharedState *ptm_shared = NULL;
 
@@ -51,6 +53,7 @@ ptm_shmem_request(void)
 	RequestAddinShmemSpace(ptm_shmem_size());
 	RequestNamedLWLockTranche("ptm_lease", 1);
 	ptm_metrics_shmem_request();
+	ptm_workers_shmem_request();
 }
 
 static void
@@ -76,6 +79,8 @@ ptm_shmem_startup(void)
 
 	/* Histograms, per-key statistics, and the counters saved at shutdown. */
 	ptm_metrics_shmem_startup();
+	/* The launcher's table of databases and workers (launcher.c). */
+	ptm_workers_shmem_startup();
 }
 
 /*

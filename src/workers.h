@@ -81,6 +81,8 @@ typedef struct PtmWorkerShared
 
 /* launcher.c */
 extern PtmWorkerShared *ptm_workers;
+extern void ptm_workers_shmem_request(void);
+extern void ptm_workers_shmem_startup(void);
 extern PtmDbEntry *ptm_db_entry(Oid dboid);
 extern bool ptm_database_selected(const char *dbname);
 extern const char *ptm_database_setting(void);

@@ -1,4 +1,4 @@
--- apply_projection(): applied, duplicate, regression (with its WARNING), gaps,
+-- apply_projection(): applied, duplicate, regression, gaps,
 -- deletes, fencing, the batch form, lag, reset, and the exact counter deltas.
 SET search_path = public, ptm;
 \set VERBOSITY default
@@ -9,7 +9,8 @@ SELECT * FROM apply_projection('orders', 0, 5, 'wf-1', '{"state": "new"}');
 SELECT * FROM apply_projection('orders', 0, 6, 'wf-2', '{"state": "new"}');
 -- The same offset again: duplicate, nothing written.
 SELECT * FROM apply_projection('orders', 0, 6, 'wf-2', '{"state": "changed"}');
--- Below the watermark: regression, refused, WARNING.
+-- Below the watermark: regression, skipped (a replay: logged at LOG, at most once a
+-- minute per partition; sql/projection_replays.sql shows the messages).
 SELECT * FROM apply_projection('orders', 0, 3, 'wf-1', '{"state": "old"}');
 -- Offsets are not dense: a gap is applied and counted.
 SELECT * FROM apply_projection('orders', 0, 10, 'wf-1', '{"state": "paid"}');

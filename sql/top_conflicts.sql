@@ -34,10 +34,43 @@ SELECT * FROM top_topic_conflicts WHERE topic = 'kc-topic';
 SELECT metric, labels->>'result' AS result, value FROM key_counters
  WHERE family = 'topic' AND key = 'kc-topic' ORDER BY metric, result;
 
+-- Ranking (issue 18): split-brain suspects come first.  Ten topics where a
+-- polling agent was refused 40 times each (harmless), and one where an old
+-- owner kept acting after a takeover: 5 stale epochs (2 renewals, 3 fence
+-- checks), 3 fence rejects and 1 forced expiry.  Ordered by lease_conflicts +
+-- acquire_conflicts, as before, it came 11th of 11 and the runbook's LIMIT 10
+-- dropped it.
+SELECT count(*) AS owned
+  FROM generate_series(1, 10) AS t,
+       LATERAL acquire_partition_lease('kc-rank-poll-' || lpad(t::text, 2, '0'), 0, 'kc-owner') AS a
+ WHERE a.result = 'acquired';
+SELECT count(*) FILTER (WHERE result = 'conflict') AS refused_polls
+  FROM (SELECT (acquire_partition_lease('kc-rank-poll-' || lpad(t::text, 2, '0'), 0, 'kc-poller')).result
+          FROM generate_series(1, 10) AS t, generate_series(1, 40) AS i) AS polls;
+SELECT lease_epoch AS old FROM acquire_partition_lease('kc-rank-split', 0, 'kc-old') \gset
+SELECT result FROM force_expire('kc-rank-split', 0, 'kc-old stopped answering');
+SELECT result FROM acquire_partition_lease('kc-rank-split', 0, 'kc-new');
+SELECT result FROM renew_lease('kc-rank-split', 0, 'kc-old', :old);
+SELECT result FROM renew_lease('kc-rank-split', 0, 'kc-old', :old);
+\set VERBOSITY sqlstate
+SELECT check_fence('kc-rank-split', 0, :old);
+SELECT check_fence('kc-rank-split', 0, :old);
+SELECT check_fence('kc-rank-split', 0, :old);
+\set VERBOSITY default
+SELECT topic, split_brain_signals, lease_conflicts, acquire_conflicts, renew_failures,
+       fence_rejects, forced_expirations
+  FROM top_topic_conflicts WHERE topic LIKE 'kc-rank-%';
+-- The runbook's query (docs/runbooks/partition-lease-conflicts.md, Step 2),
+-- among these topics: the suspect is first, whatever the polls add up to.
+SELECT place, topic
+  FROM (SELECT row_number() OVER () AS place, topic
+          FROM (SELECT topic FROM top_topic_conflicts WHERE topic LIKE 'kc-rank-%' LIMIT 10) AS top) AS ranked
+ WHERE topic = 'kc-rank-split';
+
 -- cleanup
 SET session_replication_role = replica;
-DELETE FROM ptm.partition_leases WHERE topic = 'kc-topic';
-DELETE FROM ptm.lease_audit WHERE topic = 'kc-topic';
+DELETE FROM ptm.partition_leases WHERE topic = 'kc-topic' OR topic LIKE 'kc-rank-%';
+DELETE FROM ptm.lease_audit WHERE topic = 'kc-topic' OR topic LIKE 'kc-rank-%';
 RESET session_replication_role;
 DELETE FROM ptm.workflow_state WHERE workflow_key = 'kc-wf';
 DELETE FROM ptm.action_dedup_log WHERE workflow_key = 'kc-wf';

@@ -424,11 +424,12 @@ read_lease_direct(text *topic, int32 partition_id)
 	return row;
 }
 
-/* read_lease(LEASE_READ_LOCK) of a LeaseLockCall, for ptm_with_lock_timeout() */
+/* read_lease() with a lock mode, for ptm_with_lock_timeout() */
 typedef struct LeaseLockCall
 {
 	text	   *topic;
 	int32		partition_id;
+	LeaseRead	mode;
 	LeaseRow   *row;
 } LeaseLockCall;
 
@@ -437,28 +438,18 @@ read_lease_locked(void *arg)
 {
 	LeaseLockCall *call = (LeaseLockCall *) arg;
 
-	*call->row = read_lease(call->topic, call->partition_id, LEASE_READ_LOCK);
+	*call->row = read_lease(call->topic, call->partition_id, call->mode);
 }
 
 /*
- * Lock the lease row FOR NO KEY UPDATE for a change, waiting at most wait_ms
- * (ptm_lease.lock_wait_timeout) for another transaction that holds it.
- * PTM_ROW_KEPT: locked, *row is the newest version; PTM_ROW_BUSY: still held,
- * *row is the lease as last committed; PTM_ROW_MISSING.  A table with row
- * security takes the SQL way, which needs an SPI connection.
+ * lock_lease() through SQL (SELECT ... FOR NO KEY UPDATE or FOR SHARE, by
+ * mode), for a table that needs it (row_access.c), with the same bound on
+ * the wait.  Needs an SPI connection.
  */
 static PtmRowOutcome
-lock_lease(text *topic, int32 partition_id, int wait_ms, LeaseRow *row)
+lock_lease_by_sql(text *topic, int32 partition_id, int wait_ms, LeaseRead mode, LeaseRow *row)
 {
-	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
-	PtmRowOutcome outcome;
-	LeaseLockCall call = {topic, partition_id, row};
-
-	memset(row, 0, sizeof(LeaseRow));
-	outcome = ptm_row_lock(&lease_table, keys, LockTupleNoKeyExclusive, wait_ms,
-						   lease_row_from_slot, row);
-	if (outcome != PTM_ROW_USE_SQL)
-		return outcome;
+	LeaseLockCall call = {topic, partition_id, mode, row};
 
 	if (!ptm_with_lock_timeout(wait_ms, read_lease_locked, &call))
 	{
@@ -466,6 +457,27 @@ lock_lease(text *topic, int32 partition_id, int wait_ms, LeaseRow *row)
 		return row->found ? PTM_ROW_BUSY : PTM_ROW_MISSING;
 	}
 	return row->found ? PTM_ROW_KEPT : PTM_ROW_MISSING;
+}
+
+/*
+ * Lock the lease row FOR NO KEY UPDATE for a change, waiting at most wait_ms
+ * (ptm_lease.lock_wait_timeout) for another transaction that holds it.
+ * PTM_ROW_KEPT: locked, *row is the newest version; PTM_ROW_BUSY: still held,
+ * *row is the lease as last committed; PTM_ROW_MISSING.  A table that needs
+ * SQL takes the SQL way, which needs an SPI connection.
+ */
+static PtmRowOutcome
+lock_lease(text *topic, int32 partition_id, int wait_ms, LeaseRow *row)
+{
+	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
+	PtmRowOutcome outcome;
+
+	memset(row, 0, sizeof(LeaseRow));
+	outcome = ptm_row_lock(&lease_table, keys, LockTupleNoKeyExclusive, wait_ms,
+						   lease_row_from_slot, row);
+	if (outcome != PTM_ROW_USE_SQL)
+		return outcome;
+	return lock_lease_by_sql(topic, partition_id, wait_ms, LEASE_READ_LOCK, row);
 }
 
 /* A call answered "busy": counted overall and per topic. */
@@ -980,6 +992,14 @@ typedef struct RenewCall
 	LeaseRow	seen;			/* the row that refused, for the reason */
 } RenewCall;
 
+/* plan_renew's WHERE clause, on a row read into a LeaseRow. */
+static bool
+lease_renewable(const LeaseRow *row, text *agent, int64 epoch, int64 now_ms)
+{
+	return row->found && row->epoch == epoch && same_agent(row->agent_id, agent) &&
+		row->expires_ms > now_ms;
+}
+
 /* Read the clock for a judgement of the row: after any wait for its lock. */
 static void
 renew_clock(RenewCall *call)
@@ -1017,18 +1037,28 @@ judge_renew(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull,
 }
 
 /*
- * plan_renew, for a lease table that needs SQL (see row_access.c), after the
- * row is locked within the bound.
+ * plan_renew, for a lease table that needs SQL (see row_access.c), taking
+ * the steps ptm_row_update() takes: the row as a fresh snapshot sees it is
+ * judged first, and only a row the call may renew is locked (within the
+ * bound) and updated, after the clock is read again.  A refused renewal
+ * leaves no lock behind, as its UPDATE would not.
  */
 static PtmRowOutcome
 renew_by_sql(text *topic, int32 partition_id, int wait_ms, RenewCall *call)
 {
-	PtmRowOutcome outcome;
+	PtmRowOutcome outcome = PTM_ROW_KEPT;
 	int			pinned = ptm_spi_connect_pinned();
 
-	outcome = lock_lease(topic, partition_id, wait_ms, &call->seen);
-	renew_clock(call);
-	if (outcome == PTM_ROW_KEPT)
+	call->seen = read_lease(topic, partition_id, LEASE_READ);
+	if (!call->seen.found)
+		outcome = PTM_ROW_MISSING;
+	else if (lease_renewable(&call->seen, call->agent, call->epoch, call->now_ms))
+	{
+		outcome = lock_lease(topic, partition_id, wait_ms, &call->seen);
+		renew_clock(call);
+	}
+	if (outcome == PTM_ROW_KEPT && lease_renewable(&call->seen, call->agent, call->epoch,
+												   call->now_ms))
 	{
 		Datum		args[7] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
 			PointerGetDatum(call->agent), Int64GetDatum(call->epoch),
@@ -1056,8 +1086,7 @@ renew_by_sql(text *topic, int32 partition_id, int wait_ms, RenewCall *call)
 static const char *
 busy_or_failure(const LeaseRow *row, text *agent, int64 epoch, int64 now_ms)
 {
-	if (row->found && row->epoch == epoch && same_agent(row->agent_id, agent) &&
-		row->expires_ms > now_ms)
+	if (lease_renewable(row, agent, epoch, now_ms))
 		return "busy";
 	return classify_failure(row, agent, epoch, now_ms);
 }
@@ -1483,19 +1512,21 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
 	LeaseRow	row = {0};
 	PtmFenceStatus status;
+	PtmRowOutcome outcome;
 
-	/* FOR SHARE on the lease row, without SQL unless row security needs it */
-	switch (ptm_row_lock(&lease_table, keys, LockTupleShare, ptm_lock_wait_timeout_ms,
-						 lease_row_from_slot, &row))
+	/* FOR SHARE on the lease row, without SQL unless the table needs it */
+	outcome = ptm_row_lock(&lease_table, keys, LockTupleShare, ptm_lock_wait_timeout_ms,
+						   lease_row_from_slot, &row);
+	if (outcome == PTM_ROW_USE_SQL)
 	{
-		case PTM_ROW_USE_SQL:
-			{
-				int			pinned = ptm_spi_connect_pinned();
+		int			pinned = ptm_spi_connect_pinned();
 
-				row = read_lease(topic, partition_id, LEASE_READ_SHARE);
-				ptm_spi_finish_pinned(pinned);
-			}
-			break;
+		outcome = lock_lease_by_sql(topic, partition_id, ptm_lock_wait_timeout_ms,
+									LEASE_READ_SHARE, &row);
+		ptm_spi_finish_pinned(pinned);
+	}
+	switch (outcome)
+	{
 		case PTM_ROW_BUSY:
 			count_busy(topic);
 			ereport(ERROR,

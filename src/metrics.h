@@ -49,6 +49,8 @@ typedef enum PtmCounter
 	PTM_PROJ_WM_REGRESSIONS,	/* projection_materializer_wm_regressions_total */
 	PTM_PROJ_DUPLICATES,		/* projection_materializer_duplicate_events_skipped */
 	PTM_PROJ_GAPS,				/* projection_materializer_offset_gaps_total */
+	PTM_PROJ_REPLAYS,			/* projection_materializer_replays_total */
+	PTM_PROJ_WM_RACES,			/* projection_materializer_wm_races_total */
 
 	/* backpressure (seed 004) */
 	PTM_BACKPRESSURE_WORKER,	/* ptm_backpressure_total{reason="worker_limit"} */

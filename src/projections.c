@@ -12,10 +12,12 @@
  *		second waits for the first to commit, then (READ COMMITTED re-reads
  *		the newest row version) sees the advanced watermark and reports
  *		duplicate or regression instead of applying again.
- *	  - The single apply takes the lock with INSERT ... ON CONFLICT DO UPDATE
- *		... WHERE w.offset < new offset: that statement locks the conflicting
- *		row even when its WHERE is false, so the follow-up UPDATE that counts
- *		the duplicate sees a row nobody else can move.
+ *	  - The single apply takes the lock with its UPDATE when it advances the
+ *		watermark, and otherwise with SELECT ... FOR UPDATE before it counts
+ *		the skipped event, or with INSERT ... ON CONFLICT DO UPDATE ... WHERE
+ *		w.offset < new offset, which locks the conflicting row even when its
+ *		WHERE is false.  What a skipped event means (a replay or a race,
+ *		replays.c) is judged from the row so locked: nobody else can move it.
  *	  - The batch takes it with SELECT ... FOR UPDATE, or, when the partition
  *		has no watermark yet, by inserting it (ON CONFLICT DO NOTHING; on a
  *		conflict it goes back to SELECT ... FOR UPDATE).
@@ -27,9 +29,11 @@
  *
  * Statements are prepared once per backend (SPI_prepare + SPI_keepplan).
  * The single apply runs one of them when it applies to an existing watermark
- * (watermark and row in one statement), two when it does not (watermark,
- * counts) and three for a partition's first event; a batch runs three or
- * four in all, whatever its size.
+ * (watermark and row in one statement), three when the event is skipped
+ * (watermark, lock, counts) and three for a partition's first event; a batch
+ * runs three or four in all, whatever its size.  A database still at 0.1.0
+ * has no columns for replays and races: the lock and the update have a second
+ * form without them.
  *
  *-------------------------------------------------------------------------
  */
@@ -50,6 +54,7 @@
 
 #include "leases.h"
 #include "ptm_lease.h"
+#include "replays.h"
 #include "spi_util.h"
 #include "srf.h"
 #include "validate.h"
@@ -84,17 +89,32 @@ typedef struct BatchEvent
 	int64		watermark;		/* after this event */
 } BatchEvent;
 
+/* Totals of one call (a batch, or one skipped event), for the watermark row and the counters. */
+typedef struct CallTotals
+{
+	int64		applied;
+	int64		gaps;
+	int64		final_wm;
+	bool		final_wm_null;
+	BatchEvent *last_timed;		/* last applied event with an event_time */
+	int64		max_lag;
+	bool		max_lag_null;
+	PtmSkips	skips;			/* duplicates and regressions, judged (replays.c) */
+} CallTotals;
+
+static bool write_watermark(text *projection, int32 partition_id, bool insert, int64 prev,
+							bool prev_null, TimestampTz now, const CallTotals *t);
+
 /* Saved plans, prepared on first use in each backend. */
 static SPIPlanPtr plan_advance_upsert = NULL;
 static SPIPlanPtr plan_advance_delete = NULL;
 static SPIPlanPtr plan_claim = NULL;
-static SPIPlanPtr plan_count_skip = NULL;
 static SPIPlanPtr plan_upsert_row = NULL;
 static SPIPlanPtr plan_delete_row = NULL;
 static SPIPlanPtr plan_read_wm = NULL;
-static SPIPlanPtr plan_lock_wm = NULL;
+static SPIPlanPtr plan_lock_wm[2] = {NULL, NULL};	/* [0] 0.2.0, [1] 0.1.0 */
 static SPIPlanPtr plan_insert_wm = NULL;
-static SPIPlanPtr plan_update_wm = NULL;
+static SPIPlanPtr plan_update_wm[2] = {NULL, NULL};
 static SPIPlanPtr plan_upsert_rows = NULL;
 static SPIPlanPtr plan_delete_rows = NULL;
 
@@ -167,19 +187,6 @@ static const char *const sql_claim =
 "   WHERE w.\"offset\" < EXCLUDED.\"offset\""
 " RETURNING previous_offset";
 
-/*
- * Single apply, steps 2 and 4: the watermark is at or above the offset: count
- * a duplicate or a regression and return the watermark.  No row when there
- * is no watermark (yet, or any more).
- */
-static const char *const sql_count_skip =
-"UPDATE ptm.projection_watermarks"
-"   SET duplicate_count = duplicate_count + CASE WHEN \"offset\" = $3 THEN 1 ELSE 0 END,"
-"       regression_count = regression_count + CASE WHEN \"offset\" > $3 THEN 1 ELSE 0 END,"
-"       last_regression_at = CASE WHEN \"offset\" > $3 THEN $4 ELSE last_regression_at END"
-" WHERE projection = $1 AND partition_id = $2 AND \"offset\" >= $3"
-" RETURNING \"offset\"";
-
 static const char *const sql_upsert_row =
 "INSERT INTO ptm.workflow_projection AS p"
 "  (projection, key, data, source_partition, source_offset, updated_at)"
@@ -198,16 +205,28 @@ static const char *const sql_read_wm =
 "SELECT \"offset\" FROM ptm.projection_watermarks"
 " WHERE projection = $1 AND partition_id = $2";
 
-/* Batch, step 1. */
-static const char *const sql_lock_wm =
-"SELECT \"offset\", previous_offset FROM ptm.projection_watermarks"
-" WHERE projection = $1 AND partition_id = $2 FOR UPDATE";
+/*
+ * Batch, step 1, and a single apply that did not advance: lock the watermark
+ * row and read what it remembers of skipped events (replays.c).
+ */
+#define SQL_LOCK_WM(SKIP_COLUMNS) \
+"SELECT \"offset\", previous_offset" SKIP_COLUMNS \
+"  FROM ptm.projection_watermarks" \
+" WHERE projection = $1 AND partition_id = $2 FOR UPDATE"
+
+static const char *const sql_lock_wm[2] = {
+	SQL_LOCK_WM(", last_skipped_offset, last_skip_watermark, last_replay_at, last_race_at"),
+	SQL_LOCK_WM(", NULL::pg_catalog.int8, NULL::pg_catalog.int8,"
+				" NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz")
+};
 
 /*
- * Batch, last step: write the outcome.  Both statements take the same
- * parameters: $3 new offset, $4 previous offset, $5 applied, $6 now,
- * $7 last event time, $8 its apply lag, $9 max lag of the batch,
- * $10 duplicates, $11 regressions, $12 gaps.
+ * Batch, last step, and a skipped single event: write the outcome.  Both
+ * statements take the same parameters: $3 new offset, $4 previous offset,
+ * $5 applied, $6 now, $7 last event time, $8 its apply lag, $9 max lag of
+ * the batch, $10 duplicates, $11 regressions, $12 gaps; the update also
+ * $13 last skipped offset (NULL: none judged), $14 the watermark it was
+ * skipped at, $15 replays begun, $16 races.
  */
 static const char *const sql_insert_wm =
 "INSERT INTO ptm.projection_watermarks"
@@ -217,20 +236,38 @@ static const char *const sql_insert_wm =
 " ON CONFLICT (projection, partition_id) DO NOTHING"
 " RETURNING 1";
 
-static const char *const sql_update_wm =
-"UPDATE ptm.projection_watermarks"
-"   SET \"offset\" = $3,"
-"       previous_offset = $4,"
-"       updated_at = CASE WHEN $5 > 0 THEN $6 ELSE updated_at END,"
-"       last_event_time = COALESCE($7, last_event_time),"
-"       apply_lag_ms = COALESCE($8, apply_lag_ms),"
-"       max_lag_ms = GREATEST(max_lag_ms, $9),"
-"       applied_count = applied_count + $5,"
-"       duplicate_count = duplicate_count + $10,"
-"       regression_count = regression_count + $11,"
-"       gap_count = gap_count + $12,"
-"       last_regression_at = CASE WHEN $11 > 0 THEN $6 ELSE last_regression_at END"
-" WHERE projection = $1 AND partition_id = $2";
+#define SQL_UPDATE_WM(SKIP_SET) \
+"UPDATE ptm.projection_watermarks" \
+"   SET \"offset\" = $3," \
+"       previous_offset = $4," \
+"       updated_at = CASE WHEN $5 > 0 THEN $6 ELSE updated_at END," \
+"       last_event_time = COALESCE($7, last_event_time)," \
+"       apply_lag_ms = COALESCE($8, apply_lag_ms)," \
+"       max_lag_ms = GREATEST(max_lag_ms, $9)," \
+"       applied_count = applied_count + $5," \
+"       duplicate_count = duplicate_count + $10," \
+"       regression_count = regression_count + $11," \
+"       gap_count = gap_count + $12," SKIP_SET \
+"       last_regression_at = CASE WHEN $11 > 0 THEN $6 ELSE last_regression_at END" \
+" WHERE projection = $1 AND partition_id = $2"
+
+static const char *const sql_update_wm[2] = {
+	SQL_UPDATE_WM(
+				  "       last_skipped_offset = COALESCE($13, last_skipped_offset),"
+				  "       last_skip_watermark = CASE WHEN $13 IS NULL THEN last_skip_watermark ELSE $14 END,"
+				  "       replay_count = replay_count + $15,"
+				  "       last_replay_at = CASE WHEN $15 > 0 THEN $6 ELSE last_replay_at END,"
+				  "       race_count = race_count + $16,"
+				  "       last_race_at = CASE WHEN $16 > 0 THEN $6 ELSE last_race_at END,"),
+	SQL_UPDATE_WM("")
+};
+
+/* Which form of a statement this database takes: [0] 0.2.0, [1] 0.1.0. */
+static int
+schema_form(void)
+{
+	return ptm_schema_is_020() ? 0 : 1;
+}
 
 /* Batch rows: keys are distinct (last event per key), so no row is hit twice. */
 static const char *const sql_upsert_rows =
@@ -308,30 +345,6 @@ lag_ms(TimestampTz now, TimestampTz event_time)
 	return now > event_time ? (now - event_time) / 1000 : 0;
 }
 
-static void
-warn_regression(text *projection, int32 partition_id, int64 offset, int64 watermark,
-				int count, int total)
-{
-	char	   *name = text_to_cstring(projection);
-
-	if (total <= 1)
-		ereport(WARNING,
-				(errcode(ERRCODE_WARNING),
-				 errmsg("watermark regression on projection \"%s\" partition %d: offset " INT64_FORMAT " < watermark " INT64_FORMAT,
-						name, partition_id, offset, watermark),
-				 errdetail("The event was not applied; another materializer or a rewound consumer is replaying this partition."),
-				 errhint("See \"What to do on a regression\" in docs/projections.md.")));
-	else
-		ereport(WARNING,
-				(errcode(ERRCODE_WARNING),
-				 errmsg("watermark regression on projection \"%s\" partition %d: offset " INT64_FORMAT " < watermark " INT64_FORMAT,
-						name, partition_id, offset, watermark),
-				 errdetail_plural("%d of the %d events of this batch was below the watermark and was not applied.",
-								  "%d of the %d events of this batch were below the watermark and were not applied.",
-								  count, count, total),
-				 errhint("See \"What to do on a regression\" in docs/projections.md.")));
-}
-
 /*
  * The watermark of (projection, partition) as it stands, unlocked; *found is
  * false when there is none.  Needs an SPI connection.
@@ -366,21 +379,62 @@ fence_passes(const PtmFenceArgs *fence)
 	return ptm_fence(fence->topic, fence->partition_id, fence->epoch, false) == PTM_FENCE_OK;
 }
 
+/* A partition's watermark row, locked, as lock_watermark() read it. */
+typedef struct LockedWatermark
+{
+	int64		wm;
+	int64		prev;
+	bool		prev_null;
+	PtmSkipMemory mem;			/* what it remembers of skipped events */
+} LockedWatermark;
+
+/*
+ * Lock the watermark row of (projection, partition) and read it.  Returns
+ * false when there is none (yet, or any more).  Needs an SPI connection.
+ */
+static bool
+lock_watermark(text *projection, int32 partition_id, LockedWatermark *lw)
+{
+	static const Oid argtypes[2] = {TEXTOID, INT4OID};
+	int			form = schema_form();
+	Datum		values[2];
+	bool		isnull;
+
+	values[0] = PointerGetDatum(projection);
+	values[1] = Int32GetDatum(partition_id);
+	run_plan(ptm_spi_prepare(&plan_lock_wm[form], sql_lock_wm[form], 2, argtypes),
+			 values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	lw->wm = first_int8(1, &isnull);
+	lw->prev = first_int8(2, &lw->prev_null);
+	lw->mem.known = (form == 0);
+	lw->mem.last_skipped = first_int8(3, &isnull);
+	lw->mem.any = !isnull;
+	lw->mem.last_skip_wm = first_int8(4, &isnull);
+	lw->mem.last_replay_at = DatumGetTimestampTz(ptm_spi_value(0, 5, &isnull));
+	lw->mem.replay_seen = !isnull;
+	lw->mem.last_race_at = DatumGetTimestampTz(ptm_spi_value(0, 6, &isnull));
+	lw->mem.race_seen = !isnull;
+	return true;
+}
+
 /*
  * Steps 1 and 2 of a single apply.  Returns 1 when it advanced the watermark
  * and wrote the row (*prev: the watermark before, *prev_null if none), 0 when
- * the watermark is at or above the offset (*wm), -1 when there is no
- * watermark row to decide on: the caller then creates or locks it.  values
- * and nulls hold the eight parameters of sql_advance_upsert; delete_row: the
- * event has no data.
+ * the watermark is at or above the offset (*lw: that row, now locked), -1
+ * when there is no watermark row to decide on, or only one below the offset
+ * that appeared after step 1 looked (a reset meanwhile): the caller then
+ * creates or advances it.  values and nulls hold the eight parameters of
+ * sql_advance_upsert; delete_row: the event has no data.
  */
 static int
-advance_or_count(Datum *values, const char *nulls, bool delete_row,
-				 int64 *prev, bool *prev_null, int64 *wm)
+advance_or_lock(text *projection, int32 partition_id, int64 offset,
+				Datum *values, const char *nulls, bool delete_row,
+				int64 *prev, bool *prev_null, LockedWatermark *lw)
 {
 	static const Oid argtypes[8] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID,
 	TEXTOID, JSONBOID};
-	bool		isnull;
 
 	if (delete_row)
 		run_plan(ptm_spi_prepare(&plan_advance_delete, sql_advance_delete, 7, argtypes),
@@ -393,14 +447,31 @@ advance_or_count(Datum *values, const char *nulls, bool delete_row,
 		*prev = first_int8(1, prev_null);
 		return 1;
 	}
-	run_plan(ptm_spi_prepare(&plan_count_skip, sql_count_skip, 4, argtypes),
-			 values, nulls, SPI_OK_UPDATE_RETURNING);
-	if (SPI_processed > 0)
-	{
-		*wm = first_int8(1, &isnull);
+	if (lock_watermark(projection, partition_id, lw) && lw->wm >= offset)
 		return 0;
-	}
 	return -1;
+}
+
+/*
+ * A single event at or below the locked watermark: judge it (replays.c) and
+ * count it in the watermark row.  Returns duplicate or regression, and in
+ * *t what was counted.
+ */
+static ProjResult
+skip_event(text *projection, int32 partition_id, int64 offset, const LockedWatermark *lw,
+		   TimestampTz now, CallTotals *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->final_wm = lw->wm;
+	t->max_lag_null = true;
+	t->skips.duplicates = (offset == lw->wm);
+	t->skips.regressions = (offset < lw->wm);
+	t->skips.judged = 1;
+	t->skips.first = t->skips.last = offset;
+	t->skips.watermark = lw->wm;
+	ptm_judge_skips(&lw->mem, &t->skips);
+	write_watermark(projection, partition_id, false, lw->prev, lw->prev_null, now, t);
+	return offset == lw->wm ? PROJ_DUPLICATE : PROJ_REGRESSION;
 }
 
 /*
@@ -424,6 +495,8 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 	Datum		out[4];
 	bool		out_null[4] = {false, false, true, true};
 	ProjResult	result;
+	LockedWatermark lw;
+	CallTotals	skipped;
 
 	/* Validate everything before anything is read or written. */
 	projection = ptm_get_name(fcinfo, 0, "projection");
@@ -455,10 +528,8 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 		char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 		int			have_prev;
 		bool		row_written;
-		int64		prev = 0,
-					wm = 0;
-		bool		prev_null = true,
-					isnull;
+		int64		prev = 0;
+		bool		prev_null = true;
 
 		values[0] = PointerGetDatum(projection);
 		values[1] = Int32GetDatum(partition_id);
@@ -480,11 +551,12 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 			values[7] = PG_GETARG_DATUM(4);
 
 		/*
-		 * Advance and write the row (applied), else count (duplicate or
-		 * regression), else create or lock the watermark row, then decide
-		 * again: see SQL_ADVANCE.
+		 * Advance and write the row (applied), else lock the watermark row
+		 * (skipped), else create or advance it, then decide again: see
+		 * SQL_ADVANCE.
 		 */
-		have_prev = advance_or_count(values, nulls, PG_ARGISNULL(4), &prev, &prev_null, &wm);
+		have_prev = advance_or_lock(projection, partition_id, offset, values, nulls,
+									PG_ARGISNULL(4), &prev, &prev_null, &lw);
 		row_written = (have_prev > 0);
 		if (have_prev < 0)
 		{
@@ -497,12 +569,10 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 			}
 			else
 			{
-				run_plan(ptm_spi_prepare(&plan_count_skip, sql_count_skip, 4, claim_types),
-						 values, nulls, SPI_OK_UPDATE_RETURNING);
-				if (SPI_processed != 1)
+				/* at or above the offset, and locked by the claim */
+				if (!lock_watermark(projection, partition_id, &lw) || lw.wm < offset)
 					elog(ERROR, "watermark row of projection \"%s\" partition %d vanished while locked",
 						 text_to_cstring(projection), partition_id);
-				wm = first_int8(1, &isnull);
 				have_prev = 0;
 			}
 		}
@@ -545,16 +615,12 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			out[1] = Int64GetDatum(wm);
-			out[2] = Int64GetDatum(wm);
+			result = skip_event(projection, partition_id, offset, &lw, now, &skipped);
+			out[1] = Int64GetDatum(lw.wm);
+			out[2] = Int64GetDatum(lw.wm);
 			out_null[2] = false;
-			if (wm == offset)
-				result = PROJ_DUPLICATE;
-			else
-			{
-				result = PROJ_REGRESSION;
-				warn_regression(projection, partition_id, offset, wm, 1, 1);
-			}
+			ptm_report_skips(text_to_cstring(projection), partition_id, &lw.mem,
+							 &skipped.skips, 1, now);
 		}
 	}
 
@@ -566,11 +632,8 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 			ptm_count(PTM_PROJ_MATERIALIZED);
 			break;
 		case PROJ_DUPLICATE:
-			ptm_count(PTM_PROJ_DUPLICATES);
-			break;
 		case PROJ_REGRESSION:
-			ptm_count(PTM_PROJ_WM_REGRESSIONS);
-			ptm_count(PTM_PROJ_FAILED);
+			ptm_count_skips(&skipped.skips);
 			break;
 		case PROJ_FENCING_REJECT:
 			ptm_count(PTM_PROJ_FAILED);
@@ -699,57 +762,34 @@ get_batch_events(FunctionCallInfo fcinfo, int *nevents)
 }
 
 /*
- * Lock the watermark row of the batch's partition.  Returns true and the
- * watermark when there is one; false when there is none yet (the caller
- * inserts it at the end and comes back here if someone else did first).
- */
-static bool
-lock_watermark(text *projection, int32 partition_id, int64 *wm, int64 *prev, bool *prev_null)
-{
-	static const Oid argtypes[2] = {TEXTOID, INT4OID};
-	Datum		values[2];
-	bool		isnull;
-
-	values[0] = PointerGetDatum(projection);
-	values[1] = Int32GetDatum(partition_id);
-	run_plan(ptm_spi_prepare(&plan_lock_wm, sql_lock_wm, 2, argtypes), values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		return false;
-	*wm = first_int8(1, &isnull);
-	*prev = first_int8(2, prev_null);
-	return true;
-}
-
-/* Totals of one batch, for the watermark row and the counters. */
-typedef struct BatchTotals
-{
-	int64		applied;
-	int64		duplicates;
-	int64		regressions;
-	int64		gaps;
-	int64		final_wm;
-	bool		final_wm_null;
-	BatchEvent *last_timed;		/* last applied event with an event_time */
-	int64		max_lag;
-	bool		max_lag_null;
-	BatchEvent *first_regression;
-} BatchTotals;
-
-/*
  * Decide each event (sorted by offset) against watermark wm (none when
  * !have_wm).
  */
 static void
 classify_batch(BatchEvent *events, int n, bool have_wm, int64 wm, TimestampTz now,
-			   BatchTotals *t)
+			   CallTotals *t)
 {
+	bool		found = have_wm;
 	int			i;
 
 	memset(t, 0, sizeof(*t));
 	t->max_lag_null = true;
+	t->skips.watermark = wm;
 	for (i = 0; i < n; i++)
 	{
 		BatchEvent *e = &events[i];
+
+		/*
+		 * Events at or below the watermark the batch found come first (the
+		 * batch is sorted): those are judged; a repeat of an offset the batch
+		 * itself applied is only a duplicate.
+		 */
+		if (found && e->offset <= t->skips.watermark)
+		{
+			if (t->skips.judged++ == 0)
+				t->skips.first = e->offset;
+			t->skips.last = e->offset;
+		}
 
 		if (!have_wm || e->offset > wm)
 		{
@@ -772,14 +812,12 @@ classify_batch(BatchEvent *events, int n, bool have_wm, int64 wm, TimestampTz no
 		else if (e->offset == wm)
 		{
 			e->result = PROJ_DUPLICATE;
-			t->duplicates++;
+			t->skips.duplicates++;
 		}
 		else
 		{
 			e->result = PROJ_REGRESSION;
-			if (t->first_regression == NULL)
-				t->first_regression = e;
-			t->regressions++;
+			t->skips.regressions++;
 		}
 		e->watermark = wm;
 	}
@@ -856,18 +894,20 @@ write_batch_rows(text *projection, int32 partition_id, BatchEvent *events, int n
 }
 
 /*
- * Write the batch's outcome to its watermark row: insert it (new partition)
- * or update it (locked).  Returns false when the insert found a row another
- * session created meanwhile.
+ * Write a call's outcome to its watermark row: insert it (a batch on a new
+ * partition) or update it (locked).  Returns false when the insert found a
+ * row another session created meanwhile.
  */
 static bool
-write_batch_watermark(text *projection, int32 partition_id, bool insert, int64 prev,
-					  bool prev_null, TimestampTz now, const BatchTotals *t)
+write_watermark(text *projection, int32 partition_id, bool insert, int64 prev,
+				bool prev_null, TimestampTz now, const CallTotals *t)
 {
-	static const Oid argtypes[12] = {TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
-	TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
-	Datum		values[12];
-	char		nulls[12];
+	static const Oid argtypes[16] = {TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT8OID, INT8OID};
+	int			form = schema_form();
+	Datum		values[16];
+	char		nulls[16];
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = PointerGetDatum(projection);
@@ -888,9 +928,16 @@ write_batch_watermark(text *projection, int32 partition_id, bool insert, int64 p
 	values[8] = Int64GetDatum(t->max_lag);
 	if (t->max_lag_null)
 		nulls[8] = 'n';
-	values[9] = Int64GetDatum(t->duplicates);
-	values[10] = Int64GetDatum(t->regressions);
+	values[9] = Int64GetDatum(t->skips.duplicates);
+	values[10] = Int64GetDatum(t->skips.regressions);
 	values[11] = Int64GetDatum(t->gaps);
+	/* what the partition remembers of the last judged event (replays.c) */
+	values[12] = Int64GetDatum(t->skips.last);
+	values[13] = Int64GetDatum(t->skips.watermark);
+	if (t->skips.judged == 0)
+		nulls[12] = nulls[13] = 'n';
+	values[14] = Int64GetDatum(t->skips.replays);
+	values[15] = Int64GetDatum(t->skips.races);
 
 	if (insert)
 	{
@@ -898,7 +945,7 @@ write_batch_watermark(text *projection, int32 partition_id, bool insert, int64 p
 				 values, nulls, SPI_OK_INSERT_RETURNING);
 		return SPI_processed == 1;
 	}
-	run_plan(ptm_spi_prepare(&plan_update_wm, sql_update_wm, 12, argtypes),
+	run_plan(ptm_spi_prepare(&plan_update_wm[form], sql_update_wm[form], 16, argtypes),
 			 values, nulls, SPI_OK_UPDATE);
 	if (SPI_processed != 1)
 		elog(ERROR, "watermark row of projection \"%s\" partition %d vanished while locked",
@@ -923,7 +970,7 @@ ptm_apply_projection_batch(PG_FUNCTION_ARGS)
 	PtmFenceArgs fence;
 	TimestampTz now = GetCurrentTimestamp();
 	ReturnSetInfo *rsinfo;
-	BatchTotals totals;
+	CallTotals totals;
 
 	projection = ptm_get_name(fcinfo, 0, "projection");
 	partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
@@ -953,21 +1000,19 @@ ptm_apply_projection_batch(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		int64		wm = 0,
-					prev = 0;
-		bool		prev_null = true;
+		LockedWatermark lw;
 		bool		have_wm;
 		int			attempt;
 
 		for (attempt = 0;; attempt++)
 		{
-			have_wm = lock_watermark(projection, partition_id, &wm, &prev, &prev_null);
-			classify_batch(events, n, have_wm, wm, now, &totals);
+			have_wm = lock_watermark(projection, partition_id, &lw);
+			classify_batch(events, n, have_wm, have_wm ? lw.wm : 0, now, &totals);
 
 			/* A partition's first batch creates its watermark row at the end. */
 			if (have_wm)
 				break;
-			if (write_batch_watermark(projection, partition_id, true, 0, true, now, &totals))
+			if (write_watermark(projection, partition_id, true, 0, true, now, &totals))
 				break;
 			if (attempt >= 10)
 				ereport(ERROR,
@@ -980,24 +1025,23 @@ ptm_apply_projection_batch(PG_FUNCTION_ARGS)
 
 		write_batch_rows(projection, partition_id, events, n, now);
 		if (have_wm)
-			write_batch_watermark(projection, partition_id, false,
-								  totals.applied > 0 ? wm : prev,
-								  totals.applied > 0 ? false : prev_null, now, &totals);
-		if (totals.first_regression)
-			warn_regression(projection, partition_id, totals.first_regression->offset, wm,
-							(int) totals.regressions, n);
+		{
+			ptm_judge_skips(&lw.mem, &totals.skips);
+			write_watermark(projection, partition_id, false,
+							totals.applied > 0 ? lw.wm : lw.prev,
+							totals.applied > 0 ? false : lw.prev_null, now, &totals);
+			ptm_report_skips(text_to_cstring(projection), partition_id, &lw.mem,
+							 &totals.skips, n, now);
+		}
 	}
 
 	SPI_finish();
 
 	ptm_count_n(PTM_PROJ_MATERIALIZED, totals.applied);
-	ptm_count_n(PTM_PROJ_DUPLICATES, totals.duplicates);
-	ptm_count_n(PTM_PROJ_WM_REGRESSIONS, totals.regressions);
 	ptm_count_n(PTM_PROJ_GAPS, totals.gaps);
+	ptm_count_skips(&totals.skips);
 	if (events[0].result == PROJ_FENCING_REJECT)
 		ptm_count_n(PTM_PROJ_FAILED, n);
-	else
-		ptm_count_n(PTM_PROJ_FAILED, totals.regressions);
 
 	for (i = 0; i < n; i++)
 	{

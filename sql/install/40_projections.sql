@@ -39,6 +39,12 @@ CREATE TABLE ptm.projection_watermarks (
     regression_count   bigint      NOT NULL DEFAULT 0,
     gap_count          bigint      NOT NULL DEFAULT 0,
     last_regression_at timestamptz,
+    last_skipped_offset bigint,
+    last_skip_watermark bigint,
+    replay_count       bigint      NOT NULL DEFAULT 0,
+    last_replay_at     timestamptz,
+    race_count         bigint      NOT NULL DEFAULT 0,
+    last_race_at       timestamptz,
     PRIMARY KEY (projection, partition_id)
 ) WITH (fillfactor = 50);
 
@@ -60,6 +66,18 @@ COMMENT ON COLUMN ptm.projection_watermarks.gap_count IS
   'Applied events that skipped offsets (offset > watermark + 1); allowed, as Kafka offsets are not dense';
 COMMENT ON COLUMN ptm.projection_watermarks.last_regression_at IS
   'When an event below the watermark was last refused';
+COMMENT ON COLUMN ptm.projection_watermarks.last_skipped_offset IS
+  'Offset of the last event skipped at or below the watermark (a replay or a race tells itself by the next one)';
+COMMENT ON COLUMN ptm.projection_watermarks.last_skip_watermark IS
+  'The watermark when last_skipped_offset was skipped';
+COMMENT ON COLUMN ptm.projection_watermarks.replay_count IS
+  'Replays begun: a materializer went back below the watermark (routine: the events are skipped)';
+COMMENT ON COLUMN ptm.projection_watermarks.last_replay_at IS
+  'When the last replay began';
+COMMENT ON COLUMN ptm.projection_watermarks.race_count IS
+  'Events below the watermark after another writer moved it since the stream''s previous one: two materializers on this partition';
+COMMENT ON COLUMN ptm.projection_watermarks.last_race_at IS
+  'When the last such event came';
 
 SELECT pg_catalog.pg_extension_config_dump('ptm.workflow_projection', '');
 SELECT pg_catalog.pg_extension_config_dump('ptm.projection_watermarks', '');
@@ -114,8 +132,16 @@ REVOKE ALL ON FUNCTION
 FROM PUBLIC;
 REVOKE ALL ON ptm.workflow_projection, ptm.projection_watermarks FROM PUBLIC;
 
--- Lag per partition.  lag_ms is measured to now and keeps growing while no
--- event arrives; apply_lag_ms is the lag the last event had when applied.
+-- Lag per partition, under names that say which lag (issue 18).  Two
+-- different things are called lag:
+--   wm_lag_ms          how old the last applied event was when it was applied
+--                      (apply_lag_ms): the gauge projection_materializer_wm_lag_ms
+--                      and seed 003's 500 ms threshold.  It stays put while a
+--                      partition is idle.
+--   last_event_age_ms  how old the last applied event is now: grows while no
+--                      event arrives, idle or stuck alike.  lag_ms is the same
+--                      value under its 0.1.0 name, kept for old queries.
+-- idle_ms is the time since the watermark last moved.
 CREATE VIEW ptm.projection_lag AS
   SELECT w.projection,
          w.partition_id,
@@ -133,11 +159,17 @@ CREATE VIEW ptm.projection_lag AS
          w.applied_count,
          w.duplicate_count,
          w.regression_count,
-         w.gap_count
+         w.gap_count,
+         w.apply_lag_ms AS wm_lag_ms,
+         pg_catalog.round(pg_catalog.date_part('epoch',
+             pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) w.last_event_time)
+             OPERATOR(pg_catalog.*) 1000)::bigint AS last_event_age_ms,
+         w.replay_count,
+         w.race_count
     FROM ptm.projection_watermarks w;
 
 COMMENT ON VIEW ptm.projection_lag IS
-  'Watermarks with their lag: lag_ms (last applied event_time to now), apply_lag_ms, max_lag_ms, idle_ms';
+  'Watermarks with their lag: wm_lag_ms (= apply_lag_ms, the gauge projection_materializer_wm_lag_ms: how old the last applied event was when applied), max_lag_ms (projection_materializer_max_lag_ms), last_event_age_ms (how old that event is now, growing while idle; lag_ms is its 0.1.0 name), idle_ms (since the watermark moved); the counts, replays and races among them';
 
 -- The two lag gauges in the shape of ptm.metrics, labelled per projection
 -- and partition.  wm_lag_ms is the lag of the last applied event when it was

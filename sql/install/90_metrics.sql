@@ -119,8 +119,18 @@ CREATE VIEW ptm.top_workflow_conflicts AS
 COMMENT ON VIEW ptm.top_workflow_conflicts IS
   'Tracked workflow keys by what went wrong (cas_conflict, fencing_reject, duplicate; stale, out_of_order, busy claims), most cas_conflicts first';
 
+-- Split-brain suspects first (issue 18): a topic whose agents act with an
+-- epoch that is no longer current (stale epochs, fence rejects) or whose
+-- owner an operator had to force out is the one to look at, however many
+-- harmless acquire conflicts a polling agent piles up elsewhere.  The sum of
+-- those three is split_brain_signals; ties go to stale epochs, then fence
+-- rejects, then forced expirations, then the rest.
 CREATE VIEW ptm.top_topic_conflicts AS
-  SELECT * FROM (
+  SELECT topic,
+         lease_conflicts + fence_rejects + forced_expirations AS split_brain_signals,
+         lease_conflicts, acquire_conflicts, renew_failures, fence_rejects,
+         forced_expirations, limited
+    FROM (
   SELECT key AS topic,
          COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_conflicts_total'), 0)::bigint AS lease_conflicts,
          COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_acquisitions_total' AND labels->>'result' = 'conflict'), 0)::bigint AS acquire_conflicts,
@@ -131,10 +141,12 @@ CREATE VIEW ptm.top_topic_conflicts AS
     FROM ptm.key_counters
    WHERE family = 'topic'
    GROUP BY key) AS per_topic
-   ORDER BY lease_conflicts + acquire_conflicts DESC, renew_failures DESC, topic;
+   ORDER BY split_brain_signals DESC, lease_conflicts DESC, fence_rejects DESC,
+            forced_expirations DESC, renew_failures DESC, acquire_conflicts DESC,
+            limited DESC, topic;
 
 COMMENT ON VIEW ptm.top_topic_conflicts IS
-  'Tracked topics by what went wrong (stale epochs, refused acquisitions, failed renewals, fence rejects, forced expirations, limited), most lease conflicts first';
+  'Tracked topics by what went wrong (stale epochs, refused acquisitions, failed renewals, fence rejects, forced expirations, limited), split-brain suspects first: most split_brain_signals (stale epochs + fence rejects + forced expirations)';
 
 -- State of the counters themselves.
 CREATE FUNCTION ptm._stat_info(

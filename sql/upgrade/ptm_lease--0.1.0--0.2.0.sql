@@ -535,8 +535,18 @@ CREATE VIEW ptm.top_workflow_conflicts AS
 COMMENT ON VIEW ptm.top_workflow_conflicts IS
   'Tracked workflow keys by what went wrong (cas_conflict, fencing_reject, duplicate; stale, out_of_order, busy claims), most cas_conflicts first';
 
+-- Split-brain suspects first (issue 18): a topic whose agents act with an
+-- epoch that is no longer current (stale epochs, fence rejects) or whose
+-- owner an operator had to force out is the one to look at, however many
+-- harmless acquire conflicts a polling agent piles up elsewhere.  The sum of
+-- those three is split_brain_signals; ties go to stale epochs, then fence
+-- rejects, then forced expirations, then the rest.
 CREATE VIEW ptm.top_topic_conflicts AS
-  SELECT * FROM (
+  SELECT topic,
+         lease_conflicts + fence_rejects + forced_expirations AS split_brain_signals,
+         lease_conflicts, acquire_conflicts, renew_failures, fence_rejects,
+         forced_expirations, limited
+    FROM (
   SELECT key AS topic,
          COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_conflicts_total'), 0)::bigint AS lease_conflicts,
          COALESCE(pg_catalog.sum(value) FILTER (WHERE metric = 'lease_acquisitions_total' AND labels->>'result' = 'conflict'), 0)::bigint AS acquire_conflicts,
@@ -547,10 +557,12 @@ CREATE VIEW ptm.top_topic_conflicts AS
     FROM ptm.key_counters
    WHERE family = 'topic'
    GROUP BY key) AS per_topic
-   ORDER BY lease_conflicts + acquire_conflicts DESC, renew_failures DESC, topic;
+   ORDER BY split_brain_signals DESC, lease_conflicts DESC, fence_rejects DESC,
+            forced_expirations DESC, renew_failures DESC, acquire_conflicts DESC,
+            limited DESC, topic;
 
 COMMENT ON VIEW ptm.top_topic_conflicts IS
-  'Tracked topics by what went wrong (stale epochs, refused acquisitions, failed renewals, fence rejects, forced expirations, limited), most lease conflicts first';
+  'Tracked topics by what went wrong (stale epochs, refused acquisitions, failed renewals, fence rejects, forced expirations, limited), split-brain suspects first: most split_brain_signals (stale epochs + fence rejects + forced expirations)';
 
 GRANT SELECT ON ptm.top_workflow_conflicts, ptm.top_topic_conflicts TO pg_monitor;
 
@@ -683,3 +695,59 @@ BEGIN
   END LOOP;
 END
 $upgrade$;
+
+-- ---------------------------------------------------------------------
+-- Projection lag under names that say which lag, and replays told from
+-- races (issue 18, sql/install/40_projections.sql, src/replays.c):
+-- wm_lag_ms is the gauge, last_event_age_ms grows while idle (lag_ms stays as
+-- its 0.1.0 name); the watermark row remembers its last skipped event, so
+-- that a replay (routine) and a race between two materializers are counted
+-- apart.  The new columns have constant defaults: no table rewrite.
+-- ---------------------------------------------------------------------
+ALTER TABLE ptm.projection_watermarks
+  ADD COLUMN last_skipped_offset bigint,
+  ADD COLUMN last_skip_watermark bigint,
+  ADD COLUMN replay_count bigint NOT NULL DEFAULT 0,
+  ADD COLUMN last_replay_at timestamptz,
+  ADD COLUMN race_count bigint NOT NULL DEFAULT 0,
+  ADD COLUMN last_race_at timestamptz;
+COMMENT ON COLUMN ptm.projection_watermarks.last_skipped_offset IS
+  'Offset of the last event skipped at or below the watermark (a replay or a race tells itself by the next one)';
+COMMENT ON COLUMN ptm.projection_watermarks.last_skip_watermark IS
+  'The watermark when last_skipped_offset was skipped';
+COMMENT ON COLUMN ptm.projection_watermarks.replay_count IS
+  'Replays begun: a materializer went back below the watermark (routine: the events are skipped)';
+COMMENT ON COLUMN ptm.projection_watermarks.last_replay_at IS
+  'When the last replay began';
+COMMENT ON COLUMN ptm.projection_watermarks.race_count IS
+  'Events below the watermark after another writer moved it since the stream''s previous one: two materializers on this partition';
+COMMENT ON COLUMN ptm.projection_watermarks.last_race_at IS
+  'When the last such event came';
+CREATE OR REPLACE VIEW ptm.projection_lag AS
+  SELECT w.projection,
+         w.partition_id,
+         w."offset" AS watermark,
+         w.last_event_time,
+         w.updated_at,
+         pg_catalog.round(pg_catalog.date_part('epoch',
+             pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) w.last_event_time)
+             OPERATOR(pg_catalog.*) 1000)::bigint AS lag_ms,
+         w.apply_lag_ms,
+         w.max_lag_ms,
+         pg_catalog.round(pg_catalog.date_part('epoch',
+             pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) w.updated_at)
+             OPERATOR(pg_catalog.*) 1000)::bigint AS idle_ms,
+         w.applied_count,
+         w.duplicate_count,
+         w.regression_count,
+         w.gap_count,
+         w.apply_lag_ms AS wm_lag_ms,
+         pg_catalog.round(pg_catalog.date_part('epoch',
+             pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) w.last_event_time)
+             OPERATOR(pg_catalog.*) 1000)::bigint AS last_event_age_ms,
+         w.replay_count,
+         w.race_count
+    FROM ptm.projection_watermarks w;
+
+COMMENT ON VIEW ptm.projection_lag IS
+  'Watermarks with their lag: wm_lag_ms (= apply_lag_ms, the gauge projection_materializer_wm_lag_ms: how old the last applied event was when applied), max_lag_ms (projection_materializer_max_lag_ms), last_event_age_ms (how old that event is now, growing while idle; lag_ms is its 0.1.0 name), idle_ms (since the watermark moved); the counts, replays and races among them';

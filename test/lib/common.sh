@@ -83,18 +83,48 @@ ptm_free_port() {
     die "no free port"
 }
 
+# The server runs as the postgres user when the script runs as root (initdb and
+# pg_ctl refuse root), otherwise as the calling user.  "ptm_as_server CMD..."
+# runs CMD as that user, from / so that a checkout the postgres user cannot
+# enter (a clone under /root, mode 700) is never its working directory.
+ptm_as_server() {
+    if [ "$(id -u)" -eq 0 ]; then
+        id postgres >/dev/null 2>&1 || useradd -r -m postgres
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
+}
+
+# True when the server's user can enter DIR (as root: the postgres user, who
+# needs every directory on the way to be searchable).
+ptm_server_can_enter() {
+    ptm_as_server test -x "$1/." 2>/dev/null
+}
+
+# ptm_copy_tree DEST: the checkout's sources, without build products, VCS data
+# or the demo's .pgdata, copied to DEST.  test/run gives the Perl TAP suite,
+# which runs as the server's user, this copy instead of the checkout.
+ptm_copy_tree() {
+    local dest=$1
+    mkdir -p "$dest"
+    tar -C "$PTM_ROOT" -cf - --exclude-vcs --exclude=./.pgdata --exclude=./results \
+        --exclude=./output_iso --exclude=./tmp_check --exclude=./regression.diffs \
+        --exclude=./regression.out --exclude='*.o' --exclude='*.so' --exclude='*.bc' . \
+        | tar -C "$dest" -xf - || die "could not copy $PTM_ROOT to $dest"
+}
+
 # ptm_start_cluster BINDIR DATADIR SOCKDIR PORT [extra postgresql.conf lines...]
 ptm_start_cluster() {
     local bindir=$1 datadir=$2 sockdir=$3 port=$4; shift 4
-    local runas=()
-    # initdb refuses to run as root: run the server as the postgres user then.
     mkdir -p "$(dirname "$datadir")" "$sockdir"
     if [ "$(id -u)" -eq 0 ]; then
         id postgres >/dev/null 2>&1 || useradd -r -m postgres
         chown postgres "$(dirname "$datadir")" "$sockdir"
-        runas=(runuser -u postgres --)
     fi
-    "${runas[@]}" "$bindir/initdb" -D "$datadir" -A trust -U postgres --no-sync -E UTF8 --locale=C >/dev/null \
+    ptm_server_can_enter "$(dirname "$datadir")" \
+        || die "the postgres user cannot enter $(dirname "$datadir"): make every directory above it searchable (chmod o+x)"
+    ptm_as_server "$bindir/initdb" -D "$datadir" -A trust -U postgres --no-sync -E UTF8 --locale=C >/dev/null \
         || die "initdb failed"
     {
         echo "port = $port"
@@ -106,14 +136,18 @@ ptm_start_cluster() {
         echo "log_line_prefix = '%m [%p] %q%a '"
         local line; for line in "$@"; do echo "$line"; done
     } >> "$datadir/postgresql.conf"
-    "${runas[@]}" "$bindir/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 start >/dev/null \
+    ptm_as_server "$bindir/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 start >/dev/null \
         || { cat "$datadir/server.log" >&2; die "server did not start"; }
+}
+
+# True when a server runs in DATADIR.
+ptm_cluster_running() {
+    local bindir=$1 datadir=$2
+    [ -f "$datadir/postmaster.pid" ] && ptm_as_server "$bindir/pg_ctl" -D "$datadir" status >/dev/null 2>&1
 }
 
 ptm_stop_cluster() {
     local bindir=$1 datadir=$2
-    local runas=()
-    [ "$(id -u)" -eq 0 ] && runas=(runuser -u postgres --)
-    [ -f "$datadir/postmaster.pid" ] && "${runas[@]}" "$bindir/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null 2>&1
+    [ -f "$datadir/postmaster.pid" ] && ptm_as_server "$bindir/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null 2>&1
     return 0
 }

@@ -50,7 +50,7 @@ SELECT function_privs_are('ptm', 'apply_projection',
 SELECT has_view('ptm', 'projection_lag', 'ptm.projection_lag exists');
 SELECT columns_are('ptm', 'projection_lag', ARRAY['projection', 'partition_id', 'watermark', 'last_event_time',
     'updated_at', 'lag_ms', 'apply_lag_ms', 'max_lag_ms', 'idle_ms', 'applied_count', 'duplicate_count',
-    'regression_count', 'gap_count']);
+    'regression_count', 'gap_count', 'wm_lag_ms', 'last_event_age_ms', 'replay_count', 'race_count']);
 SELECT has_view('ptm', 'projection_metrics', 'ptm.projection_metrics exists');
 SELECT columns_are('ptm', 'projection_metrics', ARRAY['metric', 'labels', 'value']);
 SELECT table_privs_are('ptm', 'projection_lag', 'pg_monitor', ARRAY['SELECT'], 'pg_monitor reads ptm.projection_lag');

@@ -21,7 +21,7 @@ $node->safe_psql('postgres', q{
 });
 
 # Each pgbench client keeps its own :off, so both replay 1..N in order.  The
-# loser of each race gets a regression WARNING; silence them.
+# one that falls behind gets a race WARNING (once a minute); silence it.
 local $ENV{PGOPTIONS} = '-c client_min_messages=error';
 $node->pgbench(
 	"-n -c 2 -j 2 -t $n -D off=0",

@@ -307,8 +307,7 @@ scan_databases(void)
 	List	   *found = NIL;
 	ListCell   *lc;
 	char	   *raw = pstrdup(ptm_database_setting());
-
-	MemoryContext loopcxt = CurrentMemoryContext;
+	MemoryContext cxt = CurrentMemoryContext;	/* the loop's: outlives the scan */
 
 	(void) SplitGUCList(raw, ',', &listed);
 
@@ -333,7 +332,7 @@ scan_databases(void)
 
 		if (!ptm_database_selected(name))
 			continue;
-		txcxt = MemoryContextSwitchTo(loopcxt);
+		txcxt = MemoryContextSwitchTo(cxt);
 		found = lappend(found, pstrdup(name));
 		MemoryContextSwitchTo(txcxt);
 		if (!usable)
@@ -363,7 +362,7 @@ scan_databases(void)
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
-	MemoryContextSwitchTo(loopcxt);
+	MemoryContextSwitchTo(cxt);
 
 	if (!names_checked)
 	{

@@ -46,6 +46,14 @@
 	pstmt, queryString, context, params, queryEnv, dest, qc
 #endif
 
+/* PG 16 folded the per-kind owner checks into object_ownercheck(). */
+#if PG_VERSION_NUM >= 160000
+#define PTM_DATABASE_OWNERCHECK(dboid, roleid) \
+	object_ownercheck(DatabaseRelationId, (dboid), (roleid))
+#else
+#define PTM_DATABASE_OWNERCHECK(dboid, roleid) pg_database_ownercheck((dboid), (roleid))
+#endif
+
 /* Minor releases of 13-15 from 2023 on mark a half-dropped database so. */
 #ifndef DATCONNLIMIT_INVALID_DB
 #define DATCONNLIMIT_INVALID_DB -2

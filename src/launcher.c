@@ -79,6 +79,7 @@
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -782,7 +783,12 @@ hold_database(const char *dbname)
 	int			waited = 0;
 	int			i;
 
-	if (!OidIsValid(dboid))
+	/*
+	 * Only for a command that may succeed: each of them needs the database's
+	 * owner (a database with a worker is no template), and nobody else
+	 * should be able to make its worker go and come back.
+	 */
+	if (!OidIsValid(dboid) || !PTM_DATABASE_OWNERCHECK(dboid, GetUserId()))
 		return;
 
 	SpinLockAcquire(&ptm_workers->mutex);

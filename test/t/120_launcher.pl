@@ -8,7 +8,8 @@
 #    the look for the extension leaves no worker behind;
 #  - DROP EXTENSION ends the worker, and CREATE EXTENSION brings it back;
 #  - DROP DATABASE, ALTER DATABASE RENAME and CREATE DATABASE ... TEMPLATE
-#    of a database with a worker succeed at once (the worker steps aside);
+#    of a database with a worker succeed at once (the worker steps aside,
+#    for the database's owner only);
 #  - a database created from a template with the extension gets a worker,
 #    the template none;
 #  - ptm_lease.database restricts: a database left out has no worker and
@@ -190,9 +191,16 @@ for my $db ('svc_c', 'svc_copy', 'svc_new')
 }
 is(workers('plain'), '0', 'plain still has none');
 
-# The launcher restarts a worker that was terminated.
+# A role that may not drop the database does not make its worker step aside.
 my $pid = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ptm_lease worker' AND datname = 'svc_c'");
+$node->safe_psql('postgres', 'CREATE ROLE someone LOGIN');
+($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE svc_c', extra_params => [ '-U', 'someone' ]);
+like($err, qr/must be owner of database svc_c/, 'a role that does not own svc_c may not drop it');
+is($node->safe_psql('postgres', serving_q('svc_c') . " AND pid = $pid"), '1',
+	'and the worker of svc_c stayed');
+
+# The launcher restarts a worker that was terminated.
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 ok($node->poll_query_until('postgres', serving_q('svc_c') . " AND pid <> $pid", '1'),
 	'a terminated worker is started again');

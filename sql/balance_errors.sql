@@ -14,6 +14,7 @@ SELECT * FROM ptm.rebalance(NULL, 'agent-a');
 SELECT * FROM ptm.rebalance('bad-topic', NULL);
 SELECT * FROM ptm.rebalance('bad-topic', 'agent-a', '0 s');
 SELECT * FROM ptm.rebalance('bad-topic', 'agent-a', '-1 s');
+SELECT * FROM ptm.rebalance('bad-topic', 'agent-a', '0.0001 s');
 SELECT * FROM ptm.rebalance('bad-topic', 'agent-a', NULL);
 SELECT ptm.leave_topic('bad-topic', NULL);
 SET ptm_lease.max_leases_per_agent = -1;

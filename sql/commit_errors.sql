@@ -71,6 +71,7 @@ SELECT * FROM pg_temp.err($$SELECT ptm.claim_step('wf-e', 1, '')$$);
 SELECT * FROM pg_temp.err($$SELECT ptm.claim_step('wf-e', 1, 'w', NULL)$$);
 SELECT * FROM pg_temp.err($$SELECT ptm.claim_step('wf-e', 1, 'w', '0 s')$$);
 SELECT * FROM pg_temp.err($$SELECT ptm.claim_step('wf-e', 1, 'w', '-1 s')$$);
+SELECT * FROM pg_temp.err($$SELECT ptm.claim_step('wf-e', 1, 'w', '0.0001 s')$$);
 SELECT * FROM pg_temp.err($$SELECT ptm.claim_step('wf-e', 1, 'w', '2 hours')$$);
 
 -- Nothing changed: the workflow is as created, no claim, no action.

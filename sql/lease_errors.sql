@@ -14,6 +14,9 @@ SELECT * FROM acquire_partition_lease('t', 0, '');
 SELECT * FROM acquire_partition_lease('t', 0, 'a', NULL);
 SELECT * FROM acquire_partition_lease('t', 0, 'a', '0 s');
 SELECT * FROM acquire_partition_lease('t', 0, 'a', '-5 s');
+-- below 1 ms: refused, not rounded up to a lease ten or a thousand times longer
+SELECT * FROM acquire_partition_lease('t', 0, 'a', '0.0001 s');
+SELECT * FROM acquire_partition_lease('t', 0, 'a', '999 microseconds');
 SELECT * FROM acquire_partition_lease('t', 0, 'a', '2 hours');
 SELECT * FROM acquire_partition_lease('t', 0, 'a', '1000000 years');
 SELECT * FROM acquire_partition_lease(repeat('x', 257), 0, 'a');
@@ -27,6 +30,7 @@ SELECT * FROM renew_lease('t', 0, 'a', NULL);
 SELECT * FROM renew_lease('t', 0, 'a', 0);
 SELECT * FROM renew_lease('t', 0, 'a', -9223372036854775808);
 SELECT * FROM renew_lease('t', 0, 'a', 1, '-1 ms');
+SELECT * FROM renew_lease('t', 0, 'a', 1, '0.5 ms');
 SELECT * FROM release_lease('t', 0, NULL, 1);
 SELECT * FROM release_lease('t', 0, 'a', -1);
 SELECT * FROM force_expire(NULL, 0);
@@ -37,6 +41,7 @@ SELECT check_fence('', 0, 1);
 
 SELECT * FROM acquire_partition_leases('t', 'a', 0);
 SELECT * FROM acquire_partition_leases('t', 'a', NULL);
+SELECT * FROM acquire_partition_leases('t', 'a', 1, '1 microsecond');
 SELECT * FROM renew_leases('a', ARRAY['t'], ARRAY[0, 1], ARRAY[1]::bigint[]);
 SELECT * FROM renew_leases('a', ARRAY['t', NULL], ARRAY[0, 1], ARRAY[1, 2]::bigint[]);
 SELECT * FROM renew_leases('a', ARRAY['t'], ARRAY[-1], ARRAY[1]::bigint[]);
@@ -45,8 +50,23 @@ SELECT * FROM renew_leases('a', ARRAY[repeat('x', 257)], ARRAY[0], ARRAY[1]::big
 SELECT * FROM renew_leases('a', ARRAY['t'], ARRAY[0], ARRAY[0]::bigint[]);
 SELECT * FROM renew_leases('a', ARRAY[['t']], ARRAY[[0]], ARRAY[[1]]::bigint[]);
 SELECT * FROM renew_leases('a', NULL, ARRAY[0], ARRAY[1]::bigint[]);
+SELECT * FROM renew_leases('a', ARRAY['t'], ARRAY[0], ARRAY[1]::bigint[], '0.9 ms');
 SELECT ensure_partitions('t', 0);
 SELECT ensure_partitions('t', NULL);
+
+-- What a tired user types (README, Troubleshooting).  A TTL must be an
+-- interval: the integer 30 matches no function (42883; there is no integer
+-- overload, which would make every '30 s' ambiguous).  Without ptm on the
+-- search_path nothing is found (42883), nor without EXECUTE (42501).
+SELECT * FROM acquire_partition_lease('t', 0, 'a', 30);
+SET search_path = public;
+SELECT * FROM acquire_partition_lease('t', 0, 'a');
+CREATE ROLE ptm_errors_nobody;
+SET ROLE ptm_errors_nobody;
+SELECT * FROM ptm.acquire_partition_lease('t', 0, 'a');
+RESET ROLE;
+DROP ROLE ptm_errors_nobody;
+SET search_path = public, ptm;
 
 -- Nothing changed.
 SELECT (SELECT count(*) FROM ptm.partition_leases) = n AS same_rows,
@@ -69,6 +89,11 @@ INSERT INTO partition_leases (topic, partition_id) VALUES ('orders-dml', 1);
 SELECT result, agent_id, lease_epoch FROM acquire_partition_lease('orders-dml', 1, 'agent-abc');
 -- the guard function cannot be called directly
 SELECT ptm._refuse_direct_dml();
+
+-- An interval without a unit is in seconds: '3000' is 50 minutes, under the
+-- 1 h ptm_lease.max_ttl, so it is taken (README, Troubleshooting).
+SELECT result, expires_at - now() BETWEEN interval '49 min' AND interval '51 min' AS fifty_minutes
+  FROM acquire_partition_lease('t-3000', 0, 'a', '3000');
 
 -- Test cleanup only: session_replication_role = replica skips the DML guard
 -- (the escape hatch pg_restore --disable-triggers uses too).

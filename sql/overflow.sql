@@ -91,7 +91,7 @@ SELECT * FROM ptm.acquire_partition_lease('ovf', 5, 'a', '-2147483647 days 25620
 SELECT result, expires_at - now() < interval '1 min' AS short FROM ptm.acquire_partition_lease('ovf', 6, 'a', '1 day -86390 s');
 SELECT * FROM ptm.claim_step('ovf-wf', 1, 'w', '-2147483648 months');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT result FROM ptm.acquire_partition_lease('ovf', 5, 'a', '0.001 ms');
+SELECT result FROM ptm.acquire_partition_lease('ovf', 5, 'a', '1 ms');   -- the shortest TTL (below: lease_errors)
 SELECT count(*) AS leases FROM ptm.partition_leases WHERE topic = 'ovf';
 
 -- Projection offsets near 2^63: gaps and lag arithmetic do not overflow.

@@ -87,3 +87,30 @@ SELECT * FROM apply_projection_batch('err', 0, '{8, 9}', '{k}', '{"{}", "{}"}');
 SELECT * FROM apply_projection('err', 0, 8, 'k', '{}', NULL, 't', NULL, NULL);
 SELECT * FROM reset_projection('err');
 SELECT count(*) AS reset_done FROM projection_watermarks WHERE projection = 'err';
+
+-- Privileges (docs/projections.md, docs/security.md): the functions run as the
+-- extension owner, so EXECUTE is all a caller needs.  A role with no grant is
+-- refused (42501); an agent applies and an operator resets, with no privilege
+-- on any table (they cannot read them directly).
+CREATE ROLE ptm_proj_nobody;
+CREATE ROLE ptm_proj_agent;
+CREATE ROLE ptm_proj_oncall;
+SELECT count(*) > 0 AS granted FROM ptm.grant_agent('ptm_proj_agent');
+SELECT count(*) > 0 AS granted FROM ptm.grant_operator('ptm_proj_oncall');
+SET ROLE ptm_proj_nobody;
+SELECT pg_temp.sqlstate_of($$SELECT * FROM ptm.reset_projection('err-roles')$$);
+SELECT pg_temp.sqlstate_of($$SELECT * FROM ptm.apply_projection('err-roles', 0, 1, 'k', '{}')$$);
+SET ROLE ptm_proj_agent;
+SELECT pg_temp.sqlstate_of($$SELECT * FROM ptm.workflow_projection$$);
+SELECT result FROM ptm.apply_projection('err-roles', 0, 1, 'k', '{"v": 1}');
+SELECT result FROM ptm.apply_projection_batch('err-roles', 0, '{2, 3}', '{k, l}', '{"{}", "{}"}');
+SELECT pg_temp.sqlstate_of($$SELECT * FROM ptm.reset_projection('err-roles')$$);
+SET ROLE ptm_proj_oncall;
+SELECT pg_temp.sqlstate_of($$DELETE FROM ptm.projection_watermarks WHERE projection = 'err-roles'$$);
+SELECT result, partitions_reset, rows_deleted
+  FROM ptm.reset_projection('err-roles', delete_rows => true, reason => 'roles test');
+RESET ROLE;
+SELECT current_user_name, details IS NOT NULL AS has_details
+  FROM lease_audit WHERE action = 'reset_projection' AND topic = 'err-roles';
+DROP OWNED BY ptm_proj_nobody, ptm_proj_agent, ptm_proj_oncall;
+DROP ROLE ptm_proj_nobody, ptm_proj_agent, ptm_proj_oncall;

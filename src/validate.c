@@ -141,6 +141,13 @@ ptm_get_epoch(FunctionCallInfo fcinfo, int argno, const char *argname)
 	return v;
 }
 
+/* An interval as SHOW would print it, for an error's detail. */
+static char *
+interval_text(Interval *iv)
+{
+	return DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv)));
+}
+
 int64
 ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
@@ -166,18 +173,27 @@ ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a positive interval", argname),
-				 errdetail("The value given was %s.",
-						   DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv))))));
+				 errdetail("The value given was %s.", interval_text(iv))));
 	if (usecs / 1000 > ptm_max_ttl_ms || usecs == PG_INT64_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s exceeds ptm_lease.max_ttl", argname),
 				 errdetail("The value given was %s; the limit is %d ms.",
-						   DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv))),
-						   ptm_max_ttl_ms),
+						   interval_text(iv), ptm_max_ttl_ms),
 				 errhint("Ask for a shorter TTL and renew more often, or raise ptm_lease.max_ttl.")));
 
-	/* Round sub-millisecond TTLs up, so that a positive TTL is never zero. */
+	/*
+	 * Expiries are kept in whole milliseconds.  A TTL below one would have to
+	 * be rounded up to a lease many times longer than asked for ('0.0001 s'
+	 * is 100 us, not 1 ms), so it is refused; above it, a fraction of a
+	 * millisecond is rounded up, so that the lease never ends before the TTL.
+	 */
+	if (usecs < 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at least 1 ms", argname),
+				 errdetail("The value given was %s; expiries are kept in whole milliseconds.",
+						   interval_text(iv))));
 	return (usecs + 999) / 1000;
 }
 

@@ -42,7 +42,7 @@ extern int64 ptm_get_nonnegative_int64(FunctionCallInfo fcinfo, int argno,
 /* A non-NULL bigint > 0 (epochs). */
 extern int64 ptm_get_epoch(FunctionCallInfo fcinfo, int argno, const char *argname);
 
-/* A non-NULL, finite interval > 0 and <= ptm_lease.max_ttl, in milliseconds. */
+/* A non-NULL interval of at least 1 ms and <= ptm_lease.max_ttl, in milliseconds. */
 extern int64 ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname);
 
 /*

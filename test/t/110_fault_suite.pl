@@ -2,8 +2,8 @@
 #
 # A primary (ptm_lease preloaded, worker on the test database, commit
 # timestamps on) with a streaming standby, and a PgBouncer in transaction
-# mode started here (two server connections for its two agents, so a frozen
-# transaction holding one must not starve the other).  Agents
+# mode (test/t/PtmPgBouncer.pm; two server connections for its two agents, so
+# a frozen transaction holding one must not starve the other).  Agents
 # (test/fault/agent.py, psycopg 3) take partitions, renew every TTL/3 and
 # write fenced rows, two of them directly (a multi-host conninfo with
 # target_session_attrs=read-write), two through PgBouncer.  The faults, in
@@ -29,6 +29,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 use POSIX qw(WNOHANG);
 use JSON::PP;
+use PtmPgBouncer;
 use constant NOW_MS => q{(extract(epoch FROM clock_timestamp()) * 1000)::bigint};
 
 my $root   = $ENV{PTM_ROOT} // '.';
@@ -68,13 +69,9 @@ $primary->safe_psql('faultdb', slurp_file("$root/test/fault/schema.sql"));
 $primary->safe_psql('faultdb', "SELECT ptm.ensure_partitions('$topic', $PARTS)");
 my $standby = new_standby($primary, 1);
 
-my $host    = $primary->host;
-my $pgb_port = PostgreSQL::Test::Cluster::get_free_port();
-my $pgb_ini = "$dir/pgbouncer.ini";
-append_to_file("$dir/userlist.txt", qq{"agent" ""\n"postgres" ""\n});
-write_pgbouncer_ini($primary);
-my $pgb_pid = spawn("$dir/pgbouncer.out", 'pgbouncer', $pgb_ini);
-ok(wait_for(sub { -S "$dir/.s.PGSQL.$pgb_port" }, 30), 'PgBouncer listens');
+my $pgb = PtmPgBouncer->new(dir => $dir, node => $primary, dbname => 'faultdb',
+	users => ['agent'], pool_size => 2);
+ok($pgb->listening, 'PgBouncer listens');
 
 # The conninfo the agents read at every reconnect.
 sub write_dsns
@@ -82,8 +79,8 @@ sub write_dsns
 	my @nodes = grep { defined } @_;
 	my $ports = join ',', map { $_->port } @nodes;
 	my $hosts = join ',', map { $_->host } @nodes;
-	write_file("$dir/direct.dsn", "host=$hosts port=$ports dbname=faultdb user=agent target_session_attrs=read-write connect_timeout=2\n");
-	write_file("$dir/pgbouncer.dsn", "host=$dir port=$pgb_port dbname=faultdb user=agent connect_timeout=2\n");
+	ptm_write_file("$dir/direct.dsn", "host=$hosts port=$ports dbname=faultdb user=agent target_session_attrs=read-write connect_timeout=2\n");
+	ptm_write_file("$dir/pgbouncer.dsn", $pgb->dsn('agent') . "\n");
 }
 write_dsns($primary, $standby);
 
@@ -146,54 +143,12 @@ sub new_standby
 	return $s;
 }
 
-sub write_pgbouncer_ini
-{
-	my ($node) = @_;
-	write_file($pgb_ini, qq{[databases]
-faultdb = host=$host port=${\ $node->port} dbname=faultdb
-[pgbouncer]
-listen_port = $pgb_port
-unix_socket_dir = $dir
-auth_type = trust
-auth_file = $dir/userlist.txt
-pool_mode = transaction
-default_pool_size = 2
-max_client_conn = 100
-server_login_retry = 1
-query_wait_timeout = 10
-logfile = $dir/pgbouncer.log
-pidfile = $dir/pgbouncer.pid
-});
-}
-
-sub write_file
-{
-	my ($path, $text) = @_;
-	open my $fh, '>', "$path.tmp" or die "$path: $!";
-	print $fh $text;
-	close $fh;
-	rename "$path.tmp", $path or die "$path: $!";
-}
-
-sub spawn
-{
-	my ($out, @cmd) = @_;
-	my $pid = fork // die "fork: $!";
-	if (!$pid)
-	{
-		open STDOUT, '>>', $out or die;
-		open STDERR, '>&', \*STDOUT or die;
-		exec @cmd or die "exec $cmd[0]: $!";
-	}
-	return $pid;
-}
-
 sub start_agent
 {
 	my ($name) = @_;
-	my $pgb = $via{$name} eq 'pgbouncer';
-	$agent{$name} = spawn("$logs/$name.out", $py, $agent_py, '--agent', $name,
-		'--dsn-file', $pgb ? "$dir/pgbouncer.dsn" : "$dir/direct.dsn", $pgb ? ('--pgbouncer') : (),
+	my $pooled = $via{$name} eq 'pgbouncer';
+	$agent{$name} = ptm_spawn("$logs/$name.out", $py, $agent_py, '--agent', $name,
+		'--dsn-file', $pooled ? "$dir/pgbouncer.dsn" : "$dir/direct.dsn", $pooled ? ('--pgbouncer') : (),
 		'--topic', $topic, '--partitions', $PARTS, '--max-partitions', $MAXP,
 		'--ttl', $TTL, '--retry', $RETRY, '--log', "$logs/$name.jsonl",
 		'--pause-marker', "$dir/pause.$name");
@@ -218,7 +173,7 @@ END
 {
 	# whatever happened, leave no process behind (only those started here)
 	for my $pid (values %agent) { kill 'CONT', $pid; kill 'KILL', $pid; }
-	kill 'TERM', $pgb_pid if $pgb_pid;
+	$pgb->stop if $pgb;
 }
 
 sub wait_for
@@ -372,8 +327,7 @@ sub fault_failover
 	$standby->promote;
 	($primary, $standby) = ($standby, undef);
 	write_dsns($primary);
-	write_pgbouncer_ini($primary);
-	kill 'HUP', $pgb_pid;
+	$pgb->retarget($primary);
 	settle("round $r failover");
 	is(q1(qq{SELECT count(*) FROM ptm.partition_leases WHERE topic = '$topic'
 		AND agent_id IS NOT NULL AND lease_epoch <= 1000000000000000}), '0',

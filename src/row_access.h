@@ -140,4 +140,15 @@ ptm_row_set(PtmKeyedTable *t, Datum *values, bool *isnull, int i, Datum value, b
 	isnull[t->attnums[i] - 1] = null;
 }
 
+/*
+ * Whether two texts are equal as "=" finds them under the ptm tables'
+ * deterministic collation: byte equality, for a judge comparing a column.
+ */
+static inline bool
+ptm_row_text_eq(text *a, text *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
 #endif							/* PTM_ROW_ACCESS_H */

@@ -1717,6 +1717,8 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo;
 	bool	   *renewed;
 	int64	   *renewed_until;
+	char	   *agent_str;
+	uint64		nrenewed = 0;
 	int			i;
 
 	ptm_get_array(fcinfo, 1, "topics", TEXTOID, &topics, NULL, &n);
@@ -1796,6 +1798,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 			}
 	}
 
+	agent_str = text_to_cstring(agent);
 	for (i = 0; i < n; i++)
 	{
 		PtmLeaseResult out = {0};
@@ -1807,10 +1810,10 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 		{
 			out.result = "renewed";
 			out.has_lease = true;
-			out.agent_id = text_to_cstring(agent);
+			out.agent_id = agent_str;
 			out.epoch = DatumGetInt64(epochs[i]);
 			out.expires_ms = renewed_until[i];
-			ptm_count(PTM_LEASE_RENEW_SUCCESS);
+			nrenewed++;
 		}
 		else
 		{
@@ -1823,6 +1826,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 		}
 		tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));
 	}
+	ptm_count_n(PTM_LEASE_RENEW_SUCCESS, nrenewed);
 	SPI_finish();
 
 	return (Datum) 0;

@@ -709,6 +709,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 	Datum		args[5];
 	bool		isnull;
 	int			attempt;
+	int			pinned;
 
 	key = ptm_get_name(fcinfo, 0, "workflow_key");
 	step = ptm_get_nonnegative_int64(fcinfo, 1, "step", "the first step after creation is 1");
@@ -724,8 +725,8 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 	if (claim_direct(key, step, worker, ttl_ms, &result, values, nulls))
 		goto decided;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	/* No SET clause on claim_step: pin search_path before any SQL. */
+	pinned = ptm_spi_connect_pinned();
 
 	/*
 	 * Try to claim; when refused, look at the row to say why.  If the look
@@ -787,7 +788,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 			break;
 		nulls[3] = nulls[4] = nulls[5] = true;
 	}
-	SPI_finish();
+	ptm_spi_finish_pinned(pinned);
 
 	/* A claim that kept changing under us is, for the caller, busy. */
 	if (attempt == CLAIM_ATTEMPTS)

@@ -624,6 +624,8 @@ ALTER FUNCTION ptm.renew_lease(text, integer, text, bigint, interval) RESET sear
 ALTER FUNCTION ptm.acquire_partition_lease(text, integer, text, interval) RESET search_path;
 ALTER FUNCTION ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint) RESET search_path;
 ALTER FUNCTION ptm.check_fence(text, integer, bigint) RESET search_path;
+-- claim_step likewise (its claim runs no SQL either).
+ALTER FUNCTION ptm.claim_step(text, bigint, text, interval) RESET search_path;
 
 -- ---------------------------------------------------------------------
 -- One batch of the worker's expiry sweep on demand (sql/install/20_leases.sql;

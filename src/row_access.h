@@ -3,9 +3,9 @@
  * row_access.h
  *	  Read or update one row of a ptm table by its primary key, without SQL.
  *
- * The hot paths (renew_lease, the contended acquire's read, a plain
- * try_commit, the lease fence) touch exactly one row found by its primary
- * key.  Through SPI each such call planned nothing but still paid a second
+ * The hot paths (renew_lease, the contended acquire's read, try_commit's
+ * version update, claim_step, the lease fence) touch exactly one row found
+ * by its primary key.  Through SPI each such call planned nothing but still paid a second
  * executor start and the tables' statement trigger; here the row is found
  * with the primary key index and changed with table_tuple_update(), with the
  * executor's own checks and the recheck READ COMMITTED's UPDATE does after a

@@ -539,8 +539,7 @@ void
 ptm_announce_health(struct ReturnSetInfo *rsinfo,
 					void (*add_row) (struct ReturnSetInfo *rsinfo, const char *check,
 									 const char *status, const char *value,
-									 const char *detail),
-					bool served)
+									 const char *detail))
 {
 	uint64		queued = 0,
 				sent = 0,
@@ -567,7 +566,7 @@ ptm_announce_health(struct ReturnSetInfo *rsinfo,
 		add_row(rsinfo, "announcements", "ok", "inline",
 				"ptm_lease.notify_owner_changes = inline: each changing transaction sends its NOTIFY, "
 				"and PostgreSQL serializes the commits of such transactions.");
-	else if (ring == NULL || !served)
+	else if (ring == NULL || worker_latch() == NULL)
 		add_row(rsinfo, "announcements", "ok", "inline (no worker)",
 				"ptm_lease.notify_owner_changes = worker, but no worker serves this database (see the worker row): "
 				"changing transactions send their NOTIFY themselves, and PostgreSQL serializes their commits.");

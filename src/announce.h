@@ -41,12 +41,11 @@ extern void ptm_announce_worker_start(void);
 extern int	ptm_announce_pass(void);
 extern void ptm_announce_pass_failed(void);
 
-/* The "announcements" row of ptm.health(); served: a worker serves us. */
+/* The "announcements" row of ptm.health(). */
 struct ReturnSetInfo;
 extern void ptm_announce_health(struct ReturnSetInfo *rsinfo,
 								void (*add_row) (struct ReturnSetInfo *rsinfo, const char *check,
 												 const char *status, const char *value,
-												 const char *detail),
-								bool served);
+												 const char *detail));
 
 #endif							/* PTM_ANNOUNCE_H */

@@ -1230,7 +1230,7 @@ ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row)
 		served = worker_health(rsinfo, add_row, dbname, &entry, have_entry,
 							   launcher_pid, launcher_started_at, now);
 		history_health(rsinfo, add_row, dbname, served, &entry, have_entry, now);
-		ptm_announce_health(rsinfo, add_row, served);
+		ptm_announce_health(rsinfo, add_row);
 	}
 
 	/* sweep backlog: expired leases still owned */

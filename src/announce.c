@@ -71,6 +71,13 @@
 #define PTM_ANNOUNCE_BATCH			1000
 /* Committed slots no worker took for this long are dropped. */
 #define PTM_ANNOUNCE_STALE_MS		60000
+/*
+ * Shortest time between two of the worker's sending transactions: under
+ * churn one commit sends what a few ms of changes queued, instead of one
+ * transaction per change competing for the CPU with the changes themselves;
+ * an isolated change goes out at once.
+ */
+#define PTM_ANNOUNCE_WINDOW_MS		4
 
 typedef enum SlotState
 {
@@ -138,6 +145,10 @@ static bool pending_in_ring = false;
 static bool callbacks_registered = false;
 /* Set in the worker: it NOTIFYs itself, in its one transaction. */
 static bool am_worker = false;
+/* The worker: when its last sending transaction began. */
+static TimestampTz last_send_at = 0;
+/* The latch of the worker found at pre-commit, set at commit. */
+static Latch *commit_latch = NULL;
 
 void
 ptm_announce_define_gucs(void)
@@ -223,12 +234,17 @@ worker_latch(void)
 	return latch;
 }
 
-/* Whether the worker serving this database may send this transaction's payloads. */
+/*
+ * Whether the worker serving this database may send this transaction's
+ * payloads; remembers its latch for the commit.
+ */
 static bool
 worker_path_open(void)
 {
-	return ring != NULL && !am_worker && ptm_announce_mode != PTM_ANNOUNCE_INLINE &&
-		worker_latch() != NULL;
+	if (ring == NULL || am_worker || ptm_announce_mode == PTM_ANNOUNCE_INLINE)
+		return false;
+	commit_latch = worker_latch();
+	return commit_latch != NULL;
 }
 
 static void
@@ -307,6 +323,7 @@ forget_pending(void)
 {
 	pending_head = pending_tail = NULL;
 	pending_in_ring = false;
+	commit_latch = NULL;
 }
 
 static void
@@ -331,12 +348,9 @@ announce_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			if (pending_in_ring)
 			{
-				Latch	   *latch;
-
 				settle_pending(SLOT_COMMITTED);
-				latch = worker_latch();
-				if (latch)
-					SetLatch(latch);
+				/* a latch outlives its process: setting it is always safe */
+				SetLatch(commit_latch);
 			}
 			forget_pending();
 			break;
@@ -472,6 +486,18 @@ ptm_announce_pass(void)
 
 	if (ring == NULL)
 		return 0;
+	/* commits meanwhile set the latch, which is then cheap: it is set */
+	if (last_send_at != 0)
+	{
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(GetCurrentTimestamp(),
+							TimestampTzPlusMilliseconds(last_send_at, PTM_ANNOUNCE_WINDOW_MS),
+							&secs, &usecs);
+		if (secs > 0 || usecs > 0)
+			pg_usleep(secs * 1000000L + usecs);
+	}
 	seqs = palloc(sizeof(uint64) * PTM_ANNOUNCE_BATCH);
 	payloads = palloc(sizeof(char *) * PTM_ANNOUNCE_BATCH);
 	for (;;)
@@ -503,6 +529,7 @@ ptm_announce_pass(void)
 			break;
 
 		/* send it, one commit for the batch */
+		last_send_at = GetCurrentTimestamp();
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		for (i = 0; i < n; i++)

@@ -9,9 +9,10 @@
 # sends the NOTIFYs after the changing transaction commits (announce.c): the
 # same payloads, from the worker's pid, in commit order per partition, none
 # for a rolled-back change; inline sends them from the changing session; a
-# worker killed with announcements queued is replaced and the new one sends
-# them; a crash loses them (at most once); with no worker the sessions send
-# them themselves and health() says so.
+# worker that leaves with announcements queued is replaced and the new one
+# sends them, while sessions without a worker send their own and health()
+# says so; a worker killed with SIGKILL (a crash restart) loses what was
+# queued (at most once).
 use strict;
 use warnings;
 use IPC::Run;

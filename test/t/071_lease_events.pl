@@ -27,6 +27,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'ptm_lease'
 ptm_lease.sweep_interval = '100ms'
 restart_after_crash = on
+max_prepared_transactions = 2
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION ptm_lease');
@@ -212,6 +213,20 @@ $node->safe_psql('postgres', q{
 my @ev = events($l, 3);
 is_deeply([ map { $_->[0] =~ /"topic": "ev-rb", "partition_id": (\d+)/ ? $1 : $_->[0] } @ev ],
 	[ 2, 3, 4 ], 'rolled-back changes are not announced; the committed ones are, in commit order');
+
+# PREPARE TRANSACTION of a transaction that changed an owner is refused, as
+# PostgreSQL refuses it for any notifying transaction, and changes nothing.
+my ($rc, $stdout, $stderr) = $node->psql('postgres', q{
+	BEGIN;
+	SELECT ptm.acquire_partition_lease('ev-2pc', 0, 'agent-a');
+	PREPARE TRANSACTION 'ev-2pc';
+});
+like($stderr, qr/cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or NOTIFY/,
+	'PREPARE TRANSACTION after a change of owner is refused');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM ptm.partition_leases WHERE topic = 'ev-2pc' AND agent_id IS NOT NULL}),
+	'0', 'and the change rolled back');
+is_deeply([ grep { $_->[0] =~ /ev-2pc/ } settled($l) ], [], 'and was not announced');
 
 # Commit order per partition, with clients racing for two partitions: each
 # release names the last acquisition's agent and epoch, and epochs rise.

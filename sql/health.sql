@@ -13,6 +13,15 @@ SELECT count(*) AS problems FROM ptm.health() WHERE status <> 'ok';
 SELECT "check", value, detail FROM ptm.health() WHERE "check" IN ('worker', 'history')
  ORDER BY "check" DESC;
 
+-- With no worker here, lease events are sent by the changing sessions, and
+-- the announcements row says so; per mode (ptm_lease.notify_owner_changes).
+SELECT "check", status, value, detail FROM ptm.health() WHERE "check" = 'announcements';
+SET ptm_lease.notify_owner_changes = inline;
+SELECT value FROM ptm.health() WHERE "check" = 'announcements';
+SET ptm_lease.notify_owner_changes = off;
+SELECT value FROM ptm.health() WHERE "check" = 'announcements';
+RESET ptm_lease.notify_owner_changes;
+
 -- Library and extension versions are reported and agree with pg_extension.
 SELECT h.value = e.extversion AS library_matches_catalog
   FROM ptm.health() h, pg_extension e

@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 #include "utils/inval.h"
 
+#include "announce.h"
 #include "balance.h"
 #include "identity.h"
 #include "ptm_lease.h"
@@ -78,6 +79,7 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	ptm_announce_define_gucs();
 	ptm_balance_define_gucs();
 	ptm_commits_define_gucs();
 	ptm_identity_define_gucs();

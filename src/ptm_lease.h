@@ -60,7 +60,6 @@ extern int	ptm_max_name_bytes;
 extern bool ptm_enable_counters;
 
 /* leases.c: the lease functions' settings */
-extern bool ptm_notify_owner_changes;
 extern void ptm_leases_define_gucs(void);
 
 /* commits.c: try_commit, get_state, claim_step and their settings */

@@ -26,6 +26,7 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "announce.h"
 #include "metrics_int.h"
 #include "ptm_lease.h"
 #include "workers.h"
@@ -54,6 +55,7 @@ ptm_shmem_request(void)
 	RequestNamedLWLockTranche("ptm_lease", 1);
 	ptm_metrics_shmem_request();
 	ptm_workers_shmem_request();
+	ptm_announce_shmem_request();
 }
 
 static void
@@ -81,6 +83,8 @@ ptm_shmem_startup(void)
 	ptm_metrics_shmem_startup();
 	/* The launcher's table of databases and workers (launcher.c). */
 	ptm_workers_shmem_startup();
+	/* The ring of lease events the workers announce (announce.c). */
+	ptm_announce_shmem_startup();
 }
 
 /*

@@ -25,6 +25,11 @@
  *	  - every ptm_lease.history_interval, writes a snapshot of the counters
  *		into ptm.metric_history (ptm.snapshot_metrics()).
  *
+ * And, woken by the latch a committing transaction sets, between passes:
+ * sends the lease events that transactions of its database queued in
+ * announce.c's ring, with NOTIFY in its own transaction (a batch per
+ * commit), so that theirs need not NOTIFY; see announce.c.
+ *
  * ptm.sweep_expired_leases() runs one batch of the same expiry sweep in the
  * caller's transaction (sweep_due_leases() serves both), for a database
  * without a worker or with a backlog.
@@ -72,6 +77,7 @@
 #include "utils/timestamp.h"
 
 #include "epochs.h"
+#include "announce.h"
 #include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
@@ -708,6 +714,17 @@ history_due_in_ms(void)
 	return secs * 1000 + usecs / 1000;
 }
 
+/* Milliseconds from now until t, 0 when it has passed. */
+static long
+ms_until(TimestampTz t)
+{
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
+	return secs * 1000 + usecs / 1000;
+}
+
 /* One pass: sweep (batches while full), then cleanup when due. */
 static void
 run_pass(void)
@@ -886,6 +903,7 @@ ptm_worker_main(Datum arg)
 	Oid			dboid = DatumGetObjectId(arg);
 	MemoryContext loopcxt;
 	volatile int backoff_ms = 0;
+	volatile TimestampTz next_pass_at = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -905,6 +923,7 @@ ptm_worker_main(Datum arg)
 
 	look_for_extension();		/* leaves if ptm_lease is not installed here */
 	pgstat_report_appname("ptm_lease worker");
+	ptm_announce_worker_start();
 
 	loopcxt = AllocSetContextCreate(TopMemoryContext, "ptm_lease worker loop",
 									ALLOCSET_DEFAULT_SIZES);
@@ -912,6 +931,7 @@ ptm_worker_main(Datum arg)
 	for (;;)
 	{
 		long		timeout;
+		long		due_ms;
 
 		CHECK_FOR_INTERRUPTS();
 		leave_if_asked();
@@ -935,12 +955,19 @@ ptm_worker_main(Datum arg)
 		{
 			PG_TRY();
 			{
-				run_pass();
-				SpinLockAcquire(&ptm_workers->mutex);
-				my_entry->last_pass_at = GetCurrentTimestamp();
-				my_entry->passes++;
-				SpinLockRelease(&ptm_workers->mutex);
-				backoff_ms = 0;
+				/* a latch set by a commit: announce now; sweep when due */
+				ptm_announce_pass();
+				if (GetCurrentTimestamp() >= next_pass_at || history_due_in_ms() == 0)
+				{
+					run_pass();
+					SpinLockAcquire(&ptm_workers->mutex);
+					my_entry->last_pass_at = GetCurrentTimestamp();
+					my_entry->passes++;
+					SpinLockRelease(&ptm_workers->mutex);
+					backoff_ms = 0;
+					next_pass_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															   ptm_sweep_interval_ms);
+				}
 			}
 			PG_CATCH();
 			{
@@ -951,6 +978,7 @@ ptm_worker_main(Datum arg)
 				AbortCurrentTransaction();
 				FlushErrorState();
 				pgstat_report_activity(STATE_IDLE, NULL);
+				ptm_announce_pass_failed();
 				RESUME_INTERRUPTS();
 
 				SpinLockAcquire(&ptm_workers->mutex);
@@ -958,9 +986,11 @@ ptm_worker_main(Datum arg)
 				my_entry->failures++;
 				SpinLockRelease(&ptm_workers->mutex);
 				backoff_ms = Min(Max(backoff_ms * 2, ptm_sweep_interval_ms), PTM_MAX_BACKOFF_MS);
+				next_pass_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
 			}
 			PG_END_TRY();
-			timeout = backoff_ms > 0 ? backoff_ms : ptm_sweep_interval_ms;
+			due_ms = ms_until(next_pass_at);
+			timeout = Max(due_ms, 1);
 			/* wake for the next snapshot even when sweeps are rare */
 			if (backoff_ms == 0 && history_due_in_ms() >= 0)
 				timeout = Min(timeout, Max(history_due_in_ms(), 10));
@@ -1200,6 +1230,7 @@ ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row)
 		served = worker_health(rsinfo, add_row, dbname, &entry, have_entry,
 							   launcher_pid, launcher_started_at, now);
 		history_health(rsinfo, add_row, dbname, served, &entry, have_entry, now);
+		ptm_announce_health(rsinfo, add_row);
 	}
 
 	/* sweep backlog: expired leases still owned */

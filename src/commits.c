@@ -33,6 +33,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -255,6 +256,19 @@ typedef struct CommitCall
 	bool		state_null;
 } CommitCall;
 
+/* "n + 1" as SQL's bigint addition computes it: past the range, 22003. */
+static int64
+bigint_plus_one(int64 n)
+{
+	int64		result;
+
+	if (pg_add_s64_overflow(n, 1, &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("bigint out of range")));
+	return result;
+}
+
 /* PLAN_UPDATE's WHERE clause and SET. */
 static bool
 judge_commit(PtmKeyedTable *t, TupleTableSlot *row, Datum *values, bool *isnull, void *arg)
@@ -271,7 +285,7 @@ judge_commit(PtmKeyedTable *t, TupleTableSlot *row, Datum *values, bool *isnull,
 		call->state = call->state_null ? (Datum) 0 : datumCopy(state, false, -1);
 		return false;
 	}
-	call->version = version + 1;
+	call->version = bigint_plus_one(version);
 	ptm_row_set(t, values, isnull, WF_COL_VERSION, Int64GetDatum(call->version), false);
 	ptm_row_set(t, values, isnull, WF_COL_STATE, call->new_state, false);
 	ptm_row_set(t, values, isnull, WF_COL_UPDATED_AT,
@@ -627,7 +641,7 @@ judge_claim(PtmKeyedTable *t, TupleTableSlot *row, Datum *values, bool *isnull, 
 	/* the caller's own live claim on this step keeps its epoch */
 	if (!(mine && !step_null && claim_step == call->step && !expires_null &&
 		  expires > call->now_ms))
-		call->epoch++;
+		call->epoch = bigint_plus_one(call->epoch);
 	call->expires_ms = call->now_ms + call->ttl_ms;
 	ptm_row_set(t, values, isnull, CL_COL_WORKER, PointerGetDatum(call->worker), false);
 	ptm_row_set(t, values, isnull, CL_COL_STEP, Int64GetDatum(call->step), false);

@@ -197,3 +197,23 @@ DROP TABLE public.commits_seen;
 -- without the trigger, the direct path again
 SELECT result, version FROM try_commit('direct-wf', 203, '{"n": 203}');
 DELETE FROM ptm.workflow_state WHERE workflow_key LIKE 'direct-%';
+
+-- claim_step has no SET clause either: its claim runs no SQL, and its SQL
+-- path (here with direct row access off) pins search_path first, so a
+-- planted text = text is never called
+SELECT result FROM try_commit('direct-claim', 0, '{"n": 0}');
+CREATE FUNCTION public.trap_texteq(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'planted text = text was called';
+END $$;
+CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.trap_texteq);
+SET search_path = public, pg_catalog, ptm;
+SELECT result, step, worker_id, claim_epoch FROM claim_step('direct-claim', 1, 'worker-d');
+SET ptm_lease.direct_row_access = off;
+SELECT result, step, worker_id, claim_epoch FROM claim_step('direct-claim', 1, 'worker-e');
+SELECT result, step, worker_id, claim_epoch FROM claim_step('direct-claim', 1, 'worker-d');
+RESET ptm_lease.direct_row_access;
+SET search_path = public, ptm;
+DROP OPERATOR public.= (text, text);
+DROP FUNCTION public.trap_texteq(text, text);
+DELETE FROM ptm.workflow_state WHERE workflow_key = 'direct-claim';

@@ -8,7 +8,10 @@
  * so that a plain commit costs one UPDATE, the same as the hand-written
  * "UPDATE ... WHERE workflow_key = $1 AND version = $2 RETURNING version".
  * The decision of a commit is taken by that one statement; the statements
- * that follow a refusal only read, to say why.
+ * that follow a refusal only read, to say why.  That UPDATE (unless it is
+ * fenced by a claim) and the UPDATE of a claim find and change the row
+ * without SQL when the table allows (row_access.c), in the same place of
+ * the locking order below.
  *
  * Locking order, the same in every path, so that no two calls deadlock:
  *
@@ -30,6 +33,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -252,6 +256,19 @@ typedef struct CommitCall
 	bool		state_null;
 } CommitCall;
 
+/* "n + 1" as SQL's bigint addition computes it: past the range, 22003. */
+static int64
+bigint_plus_one(int64 n)
+{
+	int64		result;
+
+	if (pg_add_s64_overflow(n, 1, &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("bigint out of range")));
+	return result;
+}
+
 /* PLAN_UPDATE's WHERE clause and SET. */
 static bool
 judge_commit(PtmKeyedTable *t, TupleTableSlot *row, Datum *values, bool *isnull, void *arg)
@@ -268,12 +285,24 @@ judge_commit(PtmKeyedTable *t, TupleTableSlot *row, Datum *values, bool *isnull,
 		call->state = call->state_null ? (Datum) 0 : datumCopy(state, false, -1);
 		return false;
 	}
-	call->version = version + 1;
+	call->version = bigint_plus_one(version);
 	ptm_row_set(t, values, isnull, WF_COL_VERSION, Int64GetDatum(call->version), false);
 	ptm_row_set(t, values, isnull, WF_COL_STATE, call->new_state, false);
 	ptm_row_set(t, values, isnull, WF_COL_UPDATED_AT,
 				TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 	return true;
+}
+
+/* PLAN_UPDATE without SQL: the row's outcome, with the judge's findings in *call. */
+static PtmRowOutcome
+commit_row(text *key, int64 expected, Datum new_state, CommitCall *call)
+{
+	Datum		keys[1] = {PointerGetDatum(key)};
+
+	call->expected = expected;
+	call->new_state = new_state;
+	call->state_null = true;
+	return ptm_row_update(&workflow_table, keys, PTM_ROW_WAIT_FOREVER, judge_commit, call);
 }
 
 /*
@@ -285,14 +314,9 @@ static bool
 commit_plain(text *key, int64 expected, Datum new_state, PtmCounter *result,
 			 int64 *version, Datum *state, bool *state_null)
 {
-	Datum		keys[1] = {PointerGetDatum(key)};
 	CommitCall	call = {0};
-	PtmRowOutcome outcome;
+	PtmRowOutcome outcome = commit_row(key, expected, new_state, &call);
 
-	call.expected = expected;
-	call.new_state = new_state;
-	call.state_null = true;
-	outcome = ptm_row_update(&workflow_table, keys, PTM_ROW_WAIT_FOREVER, judge_commit, &call);
 	if (outcome == PTM_ROW_USE_SQL)
 		return false;
 	if (outcome == PTM_ROW_UPDATED)
@@ -310,6 +334,23 @@ commit_plain(text *key, int64 expected, Datum new_state, PtmCounter *result,
 	*state = call.state;
 	*state_null = call.state_null;
 	return true;
+}
+
+/*
+ * PLAN_UPDATE without SQL, for a commit past its lease fence and action id
+ * (step 3 of the locking order): the same row lock, taken after theirs.
+ * Returns the new version, 0 when refused (the caller reads the row to say
+ * why), or -1 when the table needs SQL: then run PLAN_UPDATE.
+ */
+static int64
+update_direct(text *key, int64 expected, Datum new_state)
+{
+	CommitCall	call = {0};
+	PtmRowOutcome outcome = commit_row(key, expected, new_state, &call);
+
+	if (outcome == PTM_ROW_USE_SQL)
+		return -1;
+	return outcome == PTM_ROW_UPDATED ? call.version : 0;
 }
 
 /*
@@ -430,7 +471,12 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 			args[4] = Int64GetDatum(now_ms);
 			plan = PLAN_UPDATE_CLAIMED;
 		}
-		version = run_plan(plan, args, false) == 1 ? result_int8(1, &isnull) : 0;
+		if (plan == PLAN_UPDATE)
+			version = update_direct(key, expected, new_state);
+		else
+			version = -1;
+		if (version < 0)
+			version = run_plan(plan, args, false) == 1 ? result_int8(1, &isnull) : 0;
 	}
 
 	if (version > 0)
@@ -530,6 +576,128 @@ ptm_get_state(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The workflow table as a claim reaches it without SQL: the same relation
+ * as workflow_table, with the claim columns.  The new values can break no
+ * constraint: claim_epoch only rises from >= 0.
+ */
+enum
+{
+	CL_COL_VERSION,
+	CL_COL_WORKER,
+	CL_COL_STEP,
+	CL_COL_EPOCH,
+	CL_COL_EXPIRES
+};
+static PtmKeyedTable claim_table = {
+	.relname = "workflow_state",
+	.pkey_name = "idx_workflow_state_workflow_key",
+	.nkeys = 1,
+	.key_types = {TEXTOID},
+	.key_eqfuncs = {F_TEXTEQ},
+	.ncolumns = 5,
+	.columns = {"version", "claim_worker", "claim_step", "claim_epoch", "claim_expires_at"},
+	.column_types = {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID}
+};
+
+/* One claim, as its judge sees it. */
+typedef struct ClaimCall
+{
+	text	   *worker;
+	int64		step;
+	int64		ttl_ms;
+	int64		now_ms;			/* read by the judge, after any wait */
+	int64		version;		/* the row's */
+	bool		live;			/* a live claim on the current step ... */
+	Datum		holder;			/* ... by this worker (copied) */
+	int64		epoch;			/* ... at this epoch (or the caller's new one) */
+	int64		expires_ms;		/* ... until then */
+} ClaimCall;
+
+/* PLAN_CLAIM's WHERE clause and SET, reading the clock as its statement would. */
+static bool
+judge_claim(PtmKeyedTable *t, TupleTableSlot *row, Datum *values, bool *isnull, void *arg)
+{
+	ClaimCall  *call = (ClaimCall *) arg;
+	bool		null,
+				worker_null,
+				step_null,
+				expires_null;
+	Datum		worker = ptm_row_column(t, row, CL_COL_WORKER, &worker_null);
+	int64		claim_step = DatumGetInt64(ptm_row_column(t, row, CL_COL_STEP, &step_null));
+	int64		expires = DatumGetInt64(ptm_row_column(t, row, CL_COL_EXPIRES, &expires_null));
+	bool		mine;
+
+	call->now_ms = ptm_now_ms();
+	call->version = DatumGetInt64(ptm_row_column(t, row, CL_COL_VERSION, &null));
+	call->epoch = DatumGetInt64(ptm_row_column(t, row, CL_COL_EPOCH, &null));
+	call->live = !step_null && claim_step == call->version &&
+		!expires_null && expires > call->now_ms;
+	mine = !worker_null && ptm_row_text_eq(DatumGetTextPP(worker), call->worker);
+	call->holder = call->live && !worker_null ? datumCopy(worker, false, -1) : (Datum) 0;
+	call->expires_ms = expires;
+	if (call->version != call->step || (call->live && !mine))
+		return false;
+
+	/* the caller's own live claim on this step keeps its epoch */
+	if (!(mine && !step_null && claim_step == call->step && !expires_null &&
+		  expires > call->now_ms))
+		call->epoch = bigint_plus_one(call->epoch);
+	call->expires_ms = call->now_ms + call->ttl_ms;
+	ptm_row_set(t, values, isnull, CL_COL_WORKER, PointerGetDatum(call->worker), false);
+	ptm_row_set(t, values, isnull, CL_COL_STEP, Int64GetDatum(call->step), false);
+	ptm_row_set(t, values, isnull, CL_COL_EPOCH, Int64GetDatum(call->epoch), false);
+	ptm_row_set(t, values, isnull, CL_COL_EXPIRES, Int64GetDatum(call->expires_ms), false);
+	return true;
+}
+
+/*
+ * A claim decided without SQL: the result and the live claim after it into
+ * values[3..5] and nulls[3..5], as the SQL loop below fills them.  Returns
+ * false when the table needs SQL.  The judge sees the newest version of the
+ * row under its lock, so a refusal needs no second look and no retry.
+ */
+static bool
+claim_direct(text *key, int64 step, text *worker, int64 ttl_ms, PtmCounter *result,
+			 Datum *values, bool *nulls)
+{
+	Datum		keys[1] = {PointerGetDatum(key)};
+	ClaimCall	call = {0};
+	PtmRowOutcome outcome;
+
+	call.worker = worker;
+	call.step = step;
+	call.ttl_ms = ttl_ms;
+	outcome = ptm_row_update(&claim_table, keys, PTM_ROW_WAIT_FOREVER, judge_claim, &call);
+	if (outcome == PTM_ROW_USE_SQL)
+		return false;
+	if (outcome == PTM_ROW_MISSING)
+	{
+		*result = PTM_CLAIM_OUT_OF_ORDER;
+		return true;
+	}
+	if (outcome == PTM_ROW_UPDATED)
+	{
+		*result = PTM_CLAIM_CLAIMED;
+		values[3] = PointerGetDatum(worker);
+		nulls[3] = false;
+	}
+	else
+	{
+		/* refused: busy behind another's live claim, unless the step is off */
+		*result = step < call.version ? PTM_CLAIM_STALE :
+			step > call.version ? PTM_CLAIM_OUT_OF_ORDER : PTM_CLAIM_BUSY;
+		if (!call.live)
+			return true;
+		values[3] = call.holder;
+		nulls[3] = call.holder == (Datum) 0;
+	}
+	values[4] = Int64GetDatum(call.epoch);
+	values[5] = TimestampTzGetDatum(ptm_ms_to_timestamptz(call.expires_ms));
+	nulls[4] = nulls[5] = false;
+	return true;
+}
+
+/*
  * ptm.claim_step(workflow_key, step, worker_id, ttl)
  *		RETURNS (result, workflow_key, step, worker_id, claim_epoch, expires_at)
  *
@@ -555,6 +723,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 	Datum		args[5];
 	bool		isnull;
 	int			attempt;
+	int			pinned;
 
 	key = ptm_get_name(fcinfo, 0, "workflow_key");
 	step = ptm_get_nonnegative_int64(fcinfo, 1, "step", "the first step after creation is 1");
@@ -567,8 +736,11 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 	values[2] = Int64GetDatum(step);
 	nulls[3] = nulls[4] = nulls[5] = true;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	if (claim_direct(key, step, worker, ttl_ms, &result, values, nulls))
+		goto decided;
+
+	/* No SET clause on claim_step: pin search_path before any SQL. */
+	pinned = ptm_spi_connect_pinned();
 
 	/*
 	 * Try to claim; when refused, look at the row to say why.  If the look
@@ -630,12 +802,13 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 			break;
 		nulls[3] = nulls[4] = nulls[5] = true;
 	}
-	SPI_finish();
+	ptm_spi_finish_pinned(pinned);
 
 	/* A claim that kept changing under us is, for the caller, busy. */
 	if (attempt == CLAIM_ATTEMPTS)
 		result = PTM_CLAIM_BUSY;
 
+decided:
 	ptm_count(result);
 	if (result != PTM_CLAIM_CLAIMED)
 		ptm_count_key(PTM_KEY_WORKFLOW, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), result);

@@ -44,7 +44,6 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -57,6 +56,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "announce.h"
 #include "balance.h"
 #include "epochs.h"
 #include "holders.h"
@@ -70,22 +70,11 @@
 #include "validate.h"
 
 /* Settings; see docs/leases.md. */
-bool		ptm_notify_owner_changes = true;
 int			ptm_lock_wait_timeout_ms = 500;
 
 void
 ptm_leases_define_gucs(void)
 {
-	DefineCustomBoolVariable("ptm_lease.notify_owner_changes",
-							 gettext_noop("Sends a NOTIFY on ptm_lease_events when an acquisition or a release changes a lease's owner."),
-							 gettext_noop("PostgreSQL serializes the commits of notifying transactions: "
-										  "turn it off where leases change hands hundreds of times a second "
-										  "and nobody LISTENs."),
-							 &ptm_notify_owner_changes,
-							 true,
-							 PGC_SUSET,
-							 0,
-							 NULL, NULL, NULL);
 	DefineCustomIntVariable("ptm_lease.lock_wait_timeout",
 							gettext_noop("Longest wait of a lease function for a lease row that another transaction holds."),
 							gettext_noop("Past it the call returns \"busy\" (check_fence: SQLSTATE 55P03) "
@@ -558,7 +547,7 @@ ptm_notify(StringInfo buf, const char *topic, int32 partition_id)
 							topic, buf->len)));
 	}
 	else
-		Async_Notify(PTM_NOTIFY_CHANNEL, buf->data);
+		ptm_announce(buf->data);
 	pfree(buf->data);
 }
 
@@ -587,7 +576,7 @@ ptm_notify_lease_event(const PtmLeaseEvent *ev)
 }
 
 /*
- * A take (acquire, bulk acquire): NOTIFY "acquired" (unless
+ * A take (acquire, bulk acquire): announce "acquired" (unless
  * ptm_lease.notify_owner_changes is off), and observe
  * recovery_latency_ms, the time since the previous owner's lease ended
  * (expiry, release or force; ended_ms < 0 when the lease never had one).
@@ -596,7 +585,7 @@ static void
 taken(text *topic, int32 partition_id, const char *agent, const char *previous_agent,
 	  int64 epoch, int64 expires_ms, int64 ended_ms, int64 now_ms)
 {
-	if (ptm_notify_owner_changes)
+	if (ptm_announce_mode != PTM_ANNOUNCE_OFF)
 	{
 		PtmLeaseEvent ev = {0};
 
@@ -1203,7 +1192,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 		out.epoch = epoch;
 		out.expires_ms = now_ms;
 		ptm_count(PTM_LEASE_RELEASES);
-		if (ptm_notify_owner_changes)
+		if (ptm_announce_mode != PTM_ANNOUNCE_OFF)
 		{
 			PtmLeaseEvent ev = {0};
 
@@ -1717,6 +1706,8 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo;
 	bool	   *renewed;
 	int64	   *renewed_until;
+	char	   *agent_str;
+	uint64		nrenewed = 0;
 	int			i;
 
 	ptm_get_array(fcinfo, 1, "topics", TEXTOID, &topics, NULL, &n);
@@ -1796,6 +1787,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 			}
 	}
 
+	agent_str = text_to_cstring(agent);
 	for (i = 0; i < n; i++)
 	{
 		PtmLeaseResult out = {0};
@@ -1807,10 +1799,10 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 		{
 			out.result = "renewed";
 			out.has_lease = true;
-			out.agent_id = text_to_cstring(agent);
+			out.agent_id = agent_str;
 			out.epoch = DatumGetInt64(epochs[i]);
 			out.expires_ms = renewed_until[i];
-			ptm_count(PTM_LEASE_RENEW_SUCCESS);
+			nrenewed++;
 		}
 		else
 		{
@@ -1823,6 +1815,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 		}
 		tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));
 	}
+	ptm_count_n(PTM_LEASE_RENEW_SUCCESS, nrenewed);
 	SPI_finish();
 
 	return (Datum) 0;

@@ -95,8 +95,8 @@ typedef struct PtmLeaseEvent
 extern void ptm_notify_lease_event(const PtmLeaseEvent *ev);
 
 /*
- * Send a JSON payload on PTM_NOTIFY_CHANNEL at commit; one over the NOTIFY
- * limit is logged and dropped (topic and partition_id, < 0 for none, name it
+ * Send a JSON payload on PTM_NOTIFY_CHANNEL when the transaction commits
+ * (announce.c: by the worker or inline); one over the NOTIFY limit is logged and dropped (topic and partition_id, < 0 for none, name it
  * in the log).  Frees buf's data.
  */
 extern void ptm_notify(StringInfo buf, const char *topic, int32 partition_id);

@@ -4,7 +4,7 @@
  *	  Module load: the ptm_lease.* settings and the shared-memory request.
  *
  * Loaded through shared_preload_libraries, the module asks for shared memory
- * (counters) and registers its background workers (worker.c).  Loaded
+ * (counters) and registers its background workers (launcher.c).  Loaded
  * on demand by CREATE EXTENSION or a function call, it only defines its
  * settings: the SQL functions work, and what needs shared memory says so.
  *
@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 #include "utils/inval.h"
 
+#include "announce.h"
 #include "balance.h"
 #include "identity.h"
 #include "ptm_lease.h"
@@ -78,9 +79,11 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	ptm_announce_define_gucs();
 	ptm_balance_define_gucs();
 	ptm_commits_define_gucs();
 	ptm_identity_define_gucs();
+	ptm_launcher_define_gucs();
 	ptm_leases_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_projections_define_gucs();
@@ -101,5 +104,5 @@ _PG_init(void)
 		return;
 
 	ptm_shmem_init();
-	ptm_worker_init();
+	ptm_launcher_init();
 }

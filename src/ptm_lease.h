@@ -7,9 +7,10 @@
  * (shared state), metrics.c (counters, histograms and their views),
  * metrics_keys.c (per-key statistics), metrics_file.c (saving the counters
  * across restarts), health.c (health()), leases.c, commits.c,
- * projections.c, worker.c; below them row_access.c (one row without SQL),
- * lock_wait.c (bounded lock waits), epochs.c (epoch eras) and holders.c
- * (ending the holders of an expired lease's row).
+ * projections.c, launcher.c and worker.c (background workers); below them
+ * row_access.c (one row without SQL), lock_wait.c (bounded lock waits),
+ * epochs.c (epoch eras) and holders.c (ending the holders of an expired
+ * lease's row).
  *
  *-------------------------------------------------------------------------
  */
@@ -59,7 +60,6 @@ extern int	ptm_max_name_bytes;
 extern bool ptm_enable_counters;
 
 /* leases.c: the lease functions' settings */
-extern bool ptm_notify_owner_changes;
 extern void ptm_leases_define_gucs(void);
 
 /* commits.c: try_commit, get_state, claim_step and their settings */
@@ -71,12 +71,15 @@ extern void ptm_commits_define_gucs(void);
 extern int	ptm_max_data_bytes;
 extern void ptm_projections_define_gucs(void);
 
-/* worker.c: background workers and their health rows */
+/* launcher.c: which databases get a worker (ptm_lease.database) */
+extern void ptm_launcher_define_gucs(void);
+extern void ptm_launcher_init(void);
+
+/* worker.c: the per-database workers and their health rows */
 struct ReturnSetInfo;
 typedef void (*PtmHealthRowFn) (struct ReturnSetInfo *rsinfo, const char *check,
 								const char *status, const char *value,
 								const char *detail);
-extern char *ptm_worker_databases;
 extern int	ptm_sweep_interval_ms;
 extern int	ptm_sweep_batch_size;
 extern int	ptm_cleanup_interval_ms;
@@ -85,7 +88,6 @@ extern int	ptm_history_interval_ms;
 extern int	ptm_history_retention_s;
 extern int	ptm_claim_retention_s;
 extern void ptm_worker_define_gucs(void);
-extern void ptm_worker_init(void);
 extern void ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row);
 
 #endif							/* PTM_LEASE_H */

@@ -3,9 +3,9 @@
  * row_access.h
  *	  Read or update one row of a ptm table by its primary key, without SQL.
  *
- * The hot paths (renew_lease, the contended acquire's read, a plain
- * try_commit, the lease fence) touch exactly one row found by its primary
- * key.  Through SPI each such call planned nothing but still paid a second
+ * The hot paths (renew_lease, the contended acquire's read, try_commit's
+ * version update, claim_step, the lease fence) touch exactly one row found
+ * by its primary key.  Through SPI each such call planned nothing but still paid a second
  * executor start and the tables' statement trigger; here the row is found
  * with the primary key index and changed with table_tuple_update(), with the
  * executor's own checks and the recheck READ COMMITTED's UPDATE does after a
@@ -138,6 +138,17 @@ ptm_row_set(PtmKeyedTable *t, Datum *values, bool *isnull, int i, Datum value, b
 {
 	values[t->attnums[i] - 1] = value;
 	isnull[t->attnums[i] - 1] = null;
+}
+
+/*
+ * Whether two texts are equal as "=" finds them under the ptm tables'
+ * deterministic collation: byte equality, for a judge comparing a column.
+ */
+static inline bool
+ptm_row_text_eq(text *a, text *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
 }
 
 #endif							/* PTM_ROW_ACCESS_H */

@@ -14,7 +14,8 @@
  *		read under it in shared mode.
  *	  - Histograms and per-key statistics live in their own segment, set up
  *		by metrics.c from these hooks; their locking is described there and
- *		in metrics_keys.c.
+ *		in metrics_keys.c.  The workers' table is set up by launcher.c from
+ *		them too, and its locking is described there.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,8 +26,10 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "announce.h"
 #include "metrics_int.h"
 #include "ptm_lease.h"
+#include "workers.h"
 
 PtmSharedState *ptm_shared = NULL;
 
@@ -51,6 +54,8 @@ ptm_shmem_request(void)
 	RequestAddinShmemSpace(ptm_shmem_size());
 	RequestNamedLWLockTranche("ptm_lease", 1);
 	ptm_metrics_shmem_request();
+	ptm_workers_shmem_request();
+	ptm_announce_shmem_request();
 }
 
 static void
@@ -76,6 +81,10 @@ ptm_shmem_startup(void)
 
 	/* Histograms, per-key statistics, and the counters saved at shutdown. */
 	ptm_metrics_shmem_startup();
+	/* The launcher's table of databases and workers (launcher.c). */
+	ptm_workers_shmem_startup();
+	/* The ring of lease events the workers announce (announce.c). */
+	ptm_announce_shmem_startup();
 }
 
 /*

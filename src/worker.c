@@ -1,16 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  Background workers: a launcher, and one worker per database named in
- *	  ptm_lease.database that sweeps expired leases and deletes expired
- *	  dedup records and old audit rows.
+ *	  The per-database background worker: it sweeps expired leases, deletes
+ *	  expired dedup records and old audit rows, clears old step claims and
+ *	  keeps the metric history; and the health rows of the workers.
  *
- * The launcher is a static worker registered by _PG_init when preloaded.  It
- * connects to no database; it reads ptm_lease.database (reloaded on SIGHUP)
- * and starts one dynamic worker per name.  Databases are named rather than
- * discovered so that a worker slot is spent only where a DBA asked for one
- * (max_worker_processes is 8 by default) and so that databases used for
- * tests or scratch work are left alone.
+ * The launcher (launcher.c) starts one in every database that may have the
+ * extension.  The worker first looks for ptm_lease there: where it is not
+ * installed it leaves at once, quietly, and says so in its entry, so that
+ * the launcher starts none there again until CREATE EXTENSION.
  *
  * Each worker, every ptm_lease.sweep_interval, in short transactions:
  *	  - marks leases past their expiry as 'expired' (epoch kept: the old owner
@@ -27,29 +25,32 @@
  *	  - every ptm_lease.history_interval, writes a snapshot of the counters
  *		into ptm.metric_history (ptm.snapshot_metrics()).
  *
+ * And, woken by the latch a committing transaction sets, between passes:
+ * sends the lease events that transactions of its database queued in
+ * announce.c's ring, with NOTIFY in its own transaction (a batch per
+ * commit), so that theirs need not NOTIFY; see announce.c.
+ *
  * ptm.sweep_expired_leases() runs one batch of the same expiry sweep in the
  * caller's transaction (sweep_due_leases() serves both), for a database
  * without a worker or with a backlog.
  *
  * An error inside a pass is logged, the transaction rolled back, and the pass
  * retried after a backoff that doubles up to a minute; the worker lives on.
- * A worker that exits on SIGTERM (pg_terminate_backend) or dies is restarted
- * by the postmaster after PTM_WORKER_RESTART_SECS.  Nothing runs on a hot
- * standby: the launcher starts once recovery has finished, i.e. on promotion.
+ * It leaves, quietly, when the extension is dropped (a DROP EXTENSION wakes
+ * it) and when its entry asks it to (the launcher, for a database no longer
+ * selected; a DDL command that needs the database alone).  One that exits
+ * otherwise (pg_terminate_backend, an error at start) is started again by
+ * the launcher after PTM_WORKER_RESTART_SECS.  Nothing runs on a hot
+ * standby: the launcher starts once recovery has finished.
  *
- * Locking protocol of PtmWorkerShared
- *	  The whole struct is protected by its spinlock, held only to copy a few
- *	  fields in or out.  A worker owns the slot whose dbname it holds while
- *	  slot->pid is its pid; it clears the pid on exit.
+ * Locking: the worker's entry (workers.h) is read and written under
+ * ptm_workers->mutex, held only to copy a few fields.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/heapam.h"
 #include "access/htup_details.h"
-#include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
@@ -66,34 +67,30 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
-#include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
-#include "utils/varlena.h"
 
 #include "epochs.h"
+#include "announce.h"
 #include "leases.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
 #include "srf.h"
 #include "validate.h"
+#include "workers.h"
 
-#define PTM_MAX_DB_WORKERS			32
-#define PTM_WORKER_RESTART_SECS		5
-#define PTM_LAUNCHER_RESTART_SECS	5
-#define PTM_LAUNCHER_NAPTIME_MS		5000
 #define PTM_MAX_BACKOFF_MS			60000
 #define PTM_MAX_BATCHES_PER_PASS	10
 #define PTM_MAX_SWEEP_BATCH			1000000 /* ptm_lease.sweep_batch_size and max_leases */
 
 
 /* Settings; see docs/workers.md. */
-char	   *ptm_worker_databases = NULL;
 int			ptm_sweep_interval_ms = 1000;
 int			ptm_sweep_batch_size = 1000;
 int			ptm_cleanup_interval_ms = 60000;
@@ -103,60 +100,23 @@ int			ptm_holder_grace_ms = 1000;
 int			ptm_history_retention_s = 86400;
 int			ptm_claim_retention_s = 3600;
 
-typedef struct PtmWorkerSlot
-{
-	char		dbname[NAMEDATALEN];
-	pid_t		pid;			/* 0 when no worker owns the slot */
-	TimestampTz started_at;
-	TimestampTz last_pass_at;	/* last pass that committed */
-	TimestampTz last_error_at;
-	int64		passes;
-	int64		failures;		/* passes that raised an error */
-	int64		expired_total;	/* leases this worker marked expired */
-	TimestampTz last_history_at;	/* last snapshot into ptm.metric_history */
-	int64		snapshots;
-	bool		extension_installed;
-} PtmWorkerSlot;
-
-typedef struct PtmWorkerShared
-{
-	slock_t		mutex;
-	pid_t		launcher_pid;
-	TimestampTz launcher_started_at;
-	PtmWorkerSlot slots[PTM_MAX_DB_WORKERS];
-} PtmWorkerShared;
-
-static PtmWorkerShared *ptm_workers = NULL;
-static PtmWorkerSlot *my_slot = NULL;
+static PtmDbEntry *my_entry = NULL; /* worker: its entry in ptm_workers */
+static bool extension_gone = false; /* worker: a pass found no extension */
 static TimestampTz last_cleanup = 0;	/* worker: end of the last cleanup */
 static TimestampTz last_history = 0;	/* worker: start of the last snapshot */
 static char *claim_scan_key = NULL; /* worker: last workflow_key visited */
 
-#ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-PGDLLEXPORT void ptm_launcher_main(Datum arg);
 PGDLLEXPORT void ptm_worker_main(Datum arg);
 
+static void leave_if_asked(void);
+
 /* ---------------------------------------------------------------------
- * Settings and shared memory
+ * Settings
  * ---------------------------------------------------------------------
  */
 void
 ptm_worker_define_gucs(void)
 {
-	DefineCustomStringVariable("ptm_lease.database",
-							   gettext_noop("Comma-separated databases in which a ptm_lease worker runs."),
-							   gettext_noop("Each named database gets a worker that sweeps expired leases "
-											"and cleans up expired rows; an empty list runs none."),
-							   &ptm_worker_databases,
-							   "postgres",
-							   PGC_SIGHUP,
-							   GUC_LIST_INPUT,
-							   NULL, NULL, NULL);
-
 	DefineCustomIntVariable("ptm_lease.sweep_interval",
 							gettext_noop("Time between two sweeps of expired leases."),
 							NULL,
@@ -230,305 +190,6 @@ ptm_worker_define_gucs(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
-}
-
-static Size
-worker_shmem_size(void)
-{
-	return MAXALIGN(sizeof(PtmWorkerShared));
-}
-
-static void
-worker_shmem_request(void)
-{
-#ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-#endif
-	RequestAddinShmemSpace(worker_shmem_size());
-}
-
-static void
-worker_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	ptm_workers = ShmemInitStruct("ptm_lease workers", worker_shmem_size(), &found);
-	if (!found)
-	{
-		memset(ptm_workers, 0, worker_shmem_size());
-		SpinLockInit(&ptm_workers->mutex);
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-/*
- * Called from _PG_init when preloaded (and not in binary upgrade): ask for
- * the status memory and register the launcher.
- */
-void
-ptm_worker_init(void)
-{
-	BackgroundWorker worker;
-
-#ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = worker_shmem_request;
-#else
-	worker_shmem_request();
-#endif
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = worker_shmem_startup;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	/* not on a hot standby: the postmaster starts it when recovery ends */
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = PTM_LAUNCHER_RESTART_SECS;
-	strlcpy(worker.bgw_library_name, "ptm_lease", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ptm_launcher_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "ptm_lease launcher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "ptm_lease launcher", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
-}
-
-/*
- * The databases named in ptm_lease.database, at most PTM_MAX_DB_WORKERS.
- * Names are taken as written (not down-cased), like a dbname= option.
- */
-static List *
-configured_databases(void)
-{
-	char	   *raw = pstrdup(ptm_worker_databases ? ptm_worker_databases : "");
-	List	   *names = NIL;
-
-	if (!SplitGUCList(raw, ',', &names))
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid list syntax in ptm_lease.database"),
-				 errdetail("The setting is \"%s\".", ptm_worker_databases)));
-		return NIL;
-	}
-	if (list_length(names) > PTM_MAX_DB_WORKERS)
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("ptm_lease.database names %d databases, only the first %d get a worker",
-						list_length(names), PTM_MAX_DB_WORKERS)));
-		names = list_truncate(names, PTM_MAX_DB_WORKERS);
-	}
-	return names;
-}
-
-static bool
-database_configured(const char *dbname)
-{
-	ListCell   *lc;
-
-	foreach(lc, configured_databases())
-	{
-		if (strcmp((char *) lfirst(lc), dbname) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* ---------------------------------------------------------------------
- * Launcher
- * ---------------------------------------------------------------------
- */
-typedef struct LaunchedWorker
-{
-	char		dbname[NAMEDATALEN];
-	BackgroundWorkerHandle *handle;
-	bool		warned;			/* said once why it could not start */
-} LaunchedWorker;
-
-static void
-launcher_exit(int code, Datum arg)
-{
-	SpinLockAcquire(&ptm_workers->mutex);
-	if (ptm_workers->launcher_pid == MyProcPid)
-		ptm_workers->launcher_pid = 0;
-	SpinLockRelease(&ptm_workers->mutex);
-}
-
-static bool
-worker_running_for(const char *dbname)
-{
-	bool		running = false;
-	int			i;
-
-	SpinLockAcquire(&ptm_workers->mutex);
-	for (i = 0; i < PTM_MAX_DB_WORKERS; i++)
-	{
-		if (ptm_workers->slots[i].pid != 0 &&
-			strcmp(ptm_workers->slots[i].dbname, dbname) == 0)
-			running = true;
-	}
-	SpinLockRelease(&ptm_workers->mutex);
-	return running;
-}
-
-/*
- * Whether dbname exists (reads shared pg_database).  A heap scan, as the
- * autovacuum launcher does: without a database, an index of pg_database can
- * be opened only once the shared relcache init file exists, which after
- * initdb or a crash it does not yet (get_database_oid would end the launcher
- * with "cannot read pg_class without having selected a database").
- */
-static bool
-database_connectable(const char *dbname)
-{
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while (!found && HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
-		found = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname), dbname) == 0;
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return found;
-}
-
-static void
-launch_one(LaunchedWorker *lw)
-{
-	BackgroundWorker worker;
-	pid_t		pid;
-
-	if (lw->handle != NULL &&
-		GetBackgroundWorkerPid(lw->handle, &pid) != BGWH_STOPPED)
-		return;					/* running, or the postmaster will restart it */
-
-	/* a worker left by an earlier launcher still serves this database */
-	if (worker_running_for(lw->dbname))
-		return;
-
-	if (!database_connectable(lw->dbname))
-	{
-		if (!lw->warned)
-			ereport(WARNING,
-					(errcode(ERRCODE_UNDEFINED_DATABASE),
-					 errmsg("database \"%s\" named in ptm_lease.database does not exist", lw->dbname),
-					 errhint("Create it, or remove it from ptm_lease.database and reload.")));
-		lw->warned = true;
-		return;
-	}
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = PTM_WORKER_RESTART_SECS;
-	strlcpy(worker.bgw_library_name, "ptm_lease", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ptm_worker_main", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "ptm_lease worker for database %s", lw->dbname);
-	strlcpy(worker.bgw_type, "ptm_lease worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_extra, lw->dbname, BGW_EXTRALEN);
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &lw->handle))
-	{
-		lw->handle = NULL;
-		if (!lw->warned)
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("could not start the ptm_lease worker for database \"%s\": out of background worker slots",
-							lw->dbname),
-					 errhint("Raise max_worker_processes (and restart the server); the launcher keeps trying.")));
-		lw->warned = true;
-		return;
-	}
-	lw->warned = false;
-}
-
-void
-ptm_launcher_main(Datum arg)
-{
-	LaunchedWorker launched[PTM_MAX_DB_WORKERS];
-	int			nlaunched = 0;
-	MemoryContext loopcxt;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("ptm_lease launcher");
-
-	SpinLockAcquire(&ptm_workers->mutex);
-	ptm_workers->launcher_pid = MyProcPid;
-	ptm_workers->launcher_started_at = GetCurrentTimestamp();
-	SpinLockRelease(&ptm_workers->mutex);
-	before_shmem_exit(launcher_exit, (Datum) 0);
-
-	loopcxt = AllocSetContextCreate(TopMemoryContext, "ptm_lease launcher loop",
-									ALLOCSET_DEFAULT_SIZES);
-
-	for (;;)
-	{
-		List	   *names;
-		ListCell   *lc;
-		LaunchedWorker next[PTM_MAX_DB_WORKERS];
-		int			nnext = 0;
-		int			i;
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-
-		MemoryContextSwitchTo(loopcxt);
-		MemoryContextReset(loopcxt);
-
-		/*
-		 * Keep what we launched for names still listed; a worker for a name
-		 * no longer listed notices on its own reload and exits.
-		 */
-		names = configured_databases();
-		foreach(lc, names)
-		{
-			const char *name = lfirst(lc);
-			LaunchedWorker *lw = &next[nnext++];
-
-			memset(lw, 0, sizeof(*lw));
-			strlcpy(lw->dbname, name, NAMEDATALEN);
-			for (i = 0; i < nlaunched; i++)
-			{
-				if (strcmp(launched[i].dbname, name) == 0)
-				{
-					*lw = launched[i];
-					break;
-				}
-			}
-		}
-		memcpy(launched, next, sizeof(LaunchedWorker) * nnext);
-		nlaunched = nnext;
-
-		/* handles live in TopMemoryContext, beyond the loop's reset */
-		MemoryContextSwitchTo(TopMemoryContext);
-		for (i = 0; i < nlaunched; i++)
-			launch_one(&launched[i]);
-
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 PTM_LAUNCHER_NAPTIME_MS,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
 }
 
 /* ---------------------------------------------------------------------
@@ -641,6 +302,7 @@ static PtmPlan plan_snapshot = {
 static void
 begin_step(const char *what)
 {
+	leave_if_asked();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -747,11 +409,11 @@ sweep_batch(void)
 	begin_step("ptm_lease: sweep expired leases");
 	if (!OidIsValid(get_extension_oid("ptm_lease", true)))
 	{
+		/* dropped since the pass began: the loop looks again and leaves */
 		end_step();
-		my_slot->extension_installed = false;	/* our own slot */
+		extension_gone = true;
 		return 0;
 	}
-	my_slot->extension_installed = true;
 	counts = sweep_due_leases(ptm_sweep_batch_size);
 	end_step();
 
@@ -760,7 +422,7 @@ sweep_batch(void)
 	{
 		ptm_count_n(PTM_LEASE_EXPIRATIONS, counts.expired);
 		SpinLockAcquire(&ptm_workers->mutex);
-		my_slot->expired_total += counts.expired;
+		my_entry->expired_total += counts.expired;
 		SpinLockRelease(&ptm_workers->mutex);
 	}
 	return counts.expired + counts.rescheduled;
@@ -973,7 +635,7 @@ cleanup_pass(void)
 	SchemaObjects schema;
 	uint64		n;
 
-	if (!my_slot->extension_installed)
+	if (extension_gone)
 		return;
 
 	schema = schema_objects();
@@ -1024,7 +686,7 @@ cleanup_pass(void)
 static void
 history_pass(void)
 {
-	if (!my_slot->extension_installed || !schema_objects().snapshot_metrics)
+	if (extension_gone || !schema_objects().snapshot_metrics)
 		return;
 
 	begin_step("ptm_lease: snapshot metrics");
@@ -1032,8 +694,8 @@ history_pass(void)
 	end_step();
 
 	SpinLockAcquire(&ptm_workers->mutex);
-	my_slot->last_history_at = GetCurrentTimestamp();
-	my_slot->snapshots++;
+	my_entry->last_history_at = GetCurrentTimestamp();
+	my_entry->snapshots++;
 	SpinLockRelease(&ptm_workers->mutex);
 }
 
@@ -1052,6 +714,17 @@ history_due_in_ms(void)
 	return secs * 1000 + usecs / 1000;
 }
 
+/* Milliseconds from now until t, 0 when it has passed. */
+static long
+ms_until(TimestampTz t)
+{
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
+	return secs * 1000 + usecs / 1000;
+}
+
 /* One pass: sweep (batches while full), then cleanup when due. */
 static void
 run_pass(void)
@@ -1064,6 +737,8 @@ run_pass(void)
 		if (sweep_batch() < (uint64) ptm_sweep_batch_size)
 			break;
 	}
+	if (extension_gone)
+		return;
 	holders_pass();
 
 	if (TimestampDifferenceExceeds(last_cleanup, GetCurrentTimestamp(), ptm_cleanup_interval_ms))
@@ -1078,83 +753,167 @@ run_pass(void)
 		history_pass();
 	}
 }
-
 /* ---------------------------------------------------------------------
- * Worker: main loop
+ * Worker: its entry, starting and leaving
  * ---------------------------------------------------------------------
  */
+
+/* Give the entry back; a worker that was not asked to leave is restarted. */
 static void
 worker_exit(int code, Datum arg)
 {
-	if (my_slot == NULL)
-		return;
 	SpinLockAcquire(&ptm_workers->mutex);
-	if (my_slot->pid == MyProcPid)
-		my_slot->pid = 0;
+	if (my_entry->pid == MyProcPid)
+	{
+		my_entry->pid = 0;
+		my_entry->latch = NULL;
+		if (my_entry->state == PTM_DB_RUNNING)
+		{
+			my_entry->state = my_entry->stop_requested ? PTM_DB_STOPPED : PTM_DB_EXITED;
+			my_entry->changed_at = GetCurrentTimestamp();
+		}
+	}
 	SpinLockRelease(&ptm_workers->mutex);
 }
 
-/* Take the status slot for dbname; false if another worker holds it. */
+/*
+ * Take the entry the launcher prepared for dboid.  False when there is none
+ * to take: the database is no longer wanted, a DDL command holds it, or
+ * another worker already serves it.
+ */
 static bool
-claim_slot(const char *dbname)
+attach_entry(Oid dboid)
 {
-	PtmWorkerSlot *free_slot = NULL;
-	bool		ok = true;
-	int			i;
+	PtmDbEntry *e;
+	bool		ok = false;
 
 	SpinLockAcquire(&ptm_workers->mutex);
-	for (i = 0; i < PTM_MAX_DB_WORKERS; i++)
+	e = ptm_db_entry(dboid);
+	if (e != NULL && e->state == PTM_DB_LAUNCHED && e->pid == 0)
 	{
-		PtmWorkerSlot *s = &ptm_workers->slots[i];
-
-		if (strcmp(s->dbname, dbname) == 0)
+		if (e->stop_requested)
 		{
-			free_slot = s;
-			break;
+			e->state = PTM_DB_STOPPED;
+			e->changed_at = GetCurrentTimestamp();
 		}
-		if (free_slot == NULL && s->pid == 0)
-			free_slot = s;
-	}
-	if (free_slot == NULL || (free_slot->pid != 0 && free_slot->pid != MyProcPid))
-		ok = false;
-	else
-	{
-		if (strcmp(free_slot->dbname, dbname) != 0)
+		else
 		{
-			memset(free_slot, 0, sizeof(*free_slot));
-			strlcpy(free_slot->dbname, dbname, NAMEDATALEN);
+			e->pid = MyProcPid;
+			e->latch = MyLatch;
+			e->state = PTM_DB_RUNNING;
+			e->started_at = e->changed_at = GetCurrentTimestamp();
+			e->last_pass_at = 0;
+			my_entry = e;
+			ok = true;
 		}
-		free_slot->pid = MyProcPid;
-		free_slot->started_at = GetCurrentTimestamp();
-		my_slot = free_slot;
 	}
 	SpinLockRelease(&ptm_workers->mutex);
 	return ok;
 }
 
+/* Leave, quietly, when the launcher or a DDL command asked (entry: STOPPED). */
+static void
+leave_if_asked(void)
+{
+	bool		asked;
+
+	SpinLockAcquire(&ptm_workers->mutex);
+	asked = my_entry->stop_requested;
+	SpinLockRelease(&ptm_workers->mutex);
+	if (asked)
+	{
+		ereport(DEBUG1,
+				(errmsg("ptm_lease worker for database \"%s\" leaves as asked", my_entry->dbname)));
+		proc_exit(0);
+	}
+}
+
+/*
+ * Whether ptm_lease is installed in this database; if not, leave quietly
+ * with the entry saying so, and the launcher starts no worker here until a
+ * CREATE EXTENSION pokes it.  A poke that came while we looked (a CREATE
+ * EXTENSION that committed meanwhile) makes us look again instead: the
+ * check and the state change are one step under the spinlock, so that no
+ * poke is lost between them.
+ */
+static void
+look_for_extension(void)
+{
+	for (;;)
+	{
+		bool		present;
+		bool		had;
+
+		SpinLockAcquire(&ptm_workers->mutex);
+		my_entry->poked = false;
+		SpinLockRelease(&ptm_workers->mutex);
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		present = OidIsValid(get_extension_oid("ptm_lease", true));
+		CommitTransactionCommand();
+
+		SpinLockAcquire(&ptm_workers->mutex);
+		had = my_entry->has_extension;
+		if (present)
+		{
+			my_entry->has_extension = true;
+			SpinLockRelease(&ptm_workers->mutex);
+			extension_gone = false;
+			if (!had)
+			{
+				/* no longer a look: the launcher may start the next one */
+				ptm_wake_launcher();
+				ereport(LOG,
+						(errmsg("ptm_lease worker for database \"%s\" started", my_entry->dbname)));
+			}
+			return;
+		}
+		if (!my_entry->poked)
+		{
+			my_entry->state = PTM_DB_NO_EXTENSION;
+			my_entry->has_extension = false;
+			my_entry->changed_at = GetCurrentTimestamp();
+			SpinLockRelease(&ptm_workers->mutex);
+			ereport(had ? LOG : DEBUG1,
+					(errmsg("ptm_lease worker for database \"%s\" stops: the extension is not installed there",
+							my_entry->dbname)));
+			proc_exit(0);
+		}
+		SpinLockRelease(&ptm_workers->mutex);
+	}
+}
+
+/* Whether CREATE or DROP EXTENSION committed here since the last look. */
+static bool
+poked(void)
+{
+	bool		p;
+
+	SpinLockAcquire(&ptm_workers->mutex);
+	p = my_entry->poked;
+	SpinLockRelease(&ptm_workers->mutex);
+	return p;
+}
+
+/* Entry point of the worker; bgw_main_arg is the database's OID. */
 void
 ptm_worker_main(Datum arg)
 {
-	char		dbname[NAMEDATALEN];
+	Oid			dboid = DatumGetObjectId(arg);
 	MemoryContext loopcxt;
 	volatile int backoff_ms = 0;
-
-	strlcpy(dbname, MyBgworkerEntry->bgw_extra, NAMEDATALEN);
+	volatile TimestampTz next_pass_at = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	if (!claim_slot(dbname))
-	{
-		ereport(LOG,
-				(errmsg("ptm_lease worker for database \"%s\" is already running", dbname)));
-		proc_exit(0);			/* 0: do not restart this duplicate */
-	}
+	if (!attach_entry(dboid))
+		proc_exit(0);			/* not wanted any more, or a duplicate */
 	before_shmem_exit(worker_exit, (Datum) 0);
 
-	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
-	pgstat_report_appname("ptm_lease worker");
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	/*
 	 * The worker runs as the bootstrap superuser: pin its search_path as the
 	 * SQL functions do, so that nothing a database or role setting puts first
@@ -1162,26 +921,27 @@ ptm_worker_main(Datum arg)
 	 */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
+	look_for_extension();		/* leaves if ptm_lease is not installed here */
+	pgstat_report_appname("ptm_lease worker");
+	ptm_announce_worker_start();
+
 	loopcxt = AllocSetContextCreate(TopMemoryContext, "ptm_lease worker loop",
 									ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
 	{
 		long		timeout;
+		long		due_ms;
 
 		CHECK_FOR_INTERRUPTS();
+		leave_if_asked();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			if (!database_configured(dbname))
-			{
-				ereport(LOG,
-						(errmsg("ptm_lease worker for database \"%s\" stops: no longer in ptm_lease.database",
-								dbname)));
-				proc_exit(0);
-			}
 		}
+		if (extension_gone || poked())
+			look_for_extension();
 
 		MemoryContextSwitchTo(loopcxt);
 		MemoryContextReset(loopcxt);
@@ -1195,12 +955,19 @@ ptm_worker_main(Datum arg)
 		{
 			PG_TRY();
 			{
-				run_pass();
-				SpinLockAcquire(&ptm_workers->mutex);
-				my_slot->last_pass_at = GetCurrentTimestamp();
-				my_slot->passes++;
-				SpinLockRelease(&ptm_workers->mutex);
-				backoff_ms = 0;
+				/* a latch set by a commit: announce now; sweep when due */
+				ptm_announce_pass();
+				if (GetCurrentTimestamp() >= next_pass_at || history_due_in_ms() == 0)
+				{
+					run_pass();
+					SpinLockAcquire(&ptm_workers->mutex);
+					my_entry->last_pass_at = GetCurrentTimestamp();
+					my_entry->passes++;
+					SpinLockRelease(&ptm_workers->mutex);
+					backoff_ms = 0;
+					next_pass_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															   ptm_sweep_interval_ms);
+				}
 			}
 			PG_CATCH();
 			{
@@ -1211,20 +978,25 @@ ptm_worker_main(Datum arg)
 				AbortCurrentTransaction();
 				FlushErrorState();
 				pgstat_report_activity(STATE_IDLE, NULL);
+				ptm_announce_pass_failed();
 				RESUME_INTERRUPTS();
 
 				SpinLockAcquire(&ptm_workers->mutex);
-				my_slot->last_error_at = GetCurrentTimestamp();
-				my_slot->failures++;
+				my_entry->last_error_at = GetCurrentTimestamp();
+				my_entry->failures++;
 				SpinLockRelease(&ptm_workers->mutex);
 				backoff_ms = Min(Max(backoff_ms * 2, ptm_sweep_interval_ms), PTM_MAX_BACKOFF_MS);
+				next_pass_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
 			}
 			PG_END_TRY();
-			timeout = backoff_ms > 0 ? backoff_ms : ptm_sweep_interval_ms;
+			due_ms = ms_until(next_pass_at);
+			timeout = Max(due_ms, 1);
 			/* wake for the next snapshot even when sweeps are rare */
 			if (backoff_ms == 0 && history_due_in_ms() >= 0)
 				timeout = Min(timeout, Max(history_due_in_ms(), 10));
 		}
+		if (extension_gone)
+			timeout = 0;		/* look again now, and leave */
 
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -1253,31 +1025,157 @@ history_stale_after_ms(void)
 	return Min((long) INT_MAX, Max(60000L, 3L * ptm_history_interval_ms + ptm_sweep_interval_ms));
 }
 
+/* What a database without a worker misses, said in each warning. */
+#define PTM_WITHOUT_WORKER \
+	"Without a worker, expired leases are taken over by the next acquire but not swept or notified, " \
+	"and there is no metric history for ptm.rate()."
+
+/*
+ * Why no worker serves this database although the setting selects it, for
+ * the "not running" row.
+ */
+static char *
+not_running_detail(const char *dbname, const PtmDbEntry *e, bool have_entry, pid_t launcher_pid)
+{
+	if (launcher_pid == 0)
+		return psprintf("The launcher is not running (see the launcher row), so no worker serves database \"%s\". " PTM_WITHOUT_WORKER,
+						dbname);
+	if (!have_entry)
+		return psprintf("No worker serves database \"%s\". The launcher starts one as soon as CREATE EXTENSION commits "
+						"and at server start: see the server log (out of background worker slots, or more than %d "
+						"databases with ptm_lease?). " PTM_WITHOUT_WORKER,
+						dbname, PTM_MAX_DATABASES);
+	switch (e->state)
+	{
+		case PTM_DB_NO_SLOT:
+			return psprintf("No background worker slot was free for the worker of database \"%s\" "
+							"(max_worker_processes = %d, shared with parallel queries and other extensions): "
+							"raise max_worker_processes and restart the server; the launcher keeps trying every 5 s. "
+							PTM_WITHOUT_WORKER,
+							dbname, max_worker_processes);
+		case PTM_DB_EXITED:
+			return psprintf("The worker ended at %s without being asked (see the server log); the launcher "
+							"starts it again %d s after. " PTM_WITHOUT_WORKER,
+							timestamptz_to_str(e->changed_at), PTM_WORKER_RESTART_SECS);
+		case PTM_DB_STOPPED:
+			return psprintf("The worker left at %s for a command that needs the database alone (DROP DATABASE, "
+							"ALTER DATABASE RENAME or SET TABLESPACE, CREATE DATABASE ... TEMPLATE); the launcher "
+							"starts it again when that command ends. " PTM_WITHOUT_WORKER,
+							timestamptz_to_str(e->changed_at));
+		default:
+			return psprintf("The launcher was asked at %s to start the worker of database \"%s\", and it has "
+							"not started: see the server log. " PTM_WITHOUT_WORKER,
+							timestamptz_to_str(e->changed_at), dbname);
+	}
+}
+
+/*
+ * The "worker" row: whether a worker serves this database, and if not,
+ * why and what to set.  Returns whether one serves it (running or
+ * starting), which the history and backlog rows follow.
+ */
+static bool
+worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row, const char *dbname,
+			  const PtmDbEntry *e, bool have_entry, pid_t launcher_pid,
+			  TimestampTz launcher_started_at, TimestampTz now)
+{
+	HeapTuple	tup;
+	bool		template = false;
+	const char *setting = ptm_database_setting();
+
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+
+		template = d->datistemplate || !d->datallowconn;
+		ReleaseSysCache(tup);
+	}
+
+	if (!ptm_database_selected(dbname))
+	{
+		add_row(rsinfo, "worker", "warning", "not configured",
+				setting[0] == '\0' ?
+				psprintf("ptm_lease.database is empty: no database gets a worker. Set ptm_lease.database = '*' "
+						 "(every database with the extension), or a list that names \"%s\", and reload. " PTM_WITHOUT_WORKER,
+						 dbname) :
+				psprintf("ptm_lease.database = '%s' leaves out database \"%s\". Set ptm_lease.database = '*' "
+						 "(every database with the extension), or add \"%s\" to the list, and reload. " PTM_WITHOUT_WORKER,
+						 setting, dbname, dbname));
+		return false;
+	}
+	if (template)
+	{
+		add_row(rsinfo, "worker", "warning", "template",
+				psprintf("Database \"%s\" is a template or does not allow connections: it gets no worker, because a "
+						 "session connected to a template makes CREATE DATABASE from it fail. Databases created "
+						 "from it get their own. " PTM_WITHOUT_WORKER,
+						 dbname));
+		return false;
+	}
+
+	if (have_entry && e->pid != 0)
+	{
+		if (e->last_pass_at != 0 &&
+			!TimestampDifferenceExceeds(e->last_pass_at, now, (int) stale_after_ms()))
+			add_row(rsinfo, "worker", "ok", "running",
+					psprintf("pid %d; last successful pass at %s; " INT64_FORMAT " passes, " INT64_FORMAT " failed, " INT64_FORMAT " leases expired",
+							 (int) e->pid, timestamptz_to_str(e->last_pass_at),
+							 e->passes, e->failures, e->expired_total));
+		else if (e->last_pass_at == 0 &&
+				 !TimestampDifferenceExceeds(e->started_at, now, (int) stale_after_ms()))
+			add_row(rsinfo, "worker", "ok", "starting", psprintf("pid %d", (int) e->pid));
+		else
+			add_row(rsinfo, "worker", "warning", "stalled",
+					e->last_pass_at != 0 ?
+					psprintf("pid %d; last successful pass at %s; " INT64_FORMAT " passes failed. See the server log.",
+							 (int) e->pid, timestamptz_to_str(e->last_pass_at), e->failures) :
+					psprintf("pid %d; no successful pass yet. See the server log.", (int) e->pid));
+		return true;
+	}
+
+	/* no worker yet: ok while the launcher is at it, for a short while */
+	if ((have_entry && (e->state == PTM_DB_WANTED || e->state == PTM_DB_LAUNCHED) &&
+		 !TimestampDifferenceExceeds(e->changed_at, now, PTM_START_GRACE_MS)) ||
+		(!have_entry &&
+		 !TimestampDifferenceExceeds(launcher_pid != 0 ? launcher_started_at : PgStartTime,
+									 now, PTM_START_GRACE_MS)))
+	{
+		add_row(rsinfo, "worker", "ok", "starting",
+				"The launcher is starting the worker of this database.");
+		return true;
+	}
+
+	add_row(rsinfo, "worker", "warning", "not running",
+			not_running_detail(dbname, e, have_entry, launcher_pid));
+	return false;
+}
+
 /* The "history" row: when this database's worker last took a snapshot. */
 static void
 history_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row, const char *dbname,
-			   bool served, const PtmWorkerSlot *slot, TimestampTz now)
+			   bool served, const PtmDbEntry *e, bool have_entry, TimestampTz now)
 {
 	if (!served)
-		add_row(rsinfo, "history", "ok", "not configured",
-				psprintf("No worker for database \"%s\" takes snapshots into ptm.metric_history; SELECT ptm.snapshot_metrics() takes one.",
-						 dbname ? dbname : "?"));
+		add_row(rsinfo, "history", "ok", "no worker",
+				psprintf("No worker takes snapshots into ptm.metric_history in database \"%s\": see the worker row. SELECT ptm.snapshot_metrics() takes one.",
+						 dbname));
 	else if (ptm_history_interval_ms == 0)
 		add_row(rsinfo, "history", "ok", "off",
 				"ptm_lease.history_interval is 0: no snapshots are taken; ptm.rate() reads what ptm.metric_history holds.");
-	else if (slot != NULL && slot->pid != 0 && slot->last_history_at != 0 &&
-			 !TimestampDifferenceExceeds(slot->last_history_at, now, (int) history_stale_after_ms()))
-		add_row(rsinfo, "history", "ok", timestamptz_to_str(slot->last_history_at),
+	else if (have_entry && e->pid != 0 && e->last_history_at != 0 &&
+			 !TimestampDifferenceExceeds(e->last_history_at, now, (int) history_stale_after_ms()))
+		add_row(rsinfo, "history", "ok", timestamptz_to_str(e->last_history_at),
 				psprintf("Last snapshot at %s, every %d ms; " INT64_FORMAT " snapshots by pid %d.",
-						 timestamptz_to_str(slot->last_history_at), ptm_history_interval_ms,
-						 slot->snapshots, (int) slot->pid));
-	else if ((slot == NULL || slot->last_history_at == 0) &&
-			 !TimestampDifferenceExceeds(slot != NULL && slot->pid != 0 ? slot->started_at : PgStartTime,
+						 timestamptz_to_str(e->last_history_at), ptm_history_interval_ms,
+						 e->snapshots, (int) e->pid));
+	else if ((!have_entry || e->last_history_at == 0) &&
+			 !TimestampDifferenceExceeds(have_entry && e->pid != 0 ? e->started_at : PgStartTime,
 										 now, (int) history_stale_after_ms()))
 		add_row(rsinfo, "history", "ok", "starting", NULL);
 	else
 		add_row(rsinfo, "history", "warning",
-				slot != NULL && slot->last_history_at != 0 ? timestamptz_to_str(slot->last_history_at) : "none",
+				have_entry && e->last_history_at != 0 ? timestamptz_to_str(e->last_history_at) : "none",
 				"No snapshot lately. See the worker row and the server log; after an upgrade of the library run ALTER EXTENSION ptm_lease UPDATE.");
 }
 
@@ -1285,37 +1183,36 @@ void
 ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row)
 {
 	char	   *dbname = get_database_name(MyDatabaseId);
-	bool		served = dbname && database_configured(dbname);
 	bool		standby = RecoveryInProgress();
 	TimestampTz now = GetCurrentTimestamp();
 	bool		young = TimestampDifferenceExceeds(PgStartTime, now, (int) stale_after_ms()) == false;
 	pid_t		launcher_pid = 0;
-	PtmWorkerSlot slot = {0};
-	bool		have_slot = false;
+	TimestampTz launcher_started_at = 0;
+	PtmDbEntry	entry = {0};
+	bool		have_entry = false;
+	bool		served = false;
 	int64		expired = 0;
 	int64		overdue = 0;
-
-	if (ptm_workers != NULL)
-	{
-		int			i;
-
-		SpinLockAcquire(&ptm_workers->mutex);
-		launcher_pid = ptm_workers->launcher_pid;
-		for (i = 0; i < PTM_MAX_DB_WORKERS && dbname; i++)
-		{
-			if (strcmp(ptm_workers->slots[i].dbname, dbname) == 0)
-			{
-				slot = ptm_workers->slots[i];
-				have_slot = true;
-				break;
-			}
-		}
-		SpinLockRelease(&ptm_workers->mutex);
-	}
 
 	/* without preload there are no workers; the preload row says so */
 	if (ptm_workers == NULL)
 		return;
+	if (dbname == NULL)
+		dbname = "?";
+
+	SpinLockAcquire(&ptm_workers->mutex);
+	{
+		PtmDbEntry *e = ptm_db_entry(MyDatabaseId);
+
+		launcher_pid = ptm_workers->launcher_pid;
+		launcher_started_at = ptm_workers->launcher_started_at;
+		if (e != NULL)
+		{
+			entry = *e;
+			have_entry = true;
+		}
+	}
+	SpinLockRelease(&ptm_workers->mutex);
 
 	/* launcher */
 	if (standby)
@@ -1327,34 +1224,14 @@ ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row)
 		add_row(rsinfo, "launcher", young ? "ok" : "warning", young ? "starting" : "not running",
 				"The postmaster restarts the launcher a few seconds after it ends.");
 
-	/* this database's worker */
-	if (standby)
-		;
-	else if (!served)
-		add_row(rsinfo, "worker", "ok", "not configured",
-				psprintf("No worker for database \"%s\": expired leases are taken over on the next acquire but not swept or notified. Add it to ptm_lease.database and reload to sweep.",
-						 dbname ? dbname : "?"));
-	else if (have_slot && slot.pid != 0 && slot.last_pass_at != 0 &&
-			 !TimestampDifferenceExceeds(slot.last_pass_at, now, (int) stale_after_ms()))
-		add_row(rsinfo, "worker", "ok", "running",
-				psprintf("pid %d; last successful pass at %s; " INT64_FORMAT " passes, " INT64_FORMAT " failed, " INT64_FORMAT " leases expired",
-						 (int) slot.pid, timestamptz_to_str(slot.last_pass_at),
-						 slot.passes, slot.failures, slot.expired_total));
-	else if (have_slot && slot.pid != 0 && slot.last_pass_at == 0 &&
-			 !TimestampDifferenceExceeds(slot.started_at, now, (int) stale_after_ms()))
-		add_row(rsinfo, "worker", "ok", "starting", psprintf("pid %d", (int) slot.pid));
-	else if (!have_slot && young)
-		add_row(rsinfo, "worker", "ok", "starting", NULL);
-	else
-		add_row(rsinfo, "worker", "warning", have_slot && slot.pid != 0 ? "stalled" : "not running",
-				have_slot && slot.last_pass_at != 0 ?
-				psprintf("Last successful pass at %s; " INT64_FORMAT " passes failed. See the server log.",
-						 timestamptz_to_str(slot.last_pass_at), slot.failures) :
-				"No successful pass yet. See the server log, and max_worker_processes.");
-
-	/* this database's metric history snapshots */
+	/* this database's worker, and its metric history snapshots */
 	if (!standby)
-		history_health(rsinfo, add_row, dbname, served, have_slot ? &slot : NULL, now);
+	{
+		served = worker_health(rsinfo, add_row, dbname, &entry, have_entry,
+							   launcher_pid, launcher_started_at, now);
+		history_health(rsinfo, add_row, dbname, served, &entry, have_entry, now);
+		ptm_announce_health(rsinfo, add_row);
+	}
 
 	/* sweep backlog: expired leases still owned */
 	if (OidIsValid(get_extension_oid("ptm_lease", true)))

@@ -104,7 +104,6 @@ CREATE FUNCTION ptm.claim_step(
 RETURNS record
 LANGUAGE c VOLATILE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_claim_step';
 
 COMMENT ON FUNCTION ptm.claim_step(text, bigint, text, interval) IS

@@ -611,6 +611,11 @@ CREATE TRIGGER partition_leases_fill_sweep_at
   FOR EACH ROW WHEN (NEW.agent_id IS NOT NULL AND NEW.sweep_at IS NULL)
   EXECUTE FUNCTION ptm._fill_sweep_at();
 
+-- ptm.health() counts the sweep backlog in ptm.partition_leases, which PUBLIC
+-- may not read: it runs as the owner, so that anyone may call it
+-- (sql/install/10_health.sql).
+ALTER FUNCTION ptm.health() SECURITY DEFINER;
+
 -- renew_lease, acquire_partition_lease, check_fence and try_commit answer
 -- their hot path without SQL (src/row_access.c) and pin search_path in C
 -- before any SQL, so they drop the SET clause that cost every call a GUC
@@ -619,6 +624,8 @@ ALTER FUNCTION ptm.renew_lease(text, integer, text, bigint, interval) RESET sear
 ALTER FUNCTION ptm.acquire_partition_lease(text, integer, text, interval) RESET search_path;
 ALTER FUNCTION ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint) RESET search_path;
 ALTER FUNCTION ptm.check_fence(text, integer, bigint) RESET search_path;
+-- claim_step likewise (its claim runs no SQL either).
+ALTER FUNCTION ptm.claim_step(text, bigint, text, interval) RESET search_path;
 
 -- ---------------------------------------------------------------------
 -- One batch of the worker's expiry sweep on demand (sql/install/20_leases.sql;

@@ -6,7 +6,8 @@ created afresh and the same DBA change applied to its tables.  Three
 sessions per database run ONE seeded random sequence of lease and commit
 calls in lockstep: step i runs on A's session k, then on B's session k.  A's
 sessions run with ptm_lease.direct_row_access = on (renew_lease, the first
-read of acquire_partition_lease, a plain try_commit and the lease fence go
+read of acquire_partition_lease, a plain try_commit, the UPDATE of a fenced or
+deduplicated try_commit, claim_step and the lease fence go
 through C), B's with it off (every call runs its SQL).  Each step's outcome
 must be the same in both: the result row without its time-dependent fields
 (or the error's SQLSTATE and primary message), the transaction status, and
@@ -258,7 +259,7 @@ class Generator:
 
     OPS = (('acquire', 12), ('renew', 16), ('release', 4), ('force_expire', 4),
            ('check_fence', 8), ('try_commit', 18), ('try_commit_action', 4),
-           ('try_commit_fenced', 4), ('get_state', 4))
+           ('try_commit_fenced', 4), ('get_state', 4), ('claim_step', 8))
 
     def __init__(self, rng, model):
         self.rng = rng
@@ -386,6 +387,15 @@ class Generator:
                     '%s::text, %s::bigint, %s::jsonb, fence_topic => %s::text, '
                     'fence_partition => %s::int, fence_epoch => %s::bigint',
                     (wf, v, st, t, p, self.fence_epoch(t, p)), workflow=wf)
+
+    def gen_claim_step(self, i, s):
+        """Usually the workflow's current step, sometimes one off; one of
+        the agents as worker, so that claims collide and are extended."""
+        wf = self.rng.choice(WORKFLOWS)
+        known = self.m.version.get(wf, 0)
+        step = known if self.rng.random() < 0.8 else max(0, known + self.rng.choice((-1, 1)))
+        return call(i, s, 'claim_step', 'claim_step', '%s::text, %s::bigint, %s::text, %s::interval',
+                    (wf, step, self.rng.choice(AGENTS), self.ttl()), workflow=wf)
 
     def gen_get_state(self, i, s):
         wf = self.rng.choice(WORKFLOWS)

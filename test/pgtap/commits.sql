@@ -1,7 +1,7 @@
 -- Commit API contract: signatures and defaults, result columns, the table
 -- columns the runbooks use, privileges.
 BEGIN;
-SELECT plan(37);
+SELECT plan(38);
 
 -- Tables and the columns seed 003 reads.
 SELECT has_table('ptm', 'workflow_state', 'ptm.workflow_state exists');
@@ -55,16 +55,21 @@ SELECT isnt_strict('ptm', 'try_commit',
     'try_commit is not strict: a NULL argument is an error, not a NULL row');
 
 -- Every function runs as the owner with its search_path pinned: by a SET
--- clause, or for try_commit (whose plain commit runs no SQL) in C before SQL.
+-- clause, or for try_commit and claim_step (whose plain commit and claim run
+-- no SQL) in C before SQL.
 SELECT is(
   (SELECT count(*)::int FROM pg_proc
-    WHERE pronamespace = 'ptm'::regnamespace AND proname IN ('get_state', 'claim_step')
+    WHERE pronamespace = 'ptm'::regnamespace AND proname IN ('get_state')
       AND proconfig @> ARRAY['search_path=pg_catalog, pg_temp'] AND prosecdef),
-  2, 'search_path pinned and SECURITY DEFINER on get_state and claim_step');
+  1, 'search_path pinned and SECURITY DEFINER on get_state');
 SELECT ok(
   (SELECT prosecdef AND proconfig IS NULL FROM pg_proc
     WHERE oid = 'ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint)'::regprocedure),
   'try_commit: SECURITY DEFINER without a SET clause (pins search_path in C)');
+SELECT ok(
+  (SELECT prosecdef AND proconfig IS NULL FROM pg_proc
+    WHERE oid = 'ptm.claim_step(text, bigint, text, interval)'::regprocedure),
+  'claim_step: SECURITY DEFINER without a SET clause (pins search_path in C)');
 
 -- Privileges: EXECUTE is granted by the DBA, not PUBLIC's default; the
 -- tables are read by pg_monitor and written only through the functions.

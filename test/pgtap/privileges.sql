@@ -203,14 +203,16 @@ SELECT is_empty(
        AND p.oid NOT IN ('ptm.renew_lease(text, integer, text, bigint, interval)'::regprocedure,
                          'ptm.acquire_partition_lease(text, integer, text, interval)'::regprocedure,
                          'ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint)'::regprocedure,
-                         'ptm.check_fence(text, integer, bigint)'::regprocedure)$$,
+                         'ptm.check_fence(text, integer, bigint)'::regprocedure,
+                         'ptm.claim_step(text, bigint, text, interval)'::regprocedure)$$,
   'every function runs with search_path = pg_catalog, pg_temp');
 SELECT is_empty(
   $$SELECT p.oid::regprocedure FROM pg_proc p
      WHERE p.oid IN ('ptm.renew_lease(text, integer, text, bigint, interval)'::regprocedure,
                      'ptm.acquire_partition_lease(text, integer, text, interval)'::regprocedure,
                      'ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint)'::regprocedure,
-                     'ptm.check_fence(text, integer, bigint)'::regprocedure)
+                     'ptm.check_fence(text, integer, bigint)'::regprocedure,
+                     'ptm.claim_step(text, bigint, text, interval)'::regprocedure)
        AND (p.proconfig IS NOT NULL OR p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c'))$$,
   'the hot paths are C functions without a SET clause (they pin search_path in C)');
 

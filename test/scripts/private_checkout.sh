@@ -66,6 +66,10 @@ result "$([ "$errors" -eq 2 ]; echo $?)" "the demo shows its two intended errors
 check 'the demo shows the worker check of health() with its status and detail' \
     bash -c 'grep -q "^check  | worker" "$1" && grep -q "^status | " "$1" && grep -q "^detail | ." "$1"' \
     _ "$private/demo.log"
+# the demo database has a worker without any configuration (the launcher)
+check 'the demo database has a running worker, unconfigured' \
+    bash -c 'grep -q "^status | ok" "$1" && grep -q "^value  | running" "$1"' \
+    _ "$private/demo.log"
 
 # 3. the README against the demo database, as a reader pastes it
 block() { # block LANG PATTERN: the first ```LANG block of the README with a line matching PATTERN

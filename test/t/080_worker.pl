@@ -1,4 +1,6 @@
-# Background workers: the launcher and the worker for "postgres" appear in
+# Background workers, configured as before 0.2.0 (ptm_lease.database names
+# "postgres"; 120_launcher.pl tests the default, every database with the
+# extension): the launcher and the worker for "postgres" appear in
 # pg_stat_activity, sweep short-TTL leases within a couple of intervals
 # (counted, logged, notified on ptm_lease_events, epoch kept), clean up old
 # audit rows and expired dedup records, come back after pg_terminate_backend,
@@ -15,6 +17,7 @@ my $node = PostgreSQL::Test::Cluster->new('workers');
 $node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'ptm_lease'
+ptm_lease.database = 'postgres'
 ptm_lease.sweep_interval = '200ms'
 ptm_lease.cleanup_interval = '200ms'
 });

@@ -32,13 +32,14 @@ my $node = PostgreSQL::Test::Cluster->new('fuzz');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'ptm_lease'
+ptm_lease.database = 'postgres'
 ptm_lease.max_tracked_keys = 50
 max_stack_depth = '2MB'
 log_statement = none
 });
 $node->start;
-# In a database of its own: the worker (for "postgres") must not change the
-# tables between the two checksums of a call.
+# In a database of its own, which ptm_lease.database leaves without a worker:
+# a worker must not change the tables between the two checksums of a call.
 $node->safe_psql('postgres', 'CREATE DATABASE fuzz');
 $node->safe_psql('fuzz', q{
 	CREATE EXTENSION ptm_lease;

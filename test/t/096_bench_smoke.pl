@@ -27,7 +27,7 @@ like($stdout, qr/benchmark done/, 'smoke run reaches its end');
 # group -> number of baselines (B, C, ...) it compares A with
 my %groups = (
 	renew => 2, renew_bulk => 2, acquire_contended => 2, acquire_release => 1,
-	acquire_release_quiet => 1,
+	acquire_release_quiet => 1, acquire_release_inline => 1, acquire_release_announce => 1,
 	check_fence => 1, try_commit => 1, try_commit_conflict => 1,
 	try_commit_fenced => 1, claim_step => 1, apply => 1, apply_batch => 2,
 	scale_renew_1000 => 1, scale_commit_1000 => 1,

@@ -4,8 +4,11 @@ WITH wm AS (
    WHERE projection = 'batch' AND partition_id = :client_id AND "offset" < :off::bigint - 499
   RETURNING 1)
 INSERT INTO bench_projection (projection, key, data, source_partition, source_offset, updated_at)
-SELECT 'batch', 'b-' || (:client_id * 500 + g), '{"v": 1}', :client_id, :off::bigint - 500 + g, now()
-  FROM wm, generate_series(1, 500) g
+SELECT 'batch', e.key, e.data, :client_id, e.off, now()
+  FROM wm, unnest(ARRAY(SELECT :off::bigint - 500 + g FROM generate_series(1, 500) g),
+                  ARRAY(SELECT 'b-' || (:client_id * 500 + g) FROM generate_series(1, 500) g),
+                  ARRAY(SELECT '{"v": 1}'::jsonb FROM generate_series(1, 500) g),
+                  array_fill(now(), ARRAY[500])) AS e(off, key, data, event_time)
 ON CONFLICT (projection, key) DO UPDATE
    SET data = EXCLUDED.data, source_partition = EXCLUDED.source_partition,
        source_offset = EXCLUDED.source_offset, updated_at = EXCLUDED.updated_at;

@@ -88,10 +88,11 @@ def render(d):
               'in under a minute: `test/t/097_capacity_smoke.pl`). It builds, starts a temporary cluster',
               '(`fsync = on`, `synchronous_commit = %s`, `shared_buffers = %s`, `max_wal_size = %s`,'
               % (cs.get('synchronous_commit'), cs.get('shared_buffers'), cs.get('max_wal_size')),
-              'otherwise default settings; the worker sweeps every `ptm_lease.sweep_interval` = %s in'
-              % cs.get('ptm_lease.sweep_interval'),
-              'batches of `sweep_batch_size` = %s, at most 10 batches a pass) and, for each step, a fresh'
-              % cs.get('ptm_lease.sweep_batch_size'),
+              'otherwise default settings: `ptm_lease.notify_owner_changes` = %s; the worker sweeps every'
+              % cs.get('ptm_lease.notify_owner_changes'),
+              '`ptm_lease.sweep_interval` = %s in batches of `sweep_batch_size` = %s, at most 10 a pass)'
+              % (cs.get('ptm_lease.sweep_interval'), cs.get('ptm_lease.sweep_batch_size')),
+              'and, for each step, a fresh',
               'database. Agents of %s leases each (a topic each) renew them with `ptm.renew_leases`, %s'
               % ('{:,}'.format(c0['per_agent']), c0['batch']),
               'per call, every TTL/3 = %g s (TTL %g s), each call at its own phase so that the calls are'
@@ -187,9 +188,10 @@ def render(d):
               % t0['ttl_s'],
               'random moment of its renewal cycle; %s takeovers per row, %s partitions at a time.'
               % (t0['takeovers'] + t0['failures'], t0.get('pairs')),
-              'Settings: `sweep_interval` %s, `holder_grace` %s, `lock_wait_timeout` %s (defaults).'
+              'Settings: `sweep_interval` %s, `holder_grace` %s, `lock_wait_timeout` %s,'
               % (s.get('ptm_lease.sweep_interval'), s.get('ptm_lease.holder_grace'),
-                 s.get('ptm_lease.lock_wait_timeout')), '',
+                 s.get('ptm_lease.lock_wait_timeout')),
+              '`notify_owner_changes` %s (defaults).' % s.get('ptm_lease.notify_owner_changes'), '',
               '- **kill**: `SIGKILL` of the client (its session ends, the lease stays until it expires);',
               '  **stop**: `SIGSTOP` between two renewals; **stop in fence**: `SIGSTOP` inside a fenced',
               '  transaction (after `check_fence`, before `COMMIT`), which keeps the row locked past the',

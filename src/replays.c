@@ -78,6 +78,10 @@ ptm_judge_skips(const PtmSkipMemory *mem, PtmSkips *skips)
 		skips->races = skips->judged;
 }
 
+/* What a race is, the same in the DETAIL of one event and of a batch. */
+#define RACE_DETAIL "The watermark moved since this stream's previous event below it: " \
+	"another materializer is applying this partition at the same time. "
+
 /* Whether the last one of a kind, at *at (if seen), was long enough ago. */
 static bool
 quiet_since(bool seen, TimestampTz at, TimestampTz now)
@@ -110,9 +114,9 @@ ptm_report_skips(const char *projection, int32 partition_id,
 						 errmsg("watermark regression on projection \"%s\" partition %d: offset " INT64_FORMAT " < watermark " INT64_FORMAT,
 								projection, partition_id, skips->first, skips->watermark),
 						 events <= 1 ?
-						 errdetail("The watermark moved since this stream's previous event below it: another materializer is applying this partition at the same time. The event was not applied.") :
-						 errdetail_plural("The watermark moved since this stream's previous event below it: another materializer is applying this partition at the same time. " INT64_FORMAT " of the %d events of this batch was not applied.",
-										  "The watermark moved since this stream's previous event below it: another materializer is applying this partition at the same time. " INT64_FORMAT " of the %d events of this batch were not applied.",
+						 errdetail(RACE_DETAIL "The event was not applied.") :
+						 errdetail_plural(RACE_DETAIL INT64_FORMAT " of the %d events of this batch was not applied.",
+										  RACE_DETAIL INT64_FORMAT " of the %d events of this batch were not applied.",
 										  skips->races, skips->races, events),
 						 errhint("Fence the materializers with a partition lease; see \"Replays and races\" in docs/projections.md.")));
 			break;

@@ -50,14 +50,16 @@ sub listener
 	return \%l;
 }
 
-# Let the listener's psql print what it has received so far.
+# Let the listener's psql print what it has received so far.  psql prints
+# the notifications it read with a query's result after that result, so a
+# second query marks the end of what the first one brought in.
 my $ticks = 0;
 sub sync
 {
 	my ($l) = @_;
 	my $tag = 'tick-' . ++$ticks;
-	$l->{in} .= "SELECT '$tag';\n";
-	$l->{h}->pump until $l->{out} =~ /^$tag$/m;
+	$l->{in} .= "SELECT '$tag';\nSELECT '$tag-end';\n";
+	$l->{h}->pump until $l->{out} =~ /^$tag-end$/m;
 }
 
 sub parse

@@ -91,40 +91,56 @@ static Oid	cache_limits_relid = InvalidOid;
 static Oid	cache_drains_relid = InvalidOid;
 static uint64 cache_invalidations = 0;
 
+/*
+ * The limits' reads: in READ COMMITTED a fresh snapshot, under REPEATABLE
+ * READ or SERIALIZABLE the newest one, so that a lease committed by the
+ * transaction we waited for is counted (PTM_SNAPSHOT_LATEST).
+ */
 static PtmPlan plan_cache = {
-	"SELECT EXISTS (SELECT 1 FROM ptm.topic_limits), EXISTS (SELECT 1 FROM ptm.agent_drains),"
+	.sql = "SELECT EXISTS (SELECT 1 FROM ptm.topic_limits), EXISTS (SELECT 1 FROM ptm.agent_drains),"
 	" 'ptm.topic_limits'::pg_catalog.regclass::pg_catalog.oid,"
 	" 'ptm.agent_drains'::pg_catalog.regclass::pg_catalog.oid",
-	0, {InvalidOid}
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_LATEST
 };
 
 static PtmPlan plan_drained = {
-	"SELECT 1 FROM ptm.agent_drains WHERE agent_id = $1",
-	1, {TEXTOID}
+	.sql = "SELECT 1 FROM ptm.agent_drains WHERE agent_id = $1",
+	.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_LATEST
 };
 
 /* $1 agent, $2 now_ms; through partition_leases_agent_idx */
 static PtmPlan plan_agent_total = {
-	"SELECT pg_catalog.count(*)::integer FROM ptm.partition_leases"
+	.sql = "SELECT pg_catalog.count(*)::integer FROM ptm.partition_leases"
 	" WHERE agent_id = $1 AND lease_expires_at > $2",
-	2, {TEXTOID, INT8OID}
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT8OID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_LATEST
 };
 
 static PtmPlan plan_topic_limit = {
-	"SELECT max_leases, fair_share FROM ptm.topic_limits WHERE topic = $1",
-	1, {TEXTOID}
+	.sql = "SELECT max_leases, fair_share FROM ptm.topic_limits WHERE topic = $1",
+	.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_LATEST
 };
 
 /* $1 topic, $2 now_ms */
 static PtmPlan plan_topic_total = {
-	"SELECT pg_catalog.count(*)::integer FROM ptm.partition_leases"
+	.sql = "SELECT pg_catalog.count(*)::integer FROM ptm.partition_leases"
 	" WHERE topic = $1 AND agent_id IS NOT NULL AND lease_expires_at > $2",
-	2, {TEXTOID, INT8OID}
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT8OID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_LATEST
 };
 
 static PtmPlan plan_shares = {
-	"SELECT agent_id, leases, draining, capacity, live_agents FROM ptm.balance WHERE topic = $1",
-	1, {TEXTOID}
+	.sql = "SELECT agent_id, leases, draining, capacity, live_agents FROM ptm.balance WHERE topic = $1",
+	.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_LATEST
 };
 
 /* ---------------------------------------------------------------------
@@ -165,26 +181,6 @@ ptm_balance_relcache_invalidated(Oid relid)
 	}
 }
 
-/*
- * Run a read of the limits: in READ COMMITTED a fresh snapshot (SPI takes
- * one per statement); under REPEATABLE READ or SERIALIZABLE the newest one,
- * so that a lease committed by the transaction we waited for is counted.
- */
-static void
-balance_read(PtmPlan *plan, Datum *args)
-{
-	int			ret;
-
-	ptm_spi_prepare(&plan->plan, plan->sql, plan->nargs, plan->argtypes);
-	if (IsolationUsesXactSnapshot())
-		ret = SPI_execute_snapshot(plan->plan, args, NULL, GetLatestSnapshot(),
-								   InvalidSnapshot, false, false, 0);
-	else
-		ret = SPI_execute_plan(plan->plan, args, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed for \"%s\": %s", plan->sql, SPI_result_code_string(ret));
-}
-
 static void
 load_cache(void)
 {
@@ -198,7 +194,7 @@ load_cache(void)
 
 	/* An invalidation that arrives while we read leaves the cache invalid. */
 	before = cache_invalidations;
-	balance_read(&plan_cache, NULL);
+	ptm_plan_run(&plan_cache, NULL, NULL);
 	cache_any_topic_limits = DatumGetBool(ptm_spi_value(0, 1, &isnull));
 	cache_any_drains = DatumGetBool(ptm_spi_value(0, 2, &isnull));
 	cache_limits_relid = DatumGetObjectId(ptm_spi_value(0, 3, &isnull));
@@ -298,7 +294,7 @@ fair_share_room(text *topic, text *agent, int want, int *total)
 	int			share;
 	bool		other_below = false;
 
-	balance_read(&plan_shares, args);
+	ptm_plan_run(&plan_shares, args, NULL);
 	*total = 0;
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -349,7 +345,7 @@ ptm_balance_allowance(text *topic, text *agent, int want, PtmLimitReason *why)
 	{
 		Datum		args[1] = {PointerGetDatum(agent)};
 
-		balance_read(&plan_drained, args);
+		ptm_plan_run(&plan_drained, args, NULL);
 		if (SPI_processed > 0)
 		{
 			*why = PTM_LIMIT_DRAINING;
@@ -361,7 +357,7 @@ ptm_balance_allowance(text *topic, text *agent, int want, PtmLimitReason *why)
 	{
 		Datum		args[2] = {PointerGetDatum(agent), Int64GetDatum(now_ms)};
 
-		balance_read(&plan_agent_total, args);
+		ptm_plan_run(&plan_agent_total, args, NULL);
 		cut(&allowance, ptm_max_leases_per_agent - DatumGetInt32(ptm_spi_value(0, 1, &isnull)),
 			PTM_LIMIT_WORKER, why);
 		if (allowance == 0)
@@ -372,7 +368,7 @@ ptm_balance_allowance(text *topic, text *agent, int want, PtmLimitReason *why)
 	{
 		Datum		args[1] = {PointerGetDatum(topic)};
 
-		balance_read(&plan_topic_limit, args);
+		ptm_plan_run(&plan_topic_limit, args, NULL);
 		if (SPI_processed > 0)
 		{
 			Datum		max = ptm_spi_value(0, 1, &isnull);
@@ -397,7 +393,7 @@ ptm_balance_allowance(text *topic, text *agent, int want, PtmLimitReason *why)
 	{
 		Datum		args[2] = {PointerGetDatum(topic), Int64GetDatum(now_ms)};
 
-		balance_read(&plan_topic_total, args);
+		ptm_plan_run(&plan_topic_total, args, NULL);
 		cut(&allowance, topic_max - DatumGetInt32(ptm_spi_value(0, 1, &isnull)),
 			PTM_LIMIT_TENANT, why);
 	}
@@ -434,10 +430,11 @@ ptm_balance_count_refusal(PtmLimitReason why, text *topic)
  * ---------------------------------------------------------------------
  */
 static PtmPlan plan_live_agents = {
-	"SELECT coalesce(pg_catalog.array_agg(agent_id ORDER BY agent_id) FILTER (WHERE NOT draining),"
+	.sql = "SELECT coalesce(pg_catalog.array_agg(agent_id ORDER BY agent_id) FILTER (WHERE NOT draining),"
 	"                '{}'::text[])"
 	"  FROM ptm.balance WHERE topic = $1",
-	1, {TEXTOID}
+	.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+	.expect = SPI_OK_SELECT
 };
 
 /*
@@ -446,14 +443,15 @@ static PtmPlan plan_live_agents = {
  * waits on the row lock and compares with what the first one stored.
  */
 static PtmPlan plan_generation = {
-	"INSERT INTO ptm.topic_generations AS g (topic, agents, generation, changed_at)"
+	.sql = "INSERT INTO ptm.topic_generations AS g (topic, agents, generation, changed_at)"
 	" SELECT $1, $2, 1, $3 WHERE pg_catalog.cardinality($2) > 0"
 	"    OR EXISTS (SELECT 1 FROM ptm.topic_generations WHERE topic = $1)"
 	" ON CONFLICT (topic) DO UPDATE"
 	" SET agents = EXCLUDED.agents, generation = g.generation + 1, changed_at = EXCLUDED.changed_at"
 	" WHERE g.agents IS DISTINCT FROM EXCLUDED.agents"
 	" RETURNING g.generation, pg_catalog.cardinality(g.agents)",
-	3, {TEXTOID, TEXTARRAYOID, TIMESTAMPTZOID}
+	.nargs = 3, .argtypes = (const Oid[]) {TEXTOID, TEXTARRAYOID, TIMESTAMPTZOID},
+	.expect = SPI_OK_INSERT_RETURNING
 };
 
 /* Record the topic's live agents; NOTIFY agents_changed when they changed. */
@@ -466,10 +464,10 @@ announce_agents(text *topic)
 	char	   *t;
 
 	args[0] = PointerGetDatum(topic);
-	ptm_spi_execute(&plan_live_agents, args, NULL, false, 0);
+	ptm_plan_run(&plan_live_agents, args, NULL);
 	args[1] = ptm_spi_value(0, 1, &isnull);
 	args[2] = TimestampTzGetDatum(GetCurrentTimestamp());
-	ptm_spi_execute(&plan_generation, args, NULL, false, 0);
+	ptm_plan_run(&plan_generation, args, NULL);
 	if (SPI_processed == 0)
 		return;
 
@@ -485,8 +483,9 @@ announce_agents(text *topic)
 
 /* Announce every topic where the agent holds a live lease or a membership. */
 static PtmPlan plan_agent_topics = {
-	"SELECT DISTINCT topic FROM ptm.balance WHERE agent_id = $1",
-	1, {TEXTOID}
+	.sql = "SELECT DISTINCT topic FROM ptm.balance WHERE agent_id = $1",
+	.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+	.expect = SPI_OK_SELECT
 };
 
 static void
@@ -498,7 +497,7 @@ announce_agent_topics(text *agent)
 	text	  **topics;
 	bool		isnull;
 
-	ptm_spi_execute(&plan_agent_topics, args, NULL, false, 0);
+	ptm_plan_run(&plan_agent_topics, args, NULL);
 	n = SPI_processed;
 	topics = palloc(sizeof(text *) * (n + 1));
 	for (i = 0; i < n; i++)
@@ -513,18 +512,20 @@ announce_agent_topics(text *agent)
  */
 /* $1 topic, $2 agent, $3 member_until, $4 now */
 static PtmPlan plan_join = {
-	"INSERT INTO ptm.topic_agents AS m (topic, agent_id, member_until, joined_at, seen_at)"
+	.sql = "INSERT INTO ptm.topic_agents AS m (topic, agent_id, member_until, joined_at, seen_at)"
 	" VALUES ($1, $2, $3, $4, $4)"
 	" ON CONFLICT (topic, agent_id) DO UPDATE"
 	" SET member_until = EXCLUDED.member_until, seen_at = EXCLUDED.seen_at,"
 	"     joined_at = CASE WHEN m.member_until > $5 THEN m.joined_at ELSE EXCLUDED.joined_at END",
-	5, {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID}
+	.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID},
+	.expect = SPI_OK_INSERT
 };
 
 /* $1 topic, $2 now_ms: memberships over for a minute are forgotten */
 static PtmPlan plan_forget = {
-	"DELETE FROM ptm.topic_agents WHERE topic = $1 AND member_until < $2 - 60000",
-	2, {TEXTOID, INT8OID}
+	.sql = "DELETE FROM ptm.topic_agents WHERE topic = $1 AND member_until < $2 - 60000",
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT8OID},
+	.expect = SPI_OK_DELETE
 };
 
 /*
@@ -532,19 +533,21 @@ static PtmPlan plan_forget = {
  * renewed first (then by partition, a stable rule), as many as the excess.
  */
 static PtmPlan plan_hand_back = {
-	"SELECT l.partition_id, l.lease_epoch, l.lease_expires_at"
+	.sql = "SELECT l.partition_id, l.lease_epoch, l.lease_expires_at"
 	"  FROM ptm.partition_leases l"
 	" WHERE l.topic = $1 AND l.agent_id = $2 AND l.lease_expires_at > $3"
 	" ORDER BY l.renewed_at, l.partition_id"
 	" LIMIT (SELECT GREATEST(b.excess, 0) FROM ptm.balance b"
 	"         WHERE b.topic = $1 AND b.agent_id = $2)",
-	3, {TEXTOID, TEXTOID, INT8OID}
+	.nargs = 3, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT8OID},
+	.expect = SPI_OK_SELECT
 };
 
 PG_FUNCTION_INFO_V1(ptm_rebalance);
 Datum
 ptm_rebalance(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	text	   *agent = ptm_get_name(fcinfo, 1, "agent_id");
 	int64		ttl_ms = ptm_get_ttl_ms(fcinfo, 2, "ttl");
@@ -554,22 +557,22 @@ ptm_rebalance(PG_FUNCTION_ARGS)
 	uint64		i;
 
 	ptm_check_agent(agent, "agent_id");
-	SPI_connect();
+	spi = ptm_spi_connect(false);
 	{
 		Datum		args[5] = {PointerGetDatum(topic), PointerGetDatum(agent),
 			Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(GetCurrentTimestamp()),
 		Int64GetDatum(now_ms)};
 
-		ptm_spi_execute(&plan_join, args, NULL, false, 0);
+		ptm_plan_run(&plan_join, args, NULL);
 		args[1] = Int64GetDatum(now_ms);
-		ptm_spi_execute(&plan_forget, args, NULL, false, 0);
+		ptm_plan_run(&plan_forget, args, NULL);
 	}
 	announce_agents(topic);
 	{
 		Datum		args[3] = {PointerGetDatum(topic), PointerGetDatum(agent),
 		Int64GetDatum(now_ms)};
 
-		ptm_spi_execute(&plan_hand_back, args, NULL, false, 0);
+		ptm_plan_run(&plan_hand_back, args, NULL);
 	}
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -585,31 +588,33 @@ ptm_rebalance(PG_FUNCTION_ARGS)
 		r.expires_ms = DatumGetInt64(ptm_spi_value(i, 3, &isnull));
 		tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &r));
 	}
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	return (Datum) 0;
 }
 
 static PtmPlan plan_leave = {
-	"DELETE FROM ptm.topic_agents WHERE topic = $1 AND agent_id = $2",
-	2, {TEXTOID, TEXTOID}
+	.sql = "DELETE FROM ptm.topic_agents WHERE topic = $1 AND agent_id = $2",
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, TEXTOID},
+	.expect = SPI_OK_DELETE
 };
 
 PG_FUNCTION_INFO_V1(ptm_leave_topic);
 Datum
 ptm_leave_topic(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	text	   *agent = ptm_get_name(fcinfo, 1, "agent_id");
 	Datum		args[2] = {PointerGetDatum(topic), PointerGetDatum(agent)};
 	bool		was_member;
 
 	ptm_check_agent(agent, "agent_id");
-	SPI_connect();
-	ptm_spi_execute(&plan_leave, args, NULL, false, 0);
+	spi = ptm_spi_connect(false);
+	ptm_plan_run(&plan_leave, args, NULL);
 	was_member = SPI_processed > 0;
 	announce_agents(topic);
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_BOOL(was_member);
 }
@@ -627,18 +632,20 @@ caller_name(void)
 
 /* $1 topic, $2 max_leases, $3 fair_share, $4 reason, $5 caller */
 static PtmPlan plan_set_limit = {
-	"INSERT INTO ptm.topic_limits AS t (topic, max_leases, fair_share, reason, updated_at, updated_by)"
+	.sql = "INSERT INTO ptm.topic_limits AS t (topic, max_leases, fair_share, reason, updated_at, updated_by)"
 	" VALUES ($1, $2, $3, $4, pg_catalog.clock_timestamp(), $5)"
 	" ON CONFLICT (topic) DO UPDATE"
 	" SET max_leases = EXCLUDED.max_leases, fair_share = EXCLUDED.fair_share,"
 	"     reason = EXCLUDED.reason, updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by"
 	" RETURNING t.*",
-	5, {TEXTOID, INT4OID, BOOLOID, TEXTOID, TEXTOID}
+	.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, BOOLOID, TEXTOID, TEXTOID},
+	.expect = SPI_OK_INSERT_RETURNING
 };
 
 static PtmPlan plan_clear_limit = {
-	"DELETE FROM ptm.topic_limits WHERE topic = $1 RETURNING max_leases, fair_share",
-	1, {TEXTOID}
+	.sql = "DELETE FROM ptm.topic_limits WHERE topic = $1 RETURNING max_leases, fair_share",
+	.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+	.expect = SPI_OK_DELETE_RETURNING
 };
 
 /* The details of a topic-limit audit row: {"max_leases": .., "fair_share": ..}. */
@@ -662,6 +669,7 @@ PG_FUNCTION_INFO_V1(ptm_set_topic_limit);
 Datum
 ptm_set_topic_limit(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	bool		max_null = PG_ARGISNULL(1);
 	int32		max_leases = max_null ? 0 : PG_GETARG_INT32(1);
@@ -687,8 +695,8 @@ ptm_set_topic_limit(PG_FUNCTION_ARGS)
 	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
 	args[4] = caller_name();
 
-	SPI_connect();
-	ptm_spi_execute(&plan_set_limit, args, nulls, false, 0);
+	spi = ptm_spi_connect(false);
+	ptm_plan_run(&plan_set_limit, args, nulls);
 	result = PointerGetDatum(SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc));
 
 	audit.action = "set_topic_limit";
@@ -699,7 +707,7 @@ ptm_set_topic_limit(PG_FUNCTION_ARGS)
 	audit.details = limit_details(max_null, max_leases, fair_null,
 								  fair_null ? false : PG_GETARG_BOOL(2));
 	ptm_write_audit(&audit);
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_DATUM(result);
 }
@@ -708,12 +716,13 @@ PG_FUNCTION_INFO_V1(ptm_clear_topic_limit);
 Datum
 ptm_clear_topic_limit(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	Datum		args[1] = {PointerGetDatum(topic)};
 	bool		cleared;
 
-	SPI_connect();
-	ptm_spi_execute(&plan_clear_limit, args, NULL, false, 0);
+	spi = ptm_spi_connect(false);
+	ptm_plan_run(&plan_clear_limit, args, NULL);
 	cleared = SPI_processed > 0;
 	if (cleared)
 	{
@@ -732,21 +741,23 @@ ptm_clear_topic_limit(PG_FUNCTION_ARGS)
 									  fair_null, fair_null ? false : DatumGetBool(fair));
 		ptm_write_audit(&audit);
 	}
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_BOOL(cleared);
 }
 
 /* $1 agent, $2 reason, $3 caller */
 static PtmPlan plan_drain = {
-	"INSERT INTO ptm.agent_drains (agent_id, reason, drained_by) VALUES ($1, $2, $3)"
+	.sql = "INSERT INTO ptm.agent_drains (agent_id, reason, drained_by) VALUES ($1, $2, $3)"
 	" ON CONFLICT (agent_id) DO NOTHING",
-	3, {TEXTOID, TEXTOID, TEXTOID}
+	.nargs = 3, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, TEXTOID},
+	.expect = SPI_OK_INSERT
 };
 
 static PtmPlan plan_undrain = {
-	"DELETE FROM ptm.agent_drains WHERE agent_id = $1",
-	1, {TEXTOID}
+	.sql = "DELETE FROM ptm.agent_drains WHERE agent_id = $1",
+	.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+	.expect = SPI_OK_DELETE
 };
 
 /* Audit a drain or undrain: the agent, its live leases, in details. */
@@ -781,7 +792,7 @@ agent_live_leases(text *agent)
 	Datum		args[2] = {PointerGetDatum(agent), Int64GetDatum(ptm_now_ms())};
 	bool		isnull;
 
-	ptm_spi_execute(&plan_agent_total, args, NULL, false, 0);
+	ptm_plan_run(&plan_agent_total, args, NULL);
 	return DatumGetInt32(ptm_spi_value(0, 1, &isnull));
 }
 
@@ -789,6 +800,7 @@ PG_FUNCTION_INFO_V1(ptm_drain_agent);
 Datum
 ptm_drain_agent(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *agent = ptm_get_name(fcinfo, 0, "agent_id");
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', ' '};
@@ -799,13 +811,13 @@ ptm_drain_agent(PG_FUNCTION_ARGS)
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 	args[2] = caller_name();
 
-	SPI_connect();
-	ptm_spi_execute(&plan_drain, args, nulls, false, 0);
+	spi = ptm_spi_connect(false);
+	ptm_plan_run(&plan_drain, args, nulls);
 	live = agent_live_leases(agent);
 	/* every call is audited, a repeated one too (it may carry a new reason) */
 	audit_drain("drain_agent", agent, live, fcinfo);
 	announce_agent_topics(agent);
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_INT32(live);
 }
@@ -814,19 +826,20 @@ PG_FUNCTION_INFO_V1(ptm_undrain_agent);
 Datum
 ptm_undrain_agent(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *agent = ptm_get_name(fcinfo, 0, "agent_id");
 	Datum		args[1] = {PointerGetDatum(agent)};
 	bool		was_drained;
 
-	SPI_connect();
-	ptm_spi_execute(&plan_undrain, args, NULL, false, 0);
+	spi = ptm_spi_connect(false);
+	ptm_plan_run(&plan_undrain, args, NULL);
 	was_drained = SPI_processed > 0;
 	if (was_drained)
 	{
 		audit_drain("undrain_agent", agent, agent_live_leases(agent), fcinfo);
 		announce_agent_topics(agent);
 	}
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_BOOL(was_drained);
 }

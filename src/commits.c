@@ -62,6 +62,7 @@ typedef enum CommitPlan
 	PLAN_UPDATE_CLAIMED,		/* commit fenced by the workflow's claim */
 	PLAN_INSERT,				/* expected_version = 0: create */
 	PLAN_READ,					/* the row as it stands */
+	PLAN_READ_STABLE,			/* the same, in get_state's snapshot */
 	PLAN_DEDUP_INSERT,			/* record an action id (or find it) */
 	PLAN_DEDUP_READ,			/* what a recorded action produced */
 	PLAN_DEDUP_DELETE,			/* forget an action whose commit was refused */
@@ -69,40 +70,53 @@ typedef enum CommitPlan
 	NUM_PLANS
 } CommitPlan;
 
+#define SQL_READ \
+	"SELECT version::pg_catalog.int8, state::pg_catalog.jsonb, updated_at," \
+	"       claim_worker, claim_step::pg_catalog.int8," \
+	"       claim_epoch::pg_catalog.int8, claim_expires_at::pg_catalog.int8" \
+	"  FROM ptm.workflow_state WHERE workflow_key = $1"
+
 static PtmPlan plans[NUM_PLANS] = {
 	[PLAN_UPDATE] = {
-		"UPDATE ptm.workflow_state"
+		.sql = "UPDATE ptm.workflow_state"
 		"   SET version = version + 1, state = $3, updated_at = pg_catalog.now()"
 		" WHERE workflow_key = $1 AND version = $2"
 		" RETURNING version::pg_catalog.int8",
-		3, {TEXTOID, INT8OID, JSONBOID}
+		.nargs = 3, .argtypes = (const Oid[]) {TEXTOID, INT8OID, JSONBOID},
+		.expect = SPI_OK_UPDATE_RETURNING
 	},
 	[PLAN_UPDATE_CLAIMED] = {
-		"UPDATE ptm.workflow_state"
+		.sql = "UPDATE ptm.workflow_state"
 		"   SET version = version + 1, state = $3, updated_at = pg_catalog.now(),"
 		"       claim_expires_at = NULL"
 		" WHERE workflow_key = $1 AND version = $2"
 		"   AND claim_epoch = $4 AND claim_expires_at > $5"
 		" RETURNING version::pg_catalog.int8",
-		5, {TEXTOID, INT8OID, JSONBOID, INT8OID, INT8OID}
+		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT8OID, JSONBOID, INT8OID, INT8OID},
+		.expect = SPI_OK_UPDATE_RETURNING
 	},
 	[PLAN_INSERT] = {
-		"INSERT INTO ptm.workflow_state (workflow_key, version, state)"
+		.sql = "INSERT INTO ptm.workflow_state (workflow_key, version, state)"
 		" VALUES ($1, 1, $2)"
 		" ON CONFLICT (workflow_key) DO NOTHING"
 		" RETURNING version::pg_catalog.int8",
-		2, {TEXTOID, JSONBOID}
+		.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, JSONBOID},
+		.expect = SPI_OK_INSERT_RETURNING
 	},
 	[PLAN_READ] = {
-		"SELECT version::pg_catalog.int8, state::pg_catalog.jsonb, updated_at,"
-		"       claim_worker, claim_step::pg_catalog.int8,"
-		"       claim_epoch::pg_catalog.int8, claim_expires_at::pg_catalog.int8"
-		"  FROM ptm.workflow_state WHERE workflow_key = $1",
-		1, {TEXTOID}
+		.sql = SQL_READ,
+		.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+		.expect = SPI_OK_SELECT
 	},
+	[PLAN_READ_STABLE] = {
+		.sql = SQL_READ,
+		.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+		.expect = SPI_OK_SELECT,
+		.snapshot = PTM_SNAPSHOT_CALLER
+	},
+	/* An expired entry is taken over as if it were not there. */
 	[PLAN_DEDUP_INSERT] = {
-		/* An expired entry is taken over as if it were not there. */
-		"INSERT INTO ptm.action_dedup_log AS d"
+		.sql = "INSERT INTO ptm.action_dedup_log AS d"
 		"       (workflow_key, action_id, result_version, created_at, expires_at)"
 		" VALUES ($1, $2, $3, $4, $5)"
 		" ON CONFLICT (workflow_key, action_id) DO UPDATE"
@@ -110,26 +124,29 @@ static PtmPlan plans[NUM_PLANS] = {
 		"       created_at = excluded.created_at, expires_at = excluded.expires_at"
 		" WHERE d.expires_at <= excluded.created_at"
 		" RETURNING d.result_version",
-		5, {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID},
+		.expect = SPI_OK_INSERT_RETURNING
 	},
 	[PLAN_DEDUP_READ] = {
-		"SELECT d.result_version, s.state::pg_catalog.jsonb"
+		.sql = "SELECT d.result_version, s.state::pg_catalog.jsonb"
 		"  FROM ptm.action_dedup_log d"
 		"  LEFT JOIN ptm.workflow_state s"
 		"    ON s.workflow_key = d.workflow_key AND s.version = d.result_version"
 		" WHERE d.workflow_key = $1 AND d.action_id = $2",
-		2, {TEXTOID, TEXTOID}
+		.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, TEXTOID},
+		.expect = SPI_OK_SELECT
 	},
 	[PLAN_DEDUP_DELETE] = {
-		"DELETE FROM ptm.action_dedup_log WHERE workflow_key = $1 AND action_id = $2",
-		2, {TEXTOID, TEXTOID}
+		.sql = "DELETE FROM ptm.action_dedup_log WHERE workflow_key = $1 AND action_id = $2",
+		.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, TEXTOID},
+		.expect = SPI_OK_DELETE
 	},
+	/*
+	 * Claimable when no claim is live on the current step, or when the
+	 * caller holds it (then the epoch is kept and the expiry extended).
+	 */
 	[PLAN_CLAIM] = {
-		/*
-		 * Claimable when no claim is live on the current step, or when the
-		 * caller holds it (then the epoch is kept and the expiry extended).
-		 */
-		"UPDATE ptm.workflow_state"
+		.sql = "UPDATE ptm.workflow_state"
 		"   SET claim_epoch = CASE WHEN claim_worker = $3 AND claim_step = $2"
 		"                          AND claim_expires_at > $4"
 		"                     THEN claim_epoch ELSE claim_epoch + 1 END,"
@@ -138,7 +155,8 @@ static PtmPlan plans[NUM_PLANS] = {
 		"   AND (claim_expires_at IS NULL OR claim_expires_at <= $4"
 		"        OR claim_step IS DISTINCT FROM version OR claim_worker = $3)"
 		" RETURNING claim_epoch::pg_catalog.int8",
-		5, {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID}
+		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID},
+		.expect = SPI_OK_UPDATE_RETURNING
 	},
 };
 
@@ -182,10 +200,9 @@ ptm_commits_define_gucs(void)
  * to SPI.  Returns the number of rows processed.
  */
 static int
-run_plan(CommitPlan id, Datum *values, bool read_only)
+run_plan(CommitPlan id, Datum *values)
 {
-	ptm_spi_execute(&plans[id], values, NULL, read_only, 0);
-	return (int) SPI_processed;
+	return (int) ptm_plan_run(&plans[id], values, NULL);
 }
 
 /* Column col of the first result row. */
@@ -413,7 +430,7 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 		goto counted;
 
 	/* No SET clause on try_commit: pin search_path before any SQL. */
-	pinned = ptm_spi_connect_pinned();
+	pinned = ptm_spi_connect(true);
 	ptm_check_claim_owner(key, &fence);
 
 	/* 1. The lease fence: before the action and the version are looked at. */
@@ -438,9 +455,9 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 		args[2] = Int64GetDatum(expected + 1);
 		args[3] = TimestampTzGetDatum(now);
 		args[4] = TimestampTzGetDatum(now + (TimestampTz) ptm_dedup_ttl_s * USECS_PER_SEC);
-		if (run_plan(PLAN_DEDUP_INSERT, args, false) == 0)
+		if (run_plan(PLAN_DEDUP_INSERT, args) == 0)
 		{
-			if (run_plan(PLAN_DEDUP_READ, args, false) != 1)
+			if (run_plan(PLAN_DEDUP_READ, args) != 1)
 				elog(ERROR, "action id of a conflicting insert not found");
 			ptm_count(PTM_DEDUP_HITS);
 			result = PTM_COMMIT_DUPLICATE;
@@ -456,7 +473,7 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 	if (expected == 0 && fence.kind != PTM_FENCE_ARGS_CLAIM)
 	{
 		args[1] = new_state;
-		version = run_plan(PLAN_INSERT, args, false) == 1 ? 1 : 0;
+		version = run_plan(PLAN_INSERT, args) == 1 ? 1 : 0;
 	}
 	else
 	{
@@ -476,7 +493,7 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 		else
 			version = -1;
 		if (version < 0)
-			version = run_plan(plan, args, false) == 1 ? result_int8(1, &isnull) : 0;
+			version = run_plan(plan, args) == 1 ? result_int8(1, &isnull) : 0;
 	}
 
 	if (version > 0)
@@ -493,14 +510,14 @@ ptm_try_commit(PG_FUNCTION_ARGS)
 	{
 		args[0] = PointerGetDatum(key);
 		args[1] = PointerGetDatum(action_id);
-		run_plan(PLAN_DEDUP_DELETE, args, false);
+		run_plan(PLAN_DEDUP_DELETE, args);
 	}
 	result = PTM_COMMIT_CAS_CONFLICT;
 
 refused:
 	/* Say why, with the row as it stands now. */
 	args[0] = PointerGetDatum(key);
-	if (run_plan(PLAN_READ, args, false) == 1)
+	if (run_plan(PLAN_READ, args) == 1)
 	{
 		version = result_int8(READ_VERSION, &isnull);
 		state = result_jsonb(READ_STATE, &state_null);
@@ -528,7 +545,7 @@ refused:
 		ptm_count(PTM_STORE_CONFLICTS);
 
 done:
-	ptm_spi_finish_pinned(pinned);
+	ptm_spi_finish(pinned);
 
 counted:
 	ptm_count(result);
@@ -555,22 +572,22 @@ PG_FUNCTION_INFO_V1(ptm_get_state);
 Datum
 ptm_get_state(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *key = ptm_get_name(fcinfo, 0, "workflow_key");
 	TupleDesc	tupdesc = ptm_result_tupdesc(fcinfo);
 	Datum		values[3] = {Int64GetDatum(0), (Datum) 0, (Datum) 0};
 	bool		nulls[3] = {false, true, true};
 	Datum		args[1];
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi = ptm_spi_connect(false);
 	args[0] = PointerGetDatum(key);
-	if (run_plan(PLAN_READ, args, true) == 1)
+	if (run_plan(PLAN_READ_STABLE, args) == 1)
 	{
 		values[0] = Int64GetDatum(result_int8(READ_VERSION, &nulls[0]));
 		values[1] = result_jsonb(READ_STATE, &nulls[1]);
 		values[2] = result_col(READ_UPDATED_AT, &nulls[2]);
 	}
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -740,7 +757,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 		goto decided;
 
 	/* No SET clause on claim_step: pin search_path before any SQL. */
-	pinned = ptm_spi_connect_pinned();
+	pinned = ptm_spi_connect(true);
 
 	/*
 	 * Try to claim; when refused, look at the row to say why.  If the look
@@ -761,7 +778,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 		args[2] = PointerGetDatum(worker);
 		args[3] = Int64GetDatum(now_ms);
 		args[4] = Int64GetDatum(now_ms + ttl_ms);
-		if (run_plan(PLAN_CLAIM, args, false) == 1)
+		if (run_plan(PLAN_CLAIM, args) == 1)
 		{
 			result = PTM_CLAIM_CLAIMED;
 			values[3] = PointerGetDatum(worker);
@@ -771,7 +788,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 			break;
 		}
 
-		if (run_plan(PLAN_READ, args, false) == 0)
+		if (run_plan(PLAN_READ, args) == 0)
 		{
 			result = PTM_CLAIM_OUT_OF_ORDER;
 			break;
@@ -802,7 +819,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 			break;
 		nulls[3] = nulls[4] = nulls[5] = true;
 	}
-	ptm_spi_finish_pinned(pinned);
+	ptm_spi_finish(pinned);
 
 	/* A claim that kept changing under us is, for the caller, busy. */
 	if (attempt == CLAIM_ATTEMPTS)

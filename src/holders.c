@@ -29,7 +29,7 @@
 
 /* $1 pids, $2 began before (NULL: whenever), $3 by, $4 wait for exit (ms) */
 static PtmPlan plan_end = {
-	"SELECT a.pid,"
+	.sql = "SELECT a.pid,"
 	"       pg_catalog.jsonb_build_object('pid', a.pid, 'usename', a.usename,"
 	"         'application_name', a.application_name, 'client_addr', a.client_addr,"
 	"         'backend_start', a.backend_start, 'xact_start', a.xact_start,"
@@ -42,7 +42,8 @@ static PtmPlan plan_end = {
 #endif
 	"  FROM pg_catalog.pg_stat_activity a"
 	" WHERE a.pid = ANY ($1) AND ($2::timestamptz IS NULL OR a.xact_start < $2)",
-	4, {INT4ARRAYOID, TIMESTAMPTZOID, TEXTOID, INT8OID}
+	.nargs = 4, .argtypes = (const Oid[]) {INT4ARRAYOID, TIMESTAMPTZOID, TEXTOID, INT8OID},
+	.expect = SPI_OK_SELECT
 };
 
 int
@@ -65,7 +66,7 @@ ptm_end_backends(const int *pids, int npids, TimestampTz started_before, int wai
 	args[1] = TimestampTzGetDatum(started_before);
 	args[2] = CStringGetTextDatum(by);
 	args[3] = Int64GetDatum((int64) wait_ms);
-	ptm_spi_execute(&plan_end, args, nulls, false, 0);
+	ptm_plan_run(&plan_end, args, nulls);
 
 	for (r = 0; r < SPI_processed; r++)
 	{

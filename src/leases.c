@@ -104,22 +104,28 @@ typedef struct LeaseRow
 	" lease_expires_at::pg_catalog.int8, state::pg_catalog.text, previous_agent_id::pg_catalog.text"
 
 static PtmPlan plan_select = {
-	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
+	.sql = "SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
 	" WHERE topic = $1 AND partition_id = $2",
-	2, {TEXTOID, INT4OID}
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT4OID},
+	.expect = SPI_OK_SELECT,
+	.max_rows = 1
 };
 
 /* the row locked for a change (a table with row security: see lock_lease) */
 static PtmPlan plan_select_lock = {
-	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
+	.sql = "SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
 	" WHERE topic = $1 AND partition_id = $2 FOR NO KEY UPDATE",
-	2, {TEXTOID, INT4OID}
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT4OID},
+	.expect = SPI_OK_SELECT,
+	.max_rows = 1
 };
 
 static PtmPlan plan_select_share = {
-	"SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
+	.sql = "SELECT " LEASE_COLUMNS " FROM ptm.partition_leases"
 	" WHERE topic = $1 AND partition_id = $2 FOR SHARE",
-	2, {TEXTOID, INT4OID}
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT4OID},
+	.expect = SPI_OK_SELECT,
+	.max_rows = 1
 };
 
 /*
@@ -148,10 +154,12 @@ lease_plan(LeasePlan *plan)
 	" ON CONFLICT (topic, partition_id) DO NOTHING" \
 	" RETURNING l.lease_epoch::pg_catalog.int8"
 static LeasePlan plan_insert = {
-	{SQL_INSERT(", sweep_at", ", $4"),
-		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}},
-	{SQL_INSERT("", ""),
-		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}}
+	{.sql = SQL_INSERT(", sweep_at", ", $4"),
+		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
+		.expect = SPI_OK_INSERT_RETURNING},
+	{.sql = SQL_INSERT("", ""),
+		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
+		.expect = SPI_OK_INSERT_RETURNING}
 };
 
 /*
@@ -168,10 +176,12 @@ static LeasePlan plan_insert = {
 	" WHERE topic = $1 AND partition_id = $2" \
 	" RETURNING lease_epoch::pg_catalog.int8"
 static LeasePlan plan_take = {
-	{SQL_TAKE(" sweep_at = $4,"),
-		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}},
-	{SQL_TAKE(""),
-		5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID}}
+	{.sql = SQL_TAKE(" sweep_at = $4,"),
+		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
+		.expect = SPI_OK_UPDATE_RETURNING},
+	{.sql = SQL_TAKE(""),
+		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
+		.expect = SPI_OK_UPDATE_RETURNING}
 };
 
 /*
@@ -181,11 +191,12 @@ static LeasePlan plan_take = {
  * $1 topic, $2 partition, $3 expires_ms, $4 now
  */
 static PtmPlan plan_hold = {
-	"UPDATE ptm.partition_leases"
+	.sql = "UPDATE ptm.partition_leases"
 	" SET lease_expires_at = greatest(lease_expires_at, $3), renewed_at = $4"
 	" WHERE topic = $1 AND partition_id = $2"
 	" RETURNING lease_expires_at::pg_catalog.int8",
-	4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}
+	.nargs = 4, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_UPDATE_RETURNING
 };
 
 /*
@@ -195,12 +206,13 @@ static PtmPlan plan_hold = {
  * expiry), so both are HOT updates.
  */
 static PtmPlan plan_renew = {
-	"UPDATE ptm.partition_leases"
+	.sql = "UPDATE ptm.partition_leases"
 	" SET lease_expires_at = greatest(lease_expires_at, $6), renewed_at = $7"
 	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3"
 	"   AND lease_epoch = $4 AND lease_expires_at > $5"
 	" RETURNING lease_expires_at::pg_catalog.int8",
-	7, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}
+	.nargs = 7, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_UPDATE_RETURNING
 };
 
 /* $1 topic, $2 partition, $3 agent, $4 epoch, $5 now_ms, $6 now */
@@ -211,10 +223,12 @@ static PtmPlan plan_renew = {
 	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3" \
 	"   AND lease_epoch = $4 AND lease_expires_at > $5"
 static LeasePlan plan_release = {
-	{SQL_RELEASE(" sweep_at = $5,"),
-		6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}},
-	{SQL_RELEASE(""),
-		6, {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}}
+	{.sql = SQL_RELEASE(" sweep_at = $5,"),
+		.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID},
+		.expect = SPI_OK_UPDATE},
+	{.sql = SQL_RELEASE(""),
+		.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID},
+		.expect = SPI_OK_UPDATE}
 };
 
 /* $1 topic, $2 partition, $3 now_ms, $4 now */
@@ -226,25 +240,29 @@ static LeasePlan plan_release = {
 	" WHERE topic = $1 AND partition_id = $2 AND agent_id IS NOT NULL" \
 	" RETURNING previous_agent_id, previous_epoch, lease_epoch"
 static LeasePlan plan_force = {
-	{SQL_FORCE(" sweep_at = $3,"),
-		4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}},
-	{SQL_FORCE(""),
-		4, {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}}
+	{.sql = SQL_FORCE(" sweep_at = $3,"),
+		.nargs = 4, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID},
+		.expect = SPI_OK_UPDATE_RETURNING},
+	{.sql = SQL_FORCE(""),
+		.nargs = 4, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID},
+		.expect = SPI_OK_UPDATE_RETURNING}
 };
 
 /*
  * $1 action, $2 topic, $3 partition, $4 prev agent, $5 prev epoch,
  * $6 new epoch, $7 reason, $8 the caller's role, $9 details.  An INSERT, which
- * the DML guard allows: its own plan slot (PtmPlan holds 8 arguments).
+ * the DML guard allows.
  */
-#define AUDIT_SQL \
-	"INSERT INTO ptm.lease_audit" \
-	" (action, topic, partition_id, previous_agent_id, previous_epoch, new_epoch, reason," \
-	"  current_user_name, details)" \
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)"
-static const Oid audit_argtypes[9] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID,
-TEXTOID, TEXTOID, TEXTOID};
-static SPIPlanPtr audit_plan = NULL;
+static PtmPlan plan_audit = {
+	.sql = "INSERT INTO ptm.lease_audit"
+	" (action, topic, partition_id, previous_agent_id, previous_epoch, new_epoch, reason,"
+	"  current_user_name, details)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
+	.nargs = 9,
+	.argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID,
+	TEXTOID, TEXTOID, TEXTOID},
+	.expect = SPI_OK_INSERT
+};
 
 /*
  * $1 topic, $2 agent, $3 now_ms, $4 max, $5 expires_ms, $6 now.  Returns the
@@ -266,22 +284,25 @@ static SPIPlanPtr audit_plan = NULL;
 	" RETURNING l.partition_id, l.lease_epoch," \
 	"  CASE WHEN c.state <> 'free' THEN c.lease_expires_at END, l.previous_agent_id"
 static LeasePlan plan_bulk_acquire = {
-	{SQL_BULK_ACQUIRE(" sweep_at = $5,"),
-		6, {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID}},
-	{SQL_BULK_ACQUIRE(""),
-		6, {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID}}
+	{.sql = SQL_BULK_ACQUIRE(" sweep_at = $5,"),
+		.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID},
+		.expect = SPI_OK_UPDATE_RETURNING},
+	{.sql = SQL_BULK_ACQUIRE(""),
+		.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID},
+		.expect = SPI_OK_UPDATE_RETURNING}
 };
 
 /* $1 topic, $2 now_ms: is a lease still free or expired (bulk acquire cut by a limit)? */
 static PtmPlan plan_any_free = {
-	"SELECT 1 FROM ptm.partition_leases"
+	.sql = "SELECT 1 FROM ptm.partition_leases"
 	" WHERE topic = $1 AND (agent_id IS NULL OR lease_expires_at <= $2) LIMIT 1",
-	2, {TEXTOID, INT8OID}
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT8OID},
+	.expect = SPI_OK_SELECT
 };
 
 /* $1 agent, $2 topics, $3 partitions, $4 epochs, $5 now_ms, $6 expires_ms, $7 now */
 static PtmPlan plan_bulk_renew = {
-	"UPDATE ptm.partition_leases l"
+	.sql = "UPDATE ptm.partition_leases l"
 	" SET lease_expires_at = greatest(l.lease_expires_at, $6), renewed_at = $7"
 	/* multi-argument unnest() exists only unqualified: spell out ROWS FROM */
 	" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
@@ -289,15 +310,17 @@ static PtmPlan plan_bulk_renew = {
 	" WHERE l.topic = r.topic AND l.partition_id = r.partition_id"
 	"   AND l.agent_id = $1 AND l.lease_epoch = r.lease_epoch AND l.lease_expires_at > $5"
 	" RETURNING r.ord, l.lease_expires_at",
-	7, {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8OID, INT8OID, TIMESTAMPTZOID}
+	.nargs = 7, .argtypes = (const Oid[]) {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8OID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_UPDATE_RETURNING
 };
 
 /* $1 topic, $2 partitions */
 static PtmPlan plan_ensure = {
-	"INSERT INTO ptm.partition_leases (topic, partition_id)"
+	.sql = "INSERT INTO ptm.partition_leases (topic, partition_id)"
 	" SELECT $1, p FROM pg_catalog.generate_series(0, $2 - 1) AS p"
 	" ON CONFLICT (topic, partition_id) DO NOTHING",
-	2, {TEXTOID, INT4OID}
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT4OID},
+	.expect = SPI_OK_INSERT
 };
 
 static char *
@@ -326,9 +349,9 @@ read_lease(text *topic, int32 partition_id, LeaseRead mode)
 	 * Not read-only: SPI then takes a fresh snapshot, so a row changed by a
 	 * transaction we just waited for is seen as it is now.
 	 */
-	ptm_spi_execute(mode == LEASE_READ_SHARE ? &plan_select_share :
+	ptm_plan_run(mode == LEASE_READ_SHARE ? &plan_select_share :
 					mode == LEASE_READ_LOCK ? &plan_select_lock : &plan_select,
-					args, NULL, false, 1);
+					args, NULL);
 	if (SPI_processed == 0)
 		return row;
 
@@ -405,10 +428,10 @@ read_lease_direct(text *topic, int32 partition_id)
 
 	if (ptm_row_read(&lease_table, keys, lease_row_from_slot, &row) == PTM_ROW_USE_SQL)
 	{
-		int			pinned = ptm_spi_connect_pinned();
+		int			pinned = ptm_spi_connect(true);
 
 		row = read_lease(topic, partition_id, LEASE_READ);
-		ptm_spi_finish_pinned(pinned);
+		ptm_spi_finish(pinned);
 	}
 	return row;
 }
@@ -523,9 +546,7 @@ ptm_write_audit(const PtmAudit *a)
 	v[7] = CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false));
 	v[8] = a->details ? CStringGetTextDatum(a->details) : (Datum) 0;
 	n[8] = a->details ? ' ' : 'n';
-	if (SPI_execute_plan(ptm_spi_prepare(&audit_plan, AUDIT_SQL, 9, audit_argtypes),
-						 v, n, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write the audit row");
+	ptm_plan_run(&plan_audit, v, n);
 }
 
 /* longest NOTIFY payload the server accepts (NOTIFY_PAYLOAD_MAX_LENGTH) */
@@ -738,7 +759,7 @@ acquire_limited(PtmLeaseResult *out, const LeaseRow *row, text *topic, PtmLimitR
 static void
 insert_lease(void *arg)
 {
-	ptm_spi_execute(lease_plan(&plan_insert), (Datum *) arg, NULL, false, 0);
+	ptm_plan_run(lease_plan(&plan_insert), (Datum *) arg, NULL);
 }
 
 /* Whether the limits let the agent take one more lease of the topic. */
@@ -864,7 +885,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			Datum		args[4] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
 			Int64GetDatum(now_ms + ttl_ms), TimestampTzGetDatum(now)};
 
-			ptm_spi_execute(&plan_hold, args, NULL, false, 0);
+			ptm_plan_run(&plan_hold, args, NULL);
 			out->result = "held";
 			out->epoch = row.epoch;
 			out->expires_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
@@ -901,7 +922,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			args[2] = PointerGetDatum(agent);
 			args[3] = Int64GetDatum(now_ms + ttl_ms);
 			args[4] = TimestampTzGetDatum(now);
-			ptm_spi_execute(lease_plan(&plan_take), args, NULL, false, 0);
+			ptm_plan_run(lease_plan(&plan_take), args, NULL);
 			ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 			out->result = "acquired";
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
@@ -957,10 +978,10 @@ ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(outcome_datum(fcinfo, callerctx, &out));
 	}
 
-	pinned = ptm_spi_connect_pinned();
+	pinned = ptm_spi_connect(true);
 	acquire_one(&out, topic, partition_id, agent, ttl_ms, &first_read);
 	result = outcome_datum(fcinfo, callerctx, &out);
-	ptm_spi_finish_pinned(pinned);
+	ptm_spi_finish(pinned);
 
 	PG_RETURN_DATUM(result);
 }
@@ -1036,7 +1057,7 @@ static PtmRowOutcome
 renew_by_sql(text *topic, int32 partition_id, int wait_ms, RenewCall *call)
 {
 	PtmRowOutcome outcome = PTM_ROW_KEPT;
-	int			pinned = ptm_spi_connect_pinned();
+	int			pinned = ptm_spi_connect(true);
 
 	call->seen = read_lease(topic, partition_id, LEASE_READ);
 	if (!call->seen.found)
@@ -1054,7 +1075,7 @@ renew_by_sql(text *topic, int32 partition_id, int wait_ms, RenewCall *call)
 			Int64GetDatum(call->now_ms), Int64GetDatum(call->expires_ms),
 		TimestampTzGetDatum(call->now)};
 
-		ptm_spi_execute(&plan_renew, args, NULL, false, 0);
+		ptm_plan_run(&plan_renew, args, NULL);
 		if (SPI_processed > 0)
 		{
 			bool		isnull;
@@ -1063,7 +1084,7 @@ renew_by_sql(text *topic, int32 partition_id, int wait_ms, RenewCall *call)
 			outcome = PTM_ROW_UPDATED;
 		}
 	}
-	ptm_spi_finish_pinned(pinned);
+	ptm_spi_finish(pinned);
 	return outcome;
 }
 
@@ -1160,6 +1181,7 @@ PG_FUNCTION_INFO_V1(ptm_release_lease);
 Datum
 ptm_release_lease(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
 	text	   *agent = ptm_get_name(fcinfo, 2, "agent_id");
@@ -1175,7 +1197,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 	out.partition_id = partition_id;
 
 	ptm_check_agent(agent, "agent_id");
-	SPI_connect();
+	spi = ptm_spi_connect(false);
 	outcome = lock_lease(topic, partition_id, ptm_lock_wait_timeout_ms, &row);
 	now_ms = ptm_now_ms();		/* after the lock: a wait cannot hide an expiry */
 	if (outcome == PTM_ROW_KEPT && row.epoch == epoch && same_agent(row.agent_id, agent) &&
@@ -1185,7 +1207,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 			PointerGetDatum(agent), Int64GetDatum(epoch), Int64GetDatum(now_ms),
 		TimestampTzGetDatum(GetCurrentTimestamp())};
 
-		ptm_spi_execute(lease_plan(&plan_release), args, NULL, false, 0);
+		ptm_plan_run(lease_plan(&plan_release), args, NULL);
 		out.result = "released";
 		out.has_lease = true;
 		out.agent_id = NULL;
@@ -1216,7 +1238,7 @@ ptm_release_lease(PG_FUNCTION_ARGS)
 		count_if_stale(out.result, topic);
 	}
 	result = outcome_datum(fcinfo, callerctx, &out);
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_DATUM(result);
 }
@@ -1303,7 +1325,7 @@ force_locked_lease(PtmLeaseResult *out, text *topic, int32 partition_id, Datum r
 	args[1] = Int32GetDatum(partition_id);
 	args[2] = Int64GetDatum(now_ms);
 	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
-	ptm_spi_execute(lease_plan(&plan_force), args, NULL, false, 0);
+	ptm_plan_run(lease_plan(&plan_force), args, NULL);
 	ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 	if (SPI_processed == 0)
 		elog(ERROR, "locked lease of partition %s-%d changed under its lock",
@@ -1346,6 +1368,7 @@ PG_FUNCTION_INFO_V1(ptm_force_expire);
 Datum
 ptm_force_expire(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
 	bool		reason_null = PG_ARGISNULL(2);
@@ -1367,7 +1390,7 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 	if (agent_given)
 		ptm_check_agent(agent, "agent_id");
 
-	SPI_connect();
+	spi = ptm_spi_connect(false);
 	outcome = lock_lease(topic, partition_id, ptm_lock_wait_timeout_ms, &row);
 	refusal = force_refusal(&row, agent, agent_given, epoch, epoch_given);
 
@@ -1397,7 +1420,7 @@ ptm_force_expire(PG_FUNCTION_ARGS)
 		force_locked_lease(&out, topic, partition_id, reason, reason_null);
 
 	result = outcome_datum(fcinfo, callerctx, &out);
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_DATUM(result);
 }
@@ -1410,6 +1433,7 @@ PG_FUNCTION_INFO_V1(ptm_advance_epoch_era);
 Datum
 ptm_advance_epoch_era(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	bool		reason_null = PG_ARGISNULL(0);
 	Datum		reason = reason_null ? (Datum) 0 : PG_GETARG_DATUM(0);
 	PtmEraChange change;
@@ -1417,7 +1441,7 @@ ptm_advance_epoch_era(PG_FUNCTION_ARGS)
 	int64		floor;
 
 	PreventCommandIfReadOnly("ptm.advance_epoch_era()");
-	SPI_connect();
+	spi = ptm_spi_connect(false);
 	floor = ptm_epochs_advance_era(reason, reason_null, &change);
 
 	audit.action = "advance_epoch_era";
@@ -1428,7 +1452,7 @@ ptm_advance_epoch_era(PG_FUNCTION_ARGS)
 	audit.details = psprintf("{\"timeline\": %u, \"era\": " INT64_FORMAT ", \"previous_era\": " INT64_FORMAT ", \"sequence_was\": " INT64_FORMAT "}",
 							 change.timeline, change.era, change.previous_era, change.sequence_was);
 	ptm_write_audit(&audit);
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_INT64(floor);
 }
@@ -1508,11 +1532,11 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 						   lease_row_from_slot, &row);
 	if (outcome == PTM_ROW_USE_SQL)
 	{
-		int			pinned = ptm_spi_connect_pinned();
+		int			pinned = ptm_spi_connect(true);
 
 		outcome = lock_lease_by_sql(topic, partition_id, ptm_lock_wait_timeout_ms,
 									LEASE_READ_SHARE, &row);
-		ptm_spi_finish_pinned(pinned);
+		ptm_spi_finish(pinned);
 	}
 	switch (outcome)
 	{
@@ -1580,6 +1604,7 @@ PG_FUNCTION_INFO_V1(ptm_acquire_partition_leases);
 Datum
 ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	text	   *agent = ptm_get_name(fcinfo, 1, "agent_id");
 	int32		max_leases;
@@ -1605,7 +1630,7 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 	rsinfo = ptm_init_srf(fcinfo);
 	agent_str = text_to_cstring(agent);
 
-	SPI_connect();
+	spi = ptm_spi_connect(false);
 
 	/* The limits cut the request to what the agent may take (balance.c). */
 	if (ptm_balance_active())
@@ -1622,7 +1647,7 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 
 		Oid			seq = ptm_epochs_lift_to_era();
 
-		ptm_spi_execute(lease_plan(&plan_bulk_acquire), args, NULL, false, 0);
+		ptm_plan_run(lease_plan(&plan_bulk_acquire), args, NULL);
 		ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 		n = SPI_processed;
 	}
@@ -1655,11 +1680,11 @@ ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
 	{
 		Datum		args[2] = {PointerGetDatum(topic), Int64GetDatum(ptm_now_ms())};
 
-		ptm_spi_execute(&plan_any_free, args, NULL, false, 0);
+		ptm_plan_run(&plan_any_free, args, NULL);
 		if (SPI_processed > 0)
 			ptm_balance_count_refusal(why, topic);
 	}
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	return (Datum) 0;
 }
@@ -1679,7 +1704,7 @@ bulk_renew(void *arg)
 	BulkRenew  *b = (BulkRenew *) arg;
 	uint64		r;
 
-	ptm_spi_execute(&plan_bulk_renew, b->args, NULL, false, 0);
+	ptm_plan_run(&plan_bulk_renew, b->args, NULL);
 	for (r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
@@ -1694,6 +1719,7 @@ PG_FUNCTION_INFO_V1(ptm_renew_leases);
 Datum
 ptm_renew_leases(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *agent = ptm_get_name(fcinfo, 0, "agent_id");
 	Datum	   *topics,
 			   *partitions,
@@ -1737,7 +1763,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 	renewed = palloc0(sizeof(bool) * (n + 1));
 	renewed_until = palloc0(sizeof(int64) * (n + 1));
 
-	SPI_connect();
+	spi = ptm_spi_connect(false);
 	{
 		Datum		args[7] = {PointerGetDatum(agent), PG_GETARG_DATUM(1),
 			PG_GETARG_DATUM(2), PG_GETARG_DATUM(3), Int64GetDatum(now_ms),
@@ -1759,7 +1785,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 						  DatumGetInt64(epochs[i]), ttl_ms, 0);
 				tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));
 			}
-			SPI_finish();
+			ptm_spi_finish(spi);
 			return (Datum) 0;
 		}
 	}
@@ -1816,7 +1842,7 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 		tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));
 	}
 	ptm_count_n(PTM_LEASE_RENEW_SUCCESS, nrenewed);
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	return (Datum) 0;
 }
@@ -1825,6 +1851,7 @@ PG_FUNCTION_INFO_V1(ptm_ensure_partitions);
 Datum
 ptm_ensure_partitions(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	int32		partitions;
 	Datum		args[2];
@@ -1840,10 +1867,10 @@ ptm_ensure_partitions(PG_FUNCTION_ARGS)
 
 	args[0] = PointerGetDatum(topic);
 	args[1] = Int32GetDatum(partitions);
-	SPI_connect();
-	ptm_spi_execute(&plan_ensure, args, NULL, false, 0);
+	spi = ptm_spi_connect(false);
+	ptm_plan_run(&plan_ensure, args, NULL);
 	created = SPI_processed;
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_INT32((int32) created);
 }

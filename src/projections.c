@@ -105,18 +105,6 @@ typedef struct CallTotals
 static bool write_watermark(text *projection, int32 partition_id, bool insert, int64 prev,
 							bool prev_null, TimestampTz now, const CallTotals *t);
 
-/* Saved plans, prepared on first use in each backend. */
-static SPIPlanPtr plan_advance_upsert = NULL;
-static SPIPlanPtr plan_advance_delete = NULL;
-static SPIPlanPtr plan_claim = NULL;
-static SPIPlanPtr plan_upsert_row = NULL;
-static SPIPlanPtr plan_delete_row = NULL;
-static SPIPlanPtr plan_read_wm = NULL;
-static SPIPlanPtr plan_lock_wm[2] = {NULL, NULL};	/* [0] 0.2.0, [1] 0.1.0 */
-static SPIPlanPtr plan_insert_wm = NULL;
-static SPIPlanPtr plan_update_wm[2] = {NULL, NULL};
-static SPIPlanPtr plan_upsert_rows = NULL;
-static SPIPlanPtr plan_delete_rows = NULL;
 
 /*
  * Single apply, step 1 (the common case): advance an existing watermark that
@@ -142,26 +130,32 @@ static SPIPlanPtr plan_delete_rows = NULL;
 "  WHERE projection = $1 AND partition_id = $2 AND \"offset\" < $3" \
 " RETURNING previous_offset)"
 
-static const char *const sql_advance_upsert =
-SQL_ADVANCE
-", r AS ("
-" INSERT INTO ptm.workflow_projection AS p"
-"   (projection, key, data, source_partition, source_offset, updated_at)"
-" SELECT $1, $7, $8, $2, $3, $4 FROM wm"
-" ON CONFLICT (projection, key) DO UPDATE"
-"    SET data = EXCLUDED.data,"
-"        source_partition = EXCLUDED.source_partition,"
-"        source_offset = EXCLUDED.source_offset,"
-"        updated_at = EXCLUDED.updated_at)"
-" SELECT previous_offset FROM wm";
+static PtmPlan plan_advance_upsert = {
+	.sql = SQL_ADVANCE
+	", r AS ("
+	" INSERT INTO ptm.workflow_projection AS p"
+	"   (projection, key, data, source_partition, source_offset, updated_at)"
+	" SELECT $1, $7, $8, $2, $3, $4 FROM wm"
+	" ON CONFLICT (projection, key) DO UPDATE"
+	"    SET data = EXCLUDED.data,"
+	"        source_partition = EXCLUDED.source_partition,"
+	"        source_offset = EXCLUDED.source_offset,"
+	"        updated_at = EXCLUDED.updated_at)"
+	" SELECT previous_offset FROM wm",
+	.nargs = 8, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, TEXTOID, JSONBOID},
+	.expect = SPI_OK_SELECT
+};
 
 /* The same for an event without data: the row is deleted. */
-static const char *const sql_advance_delete =
-SQL_ADVANCE
-", r AS ("
-" DELETE FROM ptm.workflow_projection"
-"  WHERE projection = $1 AND key = $7 AND EXISTS (SELECT FROM wm))"
-" SELECT previous_offset FROM wm";
+static PtmPlan plan_advance_delete = {
+	.sql = SQL_ADVANCE
+	", r AS ("
+	" DELETE FROM ptm.workflow_projection"
+	"  WHERE projection = $1 AND key = $7 AND EXISTS (SELECT FROM wm))"
+	" SELECT previous_offset FROM wm",
+	.nargs = 7, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, TEXTOID},
+	.expect = SPI_OK_SELECT
+};
 
 /*
  * Single apply, step 3 (first event of a partition, or a watermark removed or
@@ -169,41 +163,53 @@ SQL_ADVANCE
  * either way (ON CONFLICT DO UPDATE locks the conflicting row even when its
  * WHERE is false).  Returns (previous_offset) only when it applied.
  */
-static const char *const sql_claim =
-"INSERT INTO ptm.projection_watermarks AS w"
-"  (projection, partition_id, \"offset\", previous_offset, updated_at, last_event_time,"
-"   apply_lag_ms, max_lag_ms, applied_count)"
-" VALUES ($1, $2, $3, NULL, $4, $5, $6, $6, 1)"
-" ON CONFLICT (projection, partition_id) DO UPDATE"
-"   SET \"offset\" = EXCLUDED.\"offset\","
-"       previous_offset = w.\"offset\","
-"       updated_at = EXCLUDED.updated_at,"
-"       last_event_time = COALESCE(EXCLUDED.last_event_time, w.last_event_time),"
-"       apply_lag_ms = COALESCE(EXCLUDED.apply_lag_ms, w.apply_lag_ms),"
-"       max_lag_ms = GREATEST(w.max_lag_ms, EXCLUDED.max_lag_ms),"
-"       applied_count = w.applied_count + 1,"
-"       gap_count = w.gap_count"
-"                   + CASE WHEN EXCLUDED.\"offset\" - w.\"offset\" > 1 THEN 1 ELSE 0 END"
-"   WHERE w.\"offset\" < EXCLUDED.\"offset\""
-" RETURNING previous_offset";
+static PtmPlan plan_claim = {
+	.sql = "INSERT INTO ptm.projection_watermarks AS w"
+	"  (projection, partition_id, \"offset\", previous_offset, updated_at, last_event_time,"
+	"   apply_lag_ms, max_lag_ms, applied_count)"
+	" VALUES ($1, $2, $3, NULL, $4, $5, $6, $6, 1)"
+	" ON CONFLICT (projection, partition_id) DO UPDATE"
+	"   SET \"offset\" = EXCLUDED.\"offset\","
+	"       previous_offset = w.\"offset\","
+	"       updated_at = EXCLUDED.updated_at,"
+	"       last_event_time = COALESCE(EXCLUDED.last_event_time, w.last_event_time),"
+	"       apply_lag_ms = COALESCE(EXCLUDED.apply_lag_ms, w.apply_lag_ms),"
+	"       max_lag_ms = GREATEST(w.max_lag_ms, EXCLUDED.max_lag_ms),"
+	"       applied_count = w.applied_count + 1,"
+	"       gap_count = w.gap_count"
+	"                   + CASE WHEN EXCLUDED.\"offset\" - w.\"offset\" > 1 THEN 1 ELSE 0 END"
+	"   WHERE w.\"offset\" < EXCLUDED.\"offset\""
+	" RETURNING previous_offset",
+	.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID},
+	.expect = SPI_OK_INSERT_RETURNING
+};
 
-static const char *const sql_upsert_row =
-"INSERT INTO ptm.workflow_projection AS p"
-"  (projection, key, data, source_partition, source_offset, updated_at)"
-" VALUES ($1, $2, $3, $4, $5, $6)"
-" ON CONFLICT (projection, key) DO UPDATE"
-"   SET data = EXCLUDED.data,"
-"       source_partition = EXCLUDED.source_partition,"
-"       source_offset = EXCLUDED.source_offset,"
-"       updated_at = EXCLUDED.updated_at";
+static PtmPlan plan_upsert_row = {
+	.sql = "INSERT INTO ptm.workflow_projection AS p"
+	"  (projection, key, data, source_partition, source_offset, updated_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6)"
+	" ON CONFLICT (projection, key) DO UPDATE"
+	"   SET data = EXCLUDED.data,"
+	"       source_partition = EXCLUDED.source_partition,"
+	"       source_offset = EXCLUDED.source_offset,"
+	"       updated_at = EXCLUDED.updated_at",
+	.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, JSONBOID, INT4OID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_INSERT
+};
 
-static const char *const sql_delete_row =
-"DELETE FROM ptm.workflow_projection WHERE projection = $1 AND key = $2";
+static PtmPlan plan_delete_row = {
+	.sql = "DELETE FROM ptm.workflow_projection WHERE projection = $1 AND key = $2",
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, TEXTOID},
+	.expect = SPI_OK_DELETE
+};
 
 /* The watermark as it stands, without a lock (fencing_reject). */
-static const char *const sql_read_wm =
-"SELECT \"offset\" FROM ptm.projection_watermarks"
-" WHERE projection = $1 AND partition_id = $2";
+static PtmPlan plan_read_wm = {
+	.sql = "SELECT \"offset\" FROM ptm.projection_watermarks"
+	" WHERE projection = $1 AND partition_id = $2",
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT4OID},
+	.expect = SPI_OK_SELECT
+};
 
 /*
  * Batch, step 1, and a single apply that did not advance: lock the watermark
@@ -214,10 +220,14 @@ static const char *const sql_read_wm =
 "  FROM ptm.projection_watermarks" \
 " WHERE projection = $1 AND partition_id = $2 FOR UPDATE"
 
-static const char *const sql_lock_wm[2] = {
-	SQL_LOCK_WM(", last_skipped_offset, last_skip_watermark, last_replay_at, last_race_at"),
-	SQL_LOCK_WM(", NULL::pg_catalog.int8, NULL::pg_catalog.int8,"
-				" NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz")
+static PtmPlan plan_lock_wm[2] = {
+	{.sql = SQL_LOCK_WM(", last_skipped_offset, last_skip_watermark, last_replay_at, last_race_at"),
+		.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT4OID},
+		.expect = SPI_OK_SELECT},
+	{.sql = SQL_LOCK_WM(", NULL::pg_catalog.int8, NULL::pg_catalog.int8,"
+						" NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz"),
+		.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, INT4OID},
+		.expect = SPI_OK_SELECT}
 };
 
 /*
@@ -228,13 +238,17 @@ static const char *const sql_lock_wm[2] = {
  * $13 last skipped offset (NULL: none judged), $14 the watermark it was
  * skipped at, $15 replays begun, $16 races.
  */
-static const char *const sql_insert_wm =
-"INSERT INTO ptm.projection_watermarks"
-"  (projection, partition_id, \"offset\", previous_offset, updated_at, last_event_time,"
-"   apply_lag_ms, max_lag_ms, applied_count, duplicate_count, regression_count, gap_count)"
-" VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $5, $10, $11, $12)"
-" ON CONFLICT (projection, partition_id) DO NOTHING"
-" RETURNING 1";
+static PtmPlan plan_insert_wm = {
+	.sql = "INSERT INTO ptm.projection_watermarks"
+	"  (projection, partition_id, \"offset\", previous_offset, updated_at, last_event_time,"
+	"   apply_lag_ms, max_lag_ms, applied_count, duplicate_count, regression_count, gap_count)"
+	" VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $5, $10, $11, $12)"
+	" ON CONFLICT (projection, partition_id) DO NOTHING"
+	" RETURNING 1",
+	.nargs = 12, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
+	.expect = SPI_OK_INSERT_RETURNING
+};
 
 #define SQL_UPDATE_WM(SKIP_SET) \
 "UPDATE ptm.projection_watermarks" \
@@ -251,15 +265,21 @@ static const char *const sql_insert_wm =
 "       last_regression_at = CASE WHEN $11 > 0 THEN $6 ELSE last_regression_at END" \
 " WHERE projection = $1 AND partition_id = $2"
 
-static const char *const sql_update_wm[2] = {
-	SQL_UPDATE_WM(
+#define UPDATE_WM_TYPES (const Oid[]) {TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, \
+	TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID}
+static PtmPlan plan_update_wm[2] = {
+	{.sql = SQL_UPDATE_WM(
 				  "       last_skipped_offset = COALESCE($13, last_skipped_offset),"
 				  "       last_skip_watermark = CASE WHEN $13 IS NULL THEN last_skip_watermark ELSE $14 END,"
 				  "       replay_count = replay_count + $15,"
 				  "       last_replay_at = CASE WHEN $15 > 0 THEN $6 ELSE last_replay_at END,"
 				  "       race_count = race_count + $16,"
 				  "       last_race_at = CASE WHEN $16 > 0 THEN $6 ELSE last_race_at END,"),
-	SQL_UPDATE_WM("")
+		.nargs = 16, .argtypes = UPDATE_WM_TYPES,
+		.expect = SPI_OK_UPDATE},
+	{.sql = SQL_UPDATE_WM(""),
+		.nargs = 16, .argtypes = UPDATE_WM_TYPES,
+		.expect = SPI_OK_UPDATE}
 };
 
 /* Which form of a statement this database takes: [0] 0.2.0, [1] 0.1.0. */
@@ -270,29 +290,25 @@ schema_form(void)
 }
 
 /* Batch rows: keys are distinct (last event per key), so no row is hit twice. */
-static const char *const sql_upsert_rows =
-"INSERT INTO ptm.workflow_projection AS p"
-"  (projection, key, data, source_partition, source_offset, updated_at)"
-" SELECT $1, u.key, u.data, $2, u.off, $6"
-"   FROM unnest($3::text[], $4::jsonb[], $5::bigint[]) AS u(key, data, off)"
-" ON CONFLICT (projection, key) DO UPDATE"
-"   SET data = EXCLUDED.data,"
-"       source_partition = EXCLUDED.source_partition,"
-"       source_offset = EXCLUDED.source_offset,"
-"       updated_at = EXCLUDED.updated_at";
+static PtmPlan plan_upsert_rows = {
+	.sql = "INSERT INTO ptm.workflow_projection AS p"
+	"  (projection, key, data, source_partition, source_offset, updated_at)"
+	" SELECT $1, u.key, u.data, $2, u.off, $6"
+	"   FROM unnest($3::text[], $4::jsonb[], $5::bigint[]) AS u(key, data, off)"
+	" ON CONFLICT (projection, key) DO UPDATE"
+	"   SET data = EXCLUDED.data,"
+	"       source_partition = EXCLUDED.source_partition,"
+	"       source_offset = EXCLUDED.source_offset,"
+	"       updated_at = EXCLUDED.updated_at",
+	.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTARRAYOID, JSONBARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID},
+	.expect = SPI_OK_INSERT
+};
 
-static const char *const sql_delete_rows =
-"DELETE FROM ptm.workflow_projection WHERE projection = $1 AND key = ANY ($2::text[])";
-
-/* Run a saved plan and check that it did what kind of thing it should. */
-static void
-run_plan(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
-{
-	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
-
-	if (rc != expected)
-		elog(ERROR, "SPI_execute_plan returned %s", SPI_result_code_string(rc));
-}
+static PtmPlan plan_delete_rows = {
+	.sql = "DELETE FROM ptm.workflow_projection WHERE projection = $1 AND key = ANY ($2::text[])",
+	.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, TEXTARRAYOID},
+	.expect = SPI_OK_DELETE
+};
 
 /* int64 of column 1 of the first result row; *isnull when NULL. */
 static int64
@@ -352,14 +368,13 @@ lag_ms(TimestampTz now, TimestampTz event_time)
 static int64
 read_watermark(text *projection, int32 partition_id, bool *found)
 {
-	static const Oid argtypes[2] = {TEXTOID, INT4OID};
 	Datum		values[2];
 	bool		isnull;
 	int64		wm;
 
 	values[0] = PointerGetDatum(projection);
 	values[1] = Int32GetDatum(partition_id);
-	run_plan(ptm_spi_prepare(&plan_read_wm, sql_read_wm, 2, argtypes), values, NULL, SPI_OK_SELECT);
+	ptm_plan_run(&plan_read_wm, values, NULL);
 	*found = (SPI_processed > 0);
 	if (!*found)
 		return 0;
@@ -395,15 +410,13 @@ typedef struct LockedWatermark
 static bool
 lock_watermark(text *projection, int32 partition_id, LockedWatermark *lw)
 {
-	static const Oid argtypes[2] = {TEXTOID, INT4OID};
 	int			form = schema_form();
 	Datum		values[2];
 	bool		isnull;
 
 	values[0] = PointerGetDatum(projection);
 	values[1] = Int32GetDatum(partition_id);
-	run_plan(ptm_spi_prepare(&plan_lock_wm[form], sql_lock_wm[form], 2, argtypes),
-			 values, NULL, SPI_OK_SELECT);
+	ptm_plan_run(&plan_lock_wm[form], values, NULL);
 	if (SPI_processed == 0)
 		return false;
 	lw->wm = first_int8(1, &isnull);
@@ -433,15 +446,11 @@ advance_or_lock(text *projection, int32 partition_id, int64 offset,
 				Datum *values, const char *nulls, bool delete_row,
 				int64 *prev, bool *prev_null, LockedWatermark *lw)
 {
-	static const Oid argtypes[8] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID,
-	TEXTOID, JSONBOID};
 
 	if (delete_row)
-		run_plan(ptm_spi_prepare(&plan_advance_delete, sql_advance_delete, 7, argtypes),
-				 values, nulls, SPI_OK_SELECT);
+		ptm_plan_run(&plan_advance_delete, values, nulls);
 	else
-		run_plan(ptm_spi_prepare(&plan_advance_upsert, sql_advance_upsert, 8, argtypes),
-				 values, nulls, SPI_OK_SELECT);
+		ptm_plan_run(&plan_advance_upsert, values, nulls);
 	if (SPI_processed > 0)
 	{
 		*prev = first_int8(1, prev_null);
@@ -483,8 +492,7 @@ PG_FUNCTION_INFO_V1(ptm_apply_projection);
 Datum
 ptm_apply_projection(PG_FUNCTION_ARGS)
 {
-	static const Oid claim_types[6] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
-	static const Oid row_types[6] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, INT8OID, TIMESTAMPTZOID};
+	int			spi;
 	text	   *projection;
 	int32		partition_id;
 	int64		offset;
@@ -511,7 +519,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 
 	tupdesc = ptm_result_tupdesc(fcinfo);
 
-	SPI_connect();
+	spi = ptm_spi_connect(false);
 
 	if (!fence_passes(&fence))
 	{
@@ -560,8 +568,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 		row_written = (have_prev > 0);
 		if (have_prev < 0)
 		{
-			run_plan(ptm_spi_prepare(&plan_claim, sql_claim, 6, claim_types),
-					 values, nulls, SPI_OK_INSERT_RETURNING);
+			ptm_plan_run(&plan_claim, values, nulls);
 			if (SPI_processed > 0)
 			{
 				prev = first_int8(1, &prev_null);
@@ -598,8 +605,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 			{
 				values[1] = PointerGetDatum(key);
 				if (PG_ARGISNULL(4))
-					run_plan(ptm_spi_prepare(&plan_delete_row, sql_delete_row, 2, row_types),
-							 values, NULL, SPI_OK_DELETE);
+					ptm_plan_run(&plan_delete_row, values, NULL);
 				else
 				{
 					char		row_nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
@@ -608,8 +614,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 					values[3] = Int32GetDatum(partition_id);
 					values[4] = Int64GetDatum(offset);
 					values[5] = TimestampTzGetDatum(now);
-					run_plan(ptm_spi_prepare(&plan_upsert_row, sql_upsert_row, 6, row_types),
-							 values, row_nulls, SPI_OK_INSERT);
+					ptm_plan_run(&plan_upsert_row, values, row_nulls);
 				}
 			}
 		}
@@ -624,7 +629,7 @@ ptm_apply_projection(PG_FUNCTION_ARGS)
 		}
 	}
 
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	switch (result)
 	{
@@ -834,8 +839,6 @@ static void
 write_batch_rows(text *projection, int32 partition_id, BatchEvent *events, int n,
 				 TimestampTz now)
 {
-	static const Oid upsert_types[6] = {TEXTOID, INT4OID, TEXTARRAYOID, JSONBARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
-	static const Oid delete_types[2] = {TEXTOID, TEXTARRAYOID};
 	BatchEvent **applied = palloc(sizeof(BatchEvent *) * Max(n, 1));
 	Datum	   *up_keys = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *up_datas = palloc(sizeof(Datum) * Max(n, 1));
@@ -875,8 +878,7 @@ write_batch_rows(text *projection, int32 partition_id, BatchEvent *events, int n
 
 		values[0] = PointerGetDatum(projection);
 		values[1] = PointerGetDatum(construct_array(del_keys, ndel, TEXTOID, -1, false, TYPALIGN_INT));
-		run_plan(ptm_spi_prepare(&plan_delete_rows, sql_delete_rows, 2, delete_types),
-				 values, NULL, SPI_OK_DELETE);
+		ptm_plan_run(&plan_delete_rows, values, NULL);
 	}
 	if (nup > 0)
 	{
@@ -888,8 +890,7 @@ write_batch_rows(text *projection, int32 partition_id, BatchEvent *events, int n
 		values[3] = PointerGetDatum(construct_array(up_datas, nup, JSONBOID, -1, false, TYPALIGN_INT));
 		values[4] = PointerGetDatum(construct_array(up_offsets, nup, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[5] = TimestampTzGetDatum(now);
-		run_plan(ptm_spi_prepare(&plan_upsert_rows, sql_upsert_rows, 6, upsert_types),
-				 values, NULL, SPI_OK_INSERT);
+		ptm_plan_run(&plan_upsert_rows, values, NULL);
 	}
 }
 
@@ -902,9 +903,6 @@ static bool
 write_watermark(text *projection, int32 partition_id, bool insert, int64 prev,
 				bool prev_null, TimestampTz now, const CallTotals *t)
 {
-	static const Oid argtypes[16] = {TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-	INT8OID, INT8OID, INT8OID, INT8OID};
 	int			form = schema_form();
 	Datum		values[16];
 	char		nulls[16];
@@ -941,12 +939,10 @@ write_watermark(text *projection, int32 partition_id, bool insert, int64 prev,
 
 	if (insert)
 	{
-		run_plan(ptm_spi_prepare(&plan_insert_wm, sql_insert_wm, 12, argtypes),
-				 values, nulls, SPI_OK_INSERT_RETURNING);
+		ptm_plan_run(&plan_insert_wm, values, nulls);
 		return SPI_processed == 1;
 	}
-	run_plan(ptm_spi_prepare(&plan_update_wm[form], sql_update_wm[form], 16, argtypes),
-			 values, nulls, SPI_OK_UPDATE);
+	ptm_plan_run(&plan_update_wm[form], values, nulls);
 	if (SPI_processed != 1)
 		elog(ERROR, "watermark row of projection \"%s\" partition %d vanished while locked",
 			 text_to_cstring(projection), partition_id);
@@ -962,6 +958,7 @@ PG_FUNCTION_INFO_V1(ptm_apply_projection_batch);
 Datum
 ptm_apply_projection_batch(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *projection;
 	int32		partition_id;
 	BatchEvent *events;
@@ -982,7 +979,7 @@ ptm_apply_projection_batch(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	qsort(events, n, sizeof(BatchEvent), cmp_event_offset);
 
-	SPI_connect();
+	spi = ptm_spi_connect(false);
 
 	if (!fence_passes(&fence))
 	{
@@ -1035,7 +1032,7 @@ ptm_apply_projection_batch(PG_FUNCTION_ARGS)
 		}
 	}
 
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	ptm_count_n(PTM_PROJ_MATERIALIZED, totals.applied);
 	ptm_count_n(PTM_PROJ_GAPS, totals.gaps);
@@ -1063,6 +1060,43 @@ ptm_apply_projection_batch(PG_FUNCTION_ARGS)
 }
 
 /*
+ * reset_projection's statements, all with the same parameters: $1
+ * projection, $2 partition (NULL: all), $3 reason, $4 delete_rows, $5 rows
+ * deleted, $6 the watermarks removed, $7 the calling role.
+ */
+#define RESET_TYPES (const Oid[]) {TEXTOID, INT4OID, TEXTOID, BOOLOID, INT8OID, JSONBOID, TEXTOID}
+static PtmPlan plan_reset_watermarks = {
+	.sql = "WITH removed AS ("
+	"  DELETE FROM ptm.projection_watermarks"
+	"   WHERE projection = $1 AND ($2 IS NULL OR partition_id = $2)"
+	"  RETURNING partition_id, \"offset\", applied_count)"
+	" SELECT count(*),"
+	"        jsonb_agg(jsonb_build_object('partition_id', partition_id,"
+	"                                     'offset', \"offset\","
+	"                                     'applied_count', applied_count)"
+	"                  ORDER BY partition_id)"
+	"   FROM removed",
+	.nargs = 2, .argtypes = RESET_TYPES,
+	.expect = SPI_OK_SELECT
+};
+static PtmPlan plan_reset_rows = {
+	.sql = "DELETE FROM ptm.workflow_projection"
+	" WHERE projection = $1 AND ($2 IS NULL OR source_partition = $2)",
+	.nargs = 2, .argtypes = RESET_TYPES,
+	.expect = SPI_OK_DELETE
+};
+static PtmPlan plan_reset_audit = {
+	.sql = "INSERT INTO ptm.lease_audit"
+	"  (action, topic, partition_id, reason, details, current_user_name)"
+	" VALUES ('reset_projection', $1, $2, $3,"
+	"         jsonb_build_object('projection', $1, 'delete_rows', $4,"
+	"                            'rows_deleted', $5,"
+	"                            'watermarks', COALESCE($6, '[]'::jsonb)), $7)",
+	.nargs = 7, .argtypes = RESET_TYPES,
+	.expect = SPI_OK_INSERT
+};
+
+/*
  * ptm.reset_projection(projection, partition_id, delete_rows, reason)
  *	→ (result, partitions_reset, rows_deleted)
  *
@@ -1074,7 +1108,7 @@ PG_FUNCTION_INFO_V1(ptm_reset_projection);
 Datum
 ptm_reset_projection(PG_FUNCTION_ARGS)
 {
-	static const Oid argtypes[7] = {TEXTOID, INT4OID, TEXTOID, BOOLOID, INT8OID, JSONBOID, TEXTOID};
+	int			spi;
 	text	   *projection;
 	bool		delete_rows;
 	TupleDesc	tupdesc;
@@ -1101,33 +1135,16 @@ ptm_reset_projection(PG_FUNCTION_ARGS)
 
 	tupdesc = ptm_result_tupdesc(fcinfo);
 
-	SPI_connect();
+	spi = ptm_spi_connect(false);
 
 	/* Watermarks first: this waits for applies in progress, which lock them first. */
-	if (SPI_execute_with_args("WITH removed AS ("
-							  "  DELETE FROM ptm.projection_watermarks"
-							  "   WHERE projection = $1 AND ($2 IS NULL OR partition_id = $2)"
-							  "  RETURNING partition_id, \"offset\", applied_count)"
-							  " SELECT count(*),"
-							  "        jsonb_agg(jsonb_build_object('partition_id', partition_id,"
-							  "                                     'offset', \"offset\","
-							  "                                     'applied_count', applied_count)"
-							  "                  ORDER BY partition_id)"
-							  "   FROM removed",
-							  2, (Oid *) argtypes, values, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not delete the watermarks");
+	ptm_plan_run(&plan_reset_watermarks, values, nulls);
 	partitions_reset = first_int8(1, &isnull);
 	values[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	nulls[5] = isnull ? 'n' : ' ';
 
 	if (delete_rows)
-	{
-		if (SPI_execute_with_args("DELETE FROM ptm.workflow_projection"
-								  " WHERE projection = $1 AND ($2 IS NULL OR source_partition = $2)",
-								  2, (Oid *) argtypes, values, nulls, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not delete the projection rows");
-		rows_deleted = SPI_processed;
-	}
+		rows_deleted = ptm_plan_run(&plan_reset_rows, values, nulls);
 	values[4] = Int64GetDatum((int64) rows_deleted);
 
 	/*
@@ -1135,16 +1152,9 @@ ptm_reset_projection(PG_FUNCTION_ARGS)
 	 * function runs as its owner: name the role that called it.
 	 */
 	values[6] = CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false));
-	if (SPI_execute_with_args("INSERT INTO ptm.lease_audit"
-							  "  (action, topic, partition_id, reason, details, current_user_name)"
-							  " VALUES ('reset_projection', $1, $2, $3,"
-							  "         jsonb_build_object('projection', $1, 'delete_rows', $4,"
-							  "                            'rows_deleted', $5,"
-							  "                            'watermarks', COALESCE($6, '[]'::jsonb)), $7)",
-							  7, (Oid *) argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write the audit row");
+	ptm_plan_run(&plan_reset_audit, values, nulls);
 
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	out[0] = CStringGetTextDatum(partitions_reset > 0 || rows_deleted > 0 ? "reset" : "nothing_to_reset");
 	out[1] = Int32GetDatum((int32) partitions_reset);

@@ -229,33 +229,38 @@ ptm_worker_define_gucs(void)
 	" RETURNING l.topic, l.partition_id, l.previous_agent_id, l.lease_epoch, l.lease_expires_at," \
 	"           l.agent_id IS NULL"
 static PtmPlan plan_sweep = {
-	SQL_SWEEP("sweep_at", ", sweep_at = l.lease_expires_at"),
-	3, {INT8OID, INT8OID, TIMESTAMPTZOID}
+	.sql = SQL_SWEEP("sweep_at", ", sweep_at = l.lease_expires_at"),
+	.nargs = 3, .argtypes = (const Oid[]) {INT8OID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_UPDATE_RETURNING
 };
 static PtmPlan plan_sweep_010 = {
-	SQL_SWEEP("lease_expires_at", ""),
-	3, {INT8OID, INT8OID, TIMESTAMPTZOID}
+	.sql = SQL_SWEEP("lease_expires_at", ""),
+	.nargs = 3, .argtypes = (const Oid[]) {INT8OID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_UPDATE_RETURNING
 };
 
 static PtmPlan plan_dedup_cleanup = {
-	"DELETE FROM ptm.action_dedup_log WHERE ctid = ANY (ARRAY("
+	.sql = "DELETE FROM ptm.action_dedup_log WHERE ctid = ANY (ARRAY("
 	"  SELECT ctid FROM ptm.action_dedup_log WHERE expires_at <= $1"
 	"   LIMIT $2 FOR UPDATE SKIP LOCKED))",
-	2, {TIMESTAMPTZOID, INT8OID}
+	.nargs = 2, .argtypes = (const Oid[]) {TIMESTAMPTZOID, INT8OID},
+	.expect = SPI_OK_DELETE
 };
 
 static PtmPlan plan_audit_cleanup = {
-	"DELETE FROM ptm.lease_audit WHERE audit_id = ANY (ARRAY("
+	.sql = "DELETE FROM ptm.lease_audit WHERE audit_id = ANY (ARRAY("
 	"  SELECT audit_id FROM ptm.lease_audit WHERE at < $1"
 	"   ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-	2, {TIMESTAMPTZOID, INT8OID}
+	.nargs = 2, .argtypes = (const Oid[]) {TIMESTAMPTZOID, INT8OID},
+	.expect = SPI_OK_DELETE
 };
 
 static PtmPlan plan_history_cleanup = {
-	"DELETE FROM ptm.metric_history WHERE ctid = ANY (ARRAY("
+	.sql = "DELETE FROM ptm.metric_history WHERE ctid = ANY (ARRAY("
 	"  SELECT ctid FROM ptm.metric_history WHERE sampled_at < $1"
 	"   ORDER BY sampled_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-	2, {TIMESTAMPTZOID, INT8OID}
+	.nargs = 2, .argtypes = (const Oid[]) {TIMESTAMPTZOID, INT8OID},
+	.expect = SPI_OK_DELETE
 };
 
 /*
@@ -269,7 +274,7 @@ static PtmPlan plan_history_cleanup = {
  * and the claims cleared.
  */
 static PtmPlan plan_claim_cleanup = {
-	"WITH slice AS MATERIALIZED ("
+	.sql = "WITH slice AS MATERIALIZED ("
 	"  SELECT workflow_key, claim_expires_at FROM ptm.workflow_state"
 	"   WHERE workflow_key > $1 ORDER BY workflow_key LIMIT $2),"
 	" cleared AS ("
@@ -283,29 +288,32 @@ static PtmPlan plan_claim_cleanup = {
 	"  RETURNING 1)"
 	" SELECT (SELECT count(*) FROM slice), (SELECT max(workflow_key) FROM slice),"
 	"        (SELECT count(*) FROM cleared)",
-	3, {TEXTOID, INT8OID, INT8OID}
+	.nargs = 3, .argtypes = (const Oid[]) {TEXTOID, INT8OID, INT8OID},
+	.expect = SPI_OK_SELECT
 };
 
 /* Which of the optional objects exist (an extension not yet updated). */
 static PtmPlan plan_schema = {
-	"SELECT pg_catalog.to_regclass('ptm.action_dedup_log') IS NOT NULL,"
+	.sql = "SELECT pg_catalog.to_regclass('ptm.action_dedup_log') IS NOT NULL,"
 	"       pg_catalog.to_regclass('ptm.metric_history') IS NOT NULL,"
 	"       pg_catalog.to_regprocedure('ptm.snapshot_metrics()') IS NOT NULL",
-	0, {InvalidOid}
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_CALLER
 };
 
 static PtmPlan plan_snapshot = {
-	"SELECT ptm.snapshot_metrics()",
-	0, {InvalidOid}
+	.sql = "SELECT ptm.snapshot_metrics()",
+	.expect = SPI_OK_SELECT
 };
 
+/* One step of a pass: its own transaction, connected to SPI without a pin. */
 static void
 begin_step(const char *what)
 {
 	leave_if_asked();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SPI_connect();
+	(void) ptm_spi_connect(false);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, what);
 }
@@ -313,7 +321,7 @@ begin_step(const char *what)
 static void
 end_step(void)
 {
-	SPI_finish();
+	ptm_spi_finish(0);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
@@ -361,8 +369,8 @@ sweep_due_leases(int64 limit)
 	uint64		n;
 	uint64		i;
 
-	ptm_spi_execute(ptm_schema_is_020() ? &plan_sweep : &plan_sweep_010,
-					args, NULL, false, 0);
+	ptm_plan_run(ptm_schema_is_020() ? &plan_sweep : &plan_sweep_010,
+					args, NULL);
 	n = SPI_processed;
 	for (i = 0; i < n; i++)
 	{
@@ -439,6 +447,7 @@ PG_FUNCTION_INFO_V1(ptm_sweep_expired_leases);
 Datum
 ptm_sweep_expired_leases(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	int32		max_leases = PG_ARGISNULL(0) ? ptm_sweep_batch_size : PG_GETARG_INT32(0);
 	SweepCounts counts;
 	Datum		values[2];
@@ -452,9 +461,9 @@ ptm_sweep_expired_leases(PG_FUNCTION_ARGS)
 				 errhint("Pass NULL for ptm_lease.sweep_batch_size (%d), and call again while a batch comes back full.",
 						 ptm_sweep_batch_size)));
 
-	SPI_connect();
+	spi = ptm_spi_connect(false);
 	counts = sweep_due_leases(max_leases);
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	/*
 	 * Counted at the call, as every function counts its outcomes; only the
@@ -472,11 +481,13 @@ ptm_sweep_expired_leases(PG_FUNCTION_ARGS)
  * owned: it skips rows another transaction holds.  Through the sweep index.
  */
 static PtmPlan plan_held_past_expiry = {
-	"SELECT topic, partition_id, agent_id, lease_epoch, lease_expires_at"
+	.sql = "SELECT topic, partition_id, agent_id, lease_epoch, lease_expires_at"
 	"  FROM ptm.partition_leases"
 	" WHERE agent_id IS NOT NULL AND sweep_at <= $1 AND lease_expires_at <= $1"
 	" ORDER BY sweep_at LIMIT 100",
-	1, {INT8OID}
+	.nargs = 1, .argtypes = (const Oid[]) {INT8OID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_CALLER
 };
 
 /*
@@ -510,7 +521,7 @@ holders_pass(void)
 	{
 		Datum		arg = Int64GetDatum(cutoff_ms);
 
-		ptm_spi_execute(&plan_held_past_expiry, &arg, NULL, true, 0);
+		ptm_plan_run(&plan_held_past_expiry, &arg, NULL);
 	}
 	n = (int) SPI_processed;
 	if (n > 0)
@@ -554,7 +565,7 @@ cleanup_batches(PtmPlan *plan, Datum cutoff, const char *what)
 
 		CHECK_FOR_INTERRUPTS();
 		begin_step(what);
-		ptm_spi_execute(plan, args, NULL, false, 0);
+		ptm_plan_run(plan, args, NULL);
 		n = SPI_processed;
 		end_step();
 		total += n;
@@ -579,7 +590,7 @@ schema_objects(void)
 	bool		isnull;
 
 	begin_step("ptm_lease: look up tables");
-	ptm_spi_execute(&plan_schema, NULL, NULL, true, 0);
+	ptm_plan_run(&plan_schema, NULL, NULL);
 	o.dedup_log = DatumGetBool(ptm_spi_value(0, 1, &isnull));
 	o.metric_history = DatumGetBool(ptm_spi_value(0, 2, &isnull));
 	o.snapshot_metrics = DatumGetBool(ptm_spi_value(0, 3, &isnull));
@@ -613,7 +624,7 @@ claim_cleanup(void)
 
 		CHECK_FOR_INTERRUPTS();
 		begin_step("ptm_lease: clear expired step claims");
-		ptm_spi_execute(&plan_claim_cleanup, args, NULL, false, 0);
+		ptm_plan_run(&plan_claim_cleanup, args, NULL);
 		visited = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 		total += DatumGetInt64(ptm_spi_value(0, 3, &isnull));
 		/* at the end of the table start over next time; copied before SPI_finish */
@@ -690,7 +701,7 @@ history_pass(void)
 		return;
 
 	begin_step("ptm_lease: snapshot metrics");
-	ptm_spi_execute(&plan_snapshot, NULL, NULL, false, 0);
+	ptm_plan_run(&plan_snapshot, NULL, NULL);
 	end_step();
 
 	SpinLockAcquire(&ptm_workers->mutex);
@@ -1011,6 +1022,24 @@ ptm_worker_main(Datum arg)
  * ---------------------------------------------------------------------
  */
 
+/* $1 now_ms, $2 the stale bound: sweep_at <= expiry, through partition_leases_sweep_idx (0.2.0) */
+#define SQL_BACKLOG(DUE) \
+	"SELECT count(*), count(*) FILTER (WHERE lease_expires_at <= $2)" \
+	"  FROM ptm.partition_leases" \
+	" WHERE agent_id IS NOT NULL" DUE " AND lease_expires_at <= $1"
+static PtmPlan plan_backlog = {
+	.sql = SQL_BACKLOG(" AND sweep_at <= $1"),
+	.nargs = 2, .argtypes = (const Oid[]) {INT8OID, INT8OID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_CALLER
+};
+static PtmPlan plan_backlog_010 = {
+	.sql = SQL_BACKLOG(""),
+	.nargs = 2, .argtypes = (const Oid[]) {INT8OID, INT8OID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_CALLER
+};
+
 /* How long a worker may go without a successful pass before a warning. */
 static long
 stale_after_ms(void)
@@ -1238,18 +1267,10 @@ ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row)
 	{
 		int64		now_ms = ptm_now_ms();
 		Datum		args[2] = {Int64GetDatum(now_ms), Int64GetDatum(now_ms - stale_after_ms())};
-		/* sweep_at <= expiry: through partition_leases_sweep_idx (0.2.0) */
-#define SQL_BACKLOG(DUE) \
-			"SELECT count(*), count(*) FILTER (WHERE lease_expires_at <= $2)" \
-			"  FROM ptm.partition_leases" \
-			" WHERE agent_id IS NOT NULL" DUE " AND lease_expires_at <= $1"
-		static PtmPlan plan_backlog = {SQL_BACKLOG(" AND sweep_at <= $1"), 2, {INT8OID, INT8OID}};
-		static PtmPlan plan_backlog_010 = {SQL_BACKLOG(""), 2, {INT8OID, INT8OID}};
 		bool		isnull;
 
 		SPI_connect();
-		ptm_spi_execute(ptm_schema_is_020() ? &plan_backlog : &plan_backlog_010,
-						args, NULL, true, 0);
+		ptm_plan_run(ptm_schema_is_020() ? &plan_backlog : &plan_backlog_010, args, NULL);
 		expired = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 		overdue = DatumGetInt64(ptm_spi_value(0, 2, &isnull));
 		SPI_finish();

@@ -67,8 +67,7 @@ extern int	ptm_dedup_ttl_s;
 extern int	ptm_max_state_bytes;
 extern void ptm_commits_define_gucs(void);
 
-/* projections.c: apply_projection and its settings */
-extern int	ptm_max_data_bytes;
+/* projection_events.c: the projection functions' setting */
 extern void ptm_projections_define_gucs(void);
 
 /* launcher.c: which databases get a worker (ptm_lease.database) */

@@ -96,11 +96,12 @@ ptm_health(PG_FUNCTION_ARGS)
 	add_row(rsinfo, "extension_version", ext_version ? "ok" : "error", ext_version,
 			ext_version ? NULL : "The extension is not installed in this database.");
 
+	/* an older extension's lease, commit and projection calls refuse (old_versions.c) */
 	if (ext_version && strcmp(ext_version, PTM_LEASE_VERSION) == 0)
 		add_row(rsinfo, "version_match", "ok", "yes", NULL);
 	else
 		add_row(rsinfo, "version_match", "error", "no",
-				psprintf("The library is version %s but the extension in this database is %s: run ALTER EXTENSION ptm_lease UPDATE.",
+				psprintf("The library is version %s but the extension in this database is %s: the lease, commit and projection functions refuse until ALTER EXTENSION ptm_lease UPDATE, which takes a moment. Run it now.",
 						 PTM_LEASE_VERSION, ext_version ? ext_version : "not installed"));
 
 	/* launcher, this database's worker, sweep backlog (worker.c) */

@@ -381,9 +381,9 @@ update_direct(text *key, int64 expected, Datum new_state)
  * the workflow is still at it); otherwise the current version and state, so
  * that a reducer can retry without reading again.
  */
-PG_FUNCTION_INFO_V1(ptm_try_commit);
+PG_FUNCTION_INFO_V1(ptm_try_commit_0_2);
 Datum
-ptm_try_commit(PG_FUNCTION_ARGS)
+ptm_try_commit_0_2(PG_FUNCTION_ARGS)
 {
 	text	   *key;
 	int64		expected;
@@ -568,9 +568,9 @@ counted:
  * One row always: version 0 and NULLs when the workflow does not exist, which
  * is what try_commit expects as expected_version to create it.
  */
-PG_FUNCTION_INFO_V1(ptm_get_state);
+PG_FUNCTION_INFO_V1(ptm_get_state_0_2);
 Datum
-ptm_get_state(PG_FUNCTION_ARGS)
+ptm_get_state_0_2(PG_FUNCTION_ARGS)
 {
 	int			spi;
 	text	   *key = ptm_get_name(fcinfo, 0, "workflow_key");
@@ -725,9 +725,9 @@ claim_direct(text *key, int64 step, text *worker, int64 ttl_ms, PtmCounter *resu
  * workflow does not exist yet).  worker_id, claim_epoch and expires_at
  * describe the live claim on the current step after the call, if any.
  */
-PG_FUNCTION_INFO_V1(ptm_claim_step);
+PG_FUNCTION_INFO_V1(ptm_claim_step_0_2);
 Datum
-ptm_claim_step(PG_FUNCTION_ARGS)
+ptm_claim_step_0_2(PG_FUNCTION_ARGS)
 {
 	text	   *key;
 	int64		step;

@@ -949,9 +949,9 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 	}
 }
 
-PG_FUNCTION_INFO_V1(ptm_acquire_partition_lease);
+PG_FUNCTION_INFO_V1(ptm_acquire_partition_lease_0_2);
 Datum
-ptm_acquire_partition_lease(PG_FUNCTION_ARGS)
+ptm_acquire_partition_lease_0_2(PG_FUNCTION_ARGS)
 {
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
@@ -1157,9 +1157,9 @@ renew_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, int
  * The hot path of every agent: one row found by its key and changed in
  * place (a HOT update), without SQL; see row_access.c.
  */
-PG_FUNCTION_INFO_V1(ptm_renew_lease);
+PG_FUNCTION_INFO_V1(ptm_renew_lease_0_2);
 Datum
-ptm_renew_lease(PG_FUNCTION_ARGS)
+ptm_renew_lease_0_2(PG_FUNCTION_ARGS)
 {
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
@@ -1177,9 +1177,9 @@ ptm_renew_lease(PG_FUNCTION_ARGS)
  * release_lease(topic, partition_id, agent_id, lease_epoch)
  * ---------------------------------------------------------------------
  */
-PG_FUNCTION_INFO_V1(ptm_release_lease);
+PG_FUNCTION_INFO_V1(ptm_release_lease_0_2);
 Datum
-ptm_release_lease(PG_FUNCTION_ARGS)
+ptm_release_lease_0_2(PG_FUNCTION_ARGS)
 {
 	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
@@ -1364,9 +1364,9 @@ force_locked_lease(PtmLeaseResult *out, text *topic, int32 partition_id, Datum r
 					ev.topic, partition_id, prev_epoch, prev_agent, out->epoch)));
 }
 
-PG_FUNCTION_INFO_V1(ptm_force_expire);
+PG_FUNCTION_INFO_V1(ptm_force_expire_0_2);
 Datum
-ptm_force_expire(PG_FUNCTION_ARGS)
+ptm_force_expire_0_2(PG_FUNCTION_ARGS)
 {
 	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
@@ -1584,9 +1584,9 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 	return status;
 }
 
-PG_FUNCTION_INFO_V1(ptm_check_fence);
+PG_FUNCTION_INFO_V1(ptm_check_fence_0_2);
 Datum
-ptm_check_fence(PG_FUNCTION_ARGS)
+ptm_check_fence_0_2(PG_FUNCTION_ARGS)
 {
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
@@ -1600,9 +1600,9 @@ ptm_check_fence(PG_FUNCTION_ARGS)
  * Bulk calls
  * ---------------------------------------------------------------------
  */
-PG_FUNCTION_INFO_V1(ptm_acquire_partition_leases);
+PG_FUNCTION_INFO_V1(ptm_acquire_partition_leases_0_2);
 Datum
-ptm_acquire_partition_leases(PG_FUNCTION_ARGS)
+ptm_acquire_partition_leases_0_2(PG_FUNCTION_ARGS)
 {
 	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
@@ -1715,9 +1715,9 @@ bulk_renew(void *arg)
 	}
 }
 
-PG_FUNCTION_INFO_V1(ptm_renew_leases);
+PG_FUNCTION_INFO_V1(ptm_renew_leases_0_2);
 Datum
-ptm_renew_leases(PG_FUNCTION_ARGS)
+ptm_renew_leases_0_2(PG_FUNCTION_ARGS)
 {
 	int			spi;
 	text	   *agent = ptm_get_name(fcinfo, 0, "agent_id");
@@ -1847,9 +1847,9 @@ ptm_renew_leases(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-PG_FUNCTION_INFO_V1(ptm_ensure_partitions);
+PG_FUNCTION_INFO_V1(ptm_ensure_partitions_0_2);
 Datum
-ptm_ensure_partitions(PG_FUNCTION_ARGS)
+ptm_ensure_partitions_0_2(PG_FUNCTION_ARGS)
 {
 	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");

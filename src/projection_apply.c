@@ -381,9 +381,9 @@ result_row(TupleDesc tupdesc, const ApplyArgs *a, const ApplyOutcome *o)
  *		event_time, fence_topic, fence_partition, fence_epoch)
  *	→ (result, watermark, previous_watermark, skipped)
  */
-PG_FUNCTION_INFO_V1(ptm_apply_projection);
+PG_FUNCTION_INFO_V1(ptm_apply_projection_0_2);
 Datum
-ptm_apply_projection(PG_FUNCTION_ARGS)
+ptm_apply_projection_0_2(PG_FUNCTION_ARGS)
 {
 	ApplyArgs	a;
 	ApplyOutcome o;

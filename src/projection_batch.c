@@ -442,9 +442,9 @@ put_result_rows(ReturnSetInfo *rsinfo, const BatchEvent *events, int n,
  *		event_times, fence_topic, fence_partition, fence_epoch)
  *	→ SETOF (ordinality, offset, key, result, watermark, final_watermark)
  */
-PG_FUNCTION_INFO_V1(ptm_apply_projection_batch);
+PG_FUNCTION_INFO_V1(ptm_apply_projection_batch_0_2);
 Datum
-ptm_apply_projection_batch(PG_FUNCTION_ARGS)
+ptm_apply_projection_batch_0_2(PG_FUNCTION_ARGS)
 {
 	text	   *projection;
 	int32		partition_id;

@@ -69,9 +69,9 @@ static PtmPlan plan_reset_audit = {
  * afresh, optionally deletes the projection's rows, and writes an audit row
  * with the watermarks removed.  Revoked from PUBLIC.
  */
-PG_FUNCTION_INFO_V1(ptm_reset_projection);
+PG_FUNCTION_INFO_V1(ptm_reset_projection_0_2);
 Datum
-ptm_reset_projection(PG_FUNCTION_ARGS)
+ptm_reset_projection_0_2(PG_FUNCTION_ARGS)
 {
 	int			spi;
 	text	   *projection;

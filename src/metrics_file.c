@@ -38,7 +38,6 @@
 #include "storage/fd.h"
 
 #include "metrics_int.h"
-#include "ptm_lease.h"
 
 #define PTM_STAT_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/ptm_lease.stat"
 #define PTM_STAT_FILE_MAGIC 0x50544D01	/* "PTM", format 1 */

@@ -21,6 +21,7 @@
 
 #include <math.h>
 
+#include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"

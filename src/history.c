@@ -9,8 +9,8 @@
  * functions that read it.  The background worker (worker.c) calls
  * ptm.snapshot_metrics() every ptm_lease.history_interval and deletes rows
  * older than ptm_lease.history_retention.  What is here needs C only because
- * the names of the series are the library's (metrics.c), known with or
- * without shared memory.
+ * the names of the series are the library's (metrics_catalog.c), known with
+ * or without shared memory.
  *
  *-------------------------------------------------------------------------
  */

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * ptm_lease.c
- *	  Module load: the ptm_lease.* settings and the shared-memory request.
+ *	  Module load: each file's settings (defined where they are read), the
+ *	  shared-memory hooks, and the module's one relcache callback.
  *
  * Loaded through shared_preload_libraries, the module asks for shared memory
  * (counters) and registers its background workers (launcher.c).  Loaded
@@ -24,13 +25,9 @@
 #include "row_access.h"
 #include "spi_util.h"
 #include "srf.h"
+#include "validate.h"
 
 PG_MODULE_MAGIC;
-
-/* Settings; see docs/reference.md for each. */
-int			ptm_max_ttl_ms = 3600 * 1000;
-int			ptm_max_name_bytes = 256;
-bool		ptm_enable_counters = true;
 
 void		_PG_init(void);
 
@@ -51,34 +48,6 @@ relcache_invalidated(Datum arg, Oid relid)
 void
 _PG_init(void)
 {
-	DefineCustomIntVariable("ptm_lease.max_ttl",
-							gettext_noop("Longest lease TTL a caller may ask for."),
-							gettext_noop("A lease that outlives its owner blocks its partition "
-										 "for this long at most."),
-							&ptm_max_ttl_ms,
-							3600 * 1000, 1, INT_MAX,
-							PGC_SUSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("ptm_lease.max_name_bytes",
-							gettext_noop("Longest topic, agent, worker, workflow or projection name, in bytes."),
-							NULL,
-							&ptm_max_name_bytes,
-							256, 1, 8192,
-							PGC_SUSET,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomBoolVariable("ptm_lease.enable_counters",
-							 gettext_noop("Counts every call's outcome in shared memory."),
-							 gettext_noop("Turning it off only serves to measure what counting costs."),
-							 &ptm_enable_counters,
-							 true,
-							 PGC_SUSET,
-							 0,
-							 NULL, NULL, NULL);
-
 	ptm_announce_define_gucs();
 	ptm_balance_define_gucs();
 	ptm_commits_define_gucs();
@@ -88,6 +57,7 @@ _PG_init(void)
 	ptm_metrics_define_gucs();
 	ptm_projections_define_gucs();
 	ptm_row_access_define_gucs();
+	ptm_validate_define_gucs();
 	ptm_worker_define_gucs();
 
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");

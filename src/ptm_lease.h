@@ -36,28 +36,9 @@
  */
 #define ERRCODE_PTM_FENCING_REJECT	MAKE_SQLSTATE('P', 'T', 'M', '0', '1')
 
-/*
- * The shared state of the extension, one per cluster.  Counters are updated
- * without any lock (pg_atomic_uint64); the lock protects only what is not a
- * single atomic value (stats_reset).
- */
-typedef struct PtmSharedState
-{
-	LWLock	   *lock;
-	TimestampTz stats_reset;
-	pg_atomic_uint64 counters[PTM_NUM_COUNTERS];
-} PtmSharedState;
-
-/* shmem.c */
-extern PtmSharedState *ptm_shared;
+/* shmem.c: the shared-memory hooks, installed when preloaded */
 extern void ptm_shmem_init(void);
 extern bool ptm_shmem_available(void);
-extern void ptm_require_shmem(const char *what);
-
-/* ptm_lease.c: GUCs */
-extern int	ptm_max_ttl_ms;
-extern int	ptm_max_name_bytes;
-extern bool ptm_enable_counters;
 
 /* leases.c: the lease functions' settings */
 extern void ptm_leases_define_gucs(void);

@@ -26,6 +26,7 @@
 #include "spi_util.h"
 #include "srf.h"
 #include "validate.h"
+#include "workers.h"
 
 PG_MODULE_MAGIC;
 
@@ -75,4 +76,5 @@ _PG_init(void)
 
 	ptm_shmem_init();
 	ptm_launcher_init();
+	ptm_ddl_hooks_init();
 }

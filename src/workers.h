@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * workers.h
- *	  What the launcher (launcher.c), the per-database workers (worker.c)
- *	  and ptm.health() share: the table of databases in shared memory.
+ *	  What the launcher (launcher.c), the per-database workers (worker.c),
+ *	  the hooks that tell them of changes (ddl_hooks.c) and ptm.health()
+ *	  share: the table of databases in shared memory.
  *
  * One PtmDbEntry per database the launcher is starting, or has started, a
  * worker for.  Databases without the extension have no entry: the launcher
@@ -87,5 +88,9 @@ extern PtmDbEntry *ptm_db_entry(Oid dboid);
 extern bool ptm_database_selected(const char *dbname);
 extern const char *ptm_database_setting(void);
 extern void ptm_wake_launcher(void);
+extern PtmDbEntry *ptm_new_db_entry(Oid dboid, const char *dbname, PtmDbState state);
+
+/* ddl_hooks.c: what backends tell the launcher and the workers */
+extern void ptm_ddl_hooks_init(void);
 
 #endif							/* PTM_WORKERS_H */

@@ -25,7 +25,9 @@
 #include "row_access.h"
 #include "spi_util.h"
 #include "srf.h"
+#include "sweep.h"
 #include "validate.h"
+#include "worker_passes.h"
 #include "workers.h"
 
 PG_MODULE_MAGIC;
@@ -58,8 +60,10 @@ _PG_init(void)
 	ptm_metrics_define_gucs();
 	ptm_projections_define_gucs();
 	ptm_row_access_define_gucs();
+	ptm_sweep_define_gucs();
 	ptm_validate_define_gucs();
 	ptm_worker_define_gucs();
+	ptm_worker_passes_define_gucs();
 
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");
 

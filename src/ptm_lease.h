@@ -51,23 +51,4 @@ extern void ptm_commits_define_gucs(void);
 /* projection_events.c: the projection functions' setting */
 extern void ptm_projections_define_gucs(void);
 
-/* launcher.c: which databases get a worker (ptm_lease.database) */
-extern void ptm_launcher_define_gucs(void);
-extern void ptm_launcher_init(void);
-
-/* worker.c: the per-database workers and their health rows */
-struct ReturnSetInfo;
-typedef void (*PtmHealthRowFn) (struct ReturnSetInfo *rsinfo, const char *check,
-								const char *status, const char *value,
-								const char *detail);
-extern int	ptm_sweep_interval_ms;
-extern int	ptm_sweep_batch_size;
-extern int	ptm_cleanup_interval_ms;
-extern int	ptm_audit_retention_s;
-extern int	ptm_history_interval_ms;
-extern int	ptm_history_retention_s;
-extern int	ptm_claim_retention_s;
-extern void ptm_worker_define_gucs(void);
-extern void ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row);
-
 #endif							/* PTM_LEASE_H */

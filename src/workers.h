@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * workers.h
- *	  What the launcher (launcher.c), the per-database workers (worker.c),
- *	  the hooks that tell them of changes (ddl_hooks.c) and ptm.health()
- *	  share: the table of databases in shared memory.
+ *	  What the launcher (launcher.c), the per-database workers (worker.c,
+ *	  worker_passes.c), the hooks that tell them of changes (ddl_hooks.c)
+ *	  and ptm.health() (health.c) share: the table of databases in shared
+ *	  memory, and the workers' settings that health reads.
  *
  * One PtmDbEntry per database the launcher is starting, or has started, a
  * worker for.  Databases without the extension have no entry: the launcher
@@ -80,7 +81,9 @@ typedef struct PtmWorkerShared
 	PtmDbEntry	dbs[PTM_MAX_DATABASES];
 } PtmWorkerShared;
 
-/* launcher.c */
+/* launcher.c: the launcher and this table */
+extern void ptm_launcher_define_gucs(void);
+extern void ptm_launcher_init(void);
 extern PtmWorkerShared *ptm_workers;
 extern void ptm_workers_shmem_request(void);
 extern void ptm_workers_shmem_startup(void);
@@ -92,5 +95,10 @@ extern PtmDbEntry *ptm_new_db_entry(Oid dboid, const char *dbname, PtmDbState st
 
 /* ddl_hooks.c: what backends tell the launcher and the workers */
 extern void ptm_ddl_hooks_init(void);
+
+/* worker.c: the per-database worker */
+extern int	ptm_sweep_interval_ms;
+extern int	ptm_history_interval_ms;
+extern void ptm_worker_define_gucs(void);
 
 #endif							/* PTM_WORKERS_H */

@@ -2,15 +2,16 @@
  *
  * ddl_hooks.c
  *	  What backends tell the launcher and the workers (launcher.c,
- *	  worker.c): the extension created or dropped here, a database created,
- *	  and the commands that need a database without its worker.
+ *	  worker.c): the extension created, dropped or updated here, a database
+ *	  created, and the commands that need a database without its worker.
  *
  * Hooks, installed when the library is preloaded:
- *	  - an object access hook sees every extension created or dropped (by
- *		any path: CASCADE, DROP OWNED, ...); when the transaction commits,
- *		the database's worker is poked and looks again (it leaves if the
- *		extension is gone), or, where none runs and the extension is
- *		installed, the launcher is asked for one;
+ *	  - an object access hook sees every extension created, dropped or
+ *		altered (by any path: CASCADE, DROP OWNED, ALTER EXTENSION ...
+ *		UPDATE); when the transaction commits, the database's worker is
+ *		poked and looks again (it leaves if the extension is gone, and
+ *		serves once it is at this library's version), or, where none runs
+ *		and the extension is installed, the launcher is asked for one;
  *	  - CREATE DATABASE wakes the launcher when it commits (a database
  *		created from a template with the extension has it too);
  *	  - a worker connected to a database makes DROP DATABASE, ALTER DATABASE
@@ -53,16 +54,17 @@ static ProcessUtility_hook_type prev_process_utility = NULL;
 static object_access_hook_type prev_object_access = NULL;
 
 /* Backend state until the end of the current transaction. */
-static bool extension_changed = false;	/* an extension was created or dropped */
+static bool extension_changed = false;	/* an extension was created, dropped or altered */
 static bool extension_present = false;	/* ptm_lease exists at pre-commit */
 static char extension_dbname[NAMEDATALEN];	/* this database, at pre-commit */
 static bool wake_at_commit = false; /* CREATE DATABASE */
 static bool holding = false;	/* this backend holds a database */
 
 /*
- * The extension was created or dropped in this database and the transaction
- * committed: a running worker looks again at once (and leaves if it is
- * gone); otherwise, if it is installed, the launcher starts one now.
+ * An extension was created, dropped or altered in this database and the
+ * transaction committed: a running worker looks again at once (it leaves if
+ * ptm_lease is gone, and serves once it is at this library's version);
+ * otherwise, if ptm_lease is installed, the launcher starts one now.
  */
 static void
 poke_database(bool installed, const char *dbname)
@@ -228,14 +230,19 @@ process_utility(PTM_PROCESS_UTILITY_PARAMS)
 		standard_ProcessUtility(PTM_PROCESS_UTILITY_ARGS);
 }
 
-/* Any extension created or dropped, by any path (CASCADE, DROP OWNED, ...). */
+/*
+ * Any extension created, dropped or altered, by any path (CASCADE, DROP
+ * OWNED, ...): ALTER EXTENSION ... UPDATE is how a worker waiting for this
+ * library's version learns that it may serve the database.
+ */
 static void
 object_access(ObjectAccessType access, Oid classId, Oid objectId,
 			  int subId, void *arg)
 {
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
-	if (classId == ExtensionRelationId && (access == OAT_POST_CREATE || access == OAT_DROP))
+	if (classId == ExtensionRelationId &&
+		(access == OAT_POST_CREATE || access == OAT_DROP || access == OAT_POST_ALTER))
 		extension_changed = true;
 }
 

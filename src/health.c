@@ -17,20 +17,14 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/table.h"
 #include "access/xlog.h"
-#include "catalog/indexing.h"
 #include "catalog/pg_database.h"
-#include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
-#include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -44,38 +38,6 @@
 #define PTM_WITHOUT_WORKER \
 	"Without a worker, expired leases are taken over by the next acquire but not swept or notified, " \
 	"and there is no metric history for ptm.rate()."
-
-/*
- * Installed version of the extension from pg_extension, or NULL.
- */
-static char *
-installed_extension_version(void)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	char	   *version = NULL;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum("ptm_lease"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-	{
-		bool		isnull;
-		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
-									 RelationGetDescr(rel), &isnull);
-
-		if (!isnull)
-			version = text_to_cstring(DatumGetTextPP(d));
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-
-	return version;
-}
 
 static void
 add_row(ReturnSetInfo *rsinfo, const char *check, const char *status,
@@ -187,14 +149,24 @@ is_template(void)
 }
 
 /*
- * The "worker" row of a worker that runs here (pid set): running, starting
- * or stalled.  It serves the database.
+ * The "worker" row of a worker that runs here (pid set): waiting for ALTER
+ * EXTENSION UPDATE, running, starting or stalled.  Returns whether it
+ * serves the database.
  */
 static bool
 attached_worker_row(ReturnSetInfo *rsinfo, const WorkersView *v)
 {
 	const PtmDbEntry *e = &v->entry;
 
+	if (e->waiting_for_update)
+	{
+		add_row(rsinfo, "worker", "warning", "waiting for update",
+				psprintf("pid %d waits for ALTER EXTENSION ptm_lease UPDATE: the extension in database \"%s\" is "
+						 "version %s and the library %s, whose statements need its own version. Until the update "
+						 "commits, the worker sweeps nothing, cleans nothing up and takes no metric snapshots.",
+						 (int) e->pid, v->dbname, e->extversion, PTM_LEASE_VERSION));
+		return false;
+	}
 	if (e->last_pass_at != 0 &&
 		!TimestampDifferenceExceeds(e->last_pass_at, v->now, (int) stale_after_ms()))
 		add_row(rsinfo, "worker", "ok", "running",
@@ -310,9 +282,13 @@ backlog_health(ReturnSetInfo *rsinfo, bool served, bool standby)
 			"Leases past expiry still naming their owner; no worker sweeps this database.");
 }
 
-/* The rows of the launcher and of this database's worker. */
+/*
+ * The rows of the launcher and of this database's worker.  The backlog is
+ * counted only where the extension is at the library's version: the
+ * statement needs that version's schema.
+ */
 static void
-workers_health(ReturnSetInfo *rsinfo, bool extension_installed)
+workers_health(ReturnSetInfo *rsinfo, bool extension_current)
 {
 	bool		standby = RecoveryInProgress();
 	WorkersView v = {0};
@@ -360,7 +336,7 @@ workers_health(ReturnSetInfo *rsinfo, bool extension_installed)
 		ptm_announce_health(rsinfo, add_row);
 	}
 
-	if (extension_installed)
+	if (extension_current)
 		backlog_health(rsinfo, served, standby);
 }
 
@@ -373,8 +349,9 @@ Datum
 ptm_health(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = ptm_init_srf(fcinfo);
-	char	   *ext_version = installed_extension_version();
+	char	   *ext_version = ptm_installed_version();
 	bool		preloaded = ptm_shmem_available();
+	bool		current = ext_version != NULL && strcmp(ext_version, PTM_LEASE_VERSION) == 0;
 
 	if (preloaded)
 		add_row(rsinfo, "preload", "ok", "yes",
@@ -387,15 +364,15 @@ ptm_health(PG_FUNCTION_ARGS)
 	add_row(rsinfo, "extension_version", ext_version ? "ok" : "error", ext_version,
 			ext_version ? NULL : "The extension is not installed in this database.");
 
-	/* an older extension's lease, commit and projection calls refuse (old_versions.c) */
-	if (ext_version && strcmp(ext_version, PTM_LEASE_VERSION) == 0)
+	/* an older extension: its lease, commit and projection calls refuse (old_versions.c), its worker waits */
+	if (current)
 		add_row(rsinfo, "version_match", "ok", "yes", NULL);
 	else
 		add_row(rsinfo, "version_match", "error", "no",
 				psprintf("The library is version %s but the extension in this database is %s: the lease, commit and projection functions refuse until ALTER EXTENSION ptm_lease UPDATE, which takes a moment. Run it now.",
 						 PTM_LEASE_VERSION, ext_version ? ext_version : "not installed"));
 
-	workers_health(rsinfo, ext_version != NULL);
+	workers_health(rsinfo, current);
 
 	return (Datum) 0;
 }

@@ -8,7 +8,13 @@
  * extension, as autoprewarm's leader starts autoprewarm_database_main.  The
  * worker first looks for ptm_lease there: where it is not installed it
  * leaves at once, quietly, and says so in its entry, so that the launcher
- * starts none there again until CREATE EXTENSION.
+ * starts none there again until CREATE EXTENSION.  Where it is installed at
+ * another version than this library's (a database still at 0.1.0 after the
+ * library was upgraded) the worker stays but runs no pass: this library's
+ * statements are written for its own version of the schema.  ALTER
+ * EXTENSION ptm_lease UPDATE pokes it when it commits, and it serves the
+ * database from then on; ptm.health() says what it waits for.  The version
+ * is read once per look (at start and when poked), never per pass.
  *
  * Every ptm_lease.sweep_interval the worker runs the passes of
  * worker_passes.c, in short transactions: the expiry sweep, frozen holders,
@@ -35,9 +41,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "commands/extension.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -46,8 +56,11 @@
 #include "storage/latch.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "announce.h"
@@ -64,6 +77,7 @@ static int	ptm_cleanup_interval_ms = 60000;
 
 static PtmDbEntry *my_entry = NULL; /* its entry in ptm_workers */
 static bool extension_gone = false; /* a pass found no extension */
+static bool waiting_for_update = false; /* the extension is at another version */
 static TimestampTz last_cleanup = 0;	/* end of the last cleanup */
 static TimestampTz last_history = 0;	/* start of the last snapshot */
 static TimestampTz next_pass_at = 0;
@@ -156,6 +170,8 @@ attach_entry(Oid dboid)
 			e->state = PTM_DB_RUNNING;
 			e->started_at = e->changed_at = GetCurrentTimestamp();
 			e->last_pass_at = 0;
+			e->waiting_for_update = false;
+			e->extversion[0] = '\0';
 			my_entry = e;
 			ok = true;
 		}
@@ -170,18 +186,92 @@ attach_entry(Oid dboid)
  */
 
 /*
+ * The version of ptm_lease installed in this database (pg_extension), or
+ * NULL; in the current transaction.  Also ptm.health()'s.
+ */
+char *
+ptm_installed_version(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("ptm_lease"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = text_to_cstring(DatumGetTextPP(d));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	return version;
+}
+
+/* Copy the installed version into buf, in a transaction of its own; false when none. */
+static bool
+read_installed_version(char *buf, Size len)
+{
+	char	   *version;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	version = ptm_installed_version();
+	if (version != NULL)
+		strlcpy(buf, version, len);
+	CommitTransactionCommand();
+	return version != NULL;
+}
+
+/*
+ * Serve the database only at this library's version; say so in the log when
+ * that changes (at start, and when ALTER EXTENSION UPDATE pokes us).
+ */
+static void
+follow_version(const char *version)
+{
+	bool		was_waiting = waiting_for_update;
+
+	waiting_for_update = strcmp(version, PTM_LEASE_VERSION) != 0;
+	if (waiting_for_update && !was_waiting)
+		ereport(LOG,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ptm_lease worker for database \"%s\" waits: the extension there is version %s, the library %s",
+						my_entry->dbname, version, PTM_LEASE_VERSION),
+				 errdetail("The worker sweeps, cleans up and keeps the metric history only where the versions match."),
+				 errhint("Run ALTER EXTENSION ptm_lease UPDATE in database \"%s\"; the worker serves it as soon as that commits.",
+						 my_entry->dbname)));
+	else if (!waiting_for_update && was_waiting)
+		ereport(LOG,
+				(errmsg("ptm_lease worker for database \"%s\" serves it: the extension is now version %s",
+						my_entry->dbname, version)));
+}
+
+/*
  * Whether ptm_lease is installed in this database; if not, leave quietly
  * with the entry saying so, and the launcher starts no worker here until a
  * CREATE EXTENSION pokes it.  A poke that came while we looked (a CREATE
  * EXTENSION that committed meanwhile) makes us look again instead: the
  * check and the state change are one step under the spinlock, so that no
- * poke is lost between them.
+ * poke is lost between them.  Installed, its version says whether the
+ * passes run (follow_version).
  */
 static void
 look_for_extension(void)
 {
 	for (;;)
 	{
+		char		version[NAMEDATALEN];
 		bool		present;
 		bool		had;
 
@@ -189,16 +279,15 @@ look_for_extension(void)
 		my_entry->poked = false;
 		SpinLockRelease(&ptm_workers->mutex);
 
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		present = OidIsValid(get_extension_oid("ptm_lease", true));
-		CommitTransactionCommand();
+		present = read_installed_version(version, sizeof(version));
 
 		SpinLockAcquire(&ptm_workers->mutex);
 		had = my_entry->has_extension;
 		if (present)
 		{
 			my_entry->has_extension = true;
+			my_entry->waiting_for_update = strcmp(version, PTM_LEASE_VERSION) != 0;
+			strlcpy(my_entry->extversion, version, sizeof(my_entry->extversion));
 			SpinLockRelease(&ptm_workers->mutex);
 			extension_gone = false;
 			if (!had)
@@ -208,6 +297,7 @@ look_for_extension(void)
 				ereport(LOG,
 						(errmsg("ptm_lease worker for database \"%s\" started", my_entry->dbname)));
 			}
+			follow_version(version);
 			return;
 		}
 		if (!my_entry->poked)
@@ -225,7 +315,7 @@ look_for_extension(void)
 	}
 }
 
-/* Whether CREATE or DROP EXTENSION committed here since the last look. */
+/* Whether the extension was created, dropped or altered here since the last look. */
 static bool
 poked(void)
 {
@@ -320,8 +410,8 @@ pass_failed(MemoryContext loopcxt)
 }
 
 /*
- * Announce what commits queued; then run a pass when one is due.  The
- * worker lives on an error.
+ * Announce what commits queued; then run a pass when one is due and the
+ * extension is at this library's version.  The worker lives on an error.
  */
 static void
 serve(MemoryContext loopcxt)
@@ -329,7 +419,8 @@ serve(MemoryContext loopcxt)
 	PG_TRY();
 	{
 		ptm_announce_pass();
-		if (GetCurrentTimestamp() >= next_pass_at || history_due_in_ms() == 0)
+		if (!waiting_for_update &&
+			(GetCurrentTimestamp() >= next_pass_at || history_due_in_ms() == 0))
 		{
 			run_pass();
 			pass_done();
@@ -342,7 +433,10 @@ serve(MemoryContext loopcxt)
 	PG_END_TRY();
 }
 
-/* How long to sleep before the next pass or snapshot. */
+/*
+ * How long to sleep before the next pass or snapshot, or -1: no end (a
+ * worker waiting for ALTER EXTENSION UPDATE wakes on the poke).
+ */
 static long
 sleep_ms(void)
 {
@@ -350,6 +444,8 @@ sleep_ms(void)
 
 	if (extension_gone)
 		return 0;				/* look again now, and leave */
+	if (waiting_for_update)
+		return -1;
 	timeout = Max(ms_until(next_pass_at), 1);
 	/* wake for the next snapshot even when sweeps are rare */
 	if (backoff_ms == 0 && history_due_in_ms() >= 0)
@@ -357,12 +453,15 @@ sleep_ms(void)
 	return timeout;
 }
 
-/* Sleep until the latch is set (a commit, a poke, SIGHUP) or timeout_ms. */
+/* Sleep until the latch is set (a commit, a poke, SIGHUP) or timeout_ms (-1: none). */
 static void
 wait_for_latch(long timeout_ms)
 {
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 timeout_ms, PG_WAIT_EXTENSION);
+	int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
+
+	if (timeout_ms >= 0)
+		events |= WL_TIMEOUT;
+	(void) WaitLatch(MyLatch, events, timeout_ms, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 }
 

@@ -52,6 +52,8 @@ typedef struct PtmDbEntry
 	bool		stop_requested; /* leave at the next check */
 	bool		poked;			/* the extension changed since the last check */
 	bool		has_extension;	/* a worker found ptm_lease here */
+	bool		waiting_for_update; /* ... at another version: no passes */
+	char		extversion[NAMEDATALEN];	/* the version it found */
 	TimestampTz changed_at;		/* when state last changed */
 	TimestampTz started_at;		/* when the worker attached */
 	TimestampTz last_pass_at;	/* last pass that committed */
@@ -100,5 +102,6 @@ extern void ptm_ddl_hooks_init(void);
 extern int	ptm_sweep_interval_ms;
 extern int	ptm_history_interval_ms;
 extern void ptm_worker_define_gucs(void);
+extern char *ptm_installed_version(void);
 
 #endif							/* PTM_WORKERS_H */

@@ -7,6 +7,7 @@
 # follow a reloaded sweep_interval, and do nothing on a standby until it is
 # promoted.  ptm.sweep_expired_leases() does the worker's batch on demand; a
 # lease written at 0.1.0 is swept once its database is updated.
+# A worker in a database still at 0.1.0 waits for that update: 121_worker_old_version.pl.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;

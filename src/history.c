@@ -6,7 +6,7 @@
  *
  * The history itself is SQL (sql/install/92_history.sql): the table
  * ptm.metric_history, ptm.snapshot_metrics() that fills it, and the
- * functions that read it.  The background worker (worker.c) calls
+ * functions that read it.  The background worker (worker_passes.c) calls
  * ptm.snapshot_metrics() every ptm_lease.history_interval and deletes rows
  * older than ptm_lease.history_retention.  What is here needs C only because
  * the names of the series are the library's (metrics_catalog.c), known with

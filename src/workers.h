@@ -65,7 +65,7 @@ typedef struct PtmDbEntry
 	int64		snapshots;
 } PtmDbEntry;
 
-/* A database a DDL command needs without other sessions (launcher.c). */
+/* A database a DDL command needs without other sessions (ddl_hooks.c). */
 #define PTM_MAX_HOLDS				16
 typedef struct PtmDbHold
 {

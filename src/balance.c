@@ -221,9 +221,6 @@ ptm_balance_changed(PG_FUNCTION_ARGS)
 bool
 ptm_balance_active(void)
 {
-	/* a database still on the 0.1.0 SQL has no limits' tables: no limit applies */
-	if (!ptm_schema_is_020())
-		return false;
 	if (ptm_max_leases_per_agent > 0 || ptm_fair_share)
 		return true;
 	load_cache();

@@ -130,58 +130,36 @@ static PtmPlan plan_select_share = {
 
 /*
  * Every statement that sets a new expiry from scratch also sets sweep_at, the
- * sweeper's lower bound of it (docs/workers.md).  A database still at 0.1.0
- * has no sweep_at: each such statement has a second form without it, chosen
- * per call by lease_plan().
+ * sweeper's lower bound of it (docs/workers.md).
  */
-typedef struct LeasePlan
-{
-	PtmPlan		current;		/* 0.2.0 and later */
-	PtmPlan		v010;			/* a database still at 0.1.0: no sweep_at */
-} LeasePlan;
-
-static PtmPlan *
-lease_plan(LeasePlan *plan)
-{
-	return ptm_schema_is_020() ? &plan->current : &plan->v010;
-}
 
 /* $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now */
-#define SQL_INSERT(COL, VAL) \
-	"INSERT INTO ptm.partition_leases AS l" \
-	" (topic, partition_id, agent_id, lease_epoch, lease_expires_at" COL ", state, acquired_at, renewed_at)" \
-	" VALUES ($1, $2, $3, pg_catalog.nextval('ptm.lease_epoch_seq'), $4" VAL ", 'active', $5, $5)" \
-	" ON CONFLICT (topic, partition_id) DO NOTHING" \
-	" RETURNING l.lease_epoch::pg_catalog.int8"
-static LeasePlan plan_insert = {
-	{.sql = SQL_INSERT(", sweep_at", ", $4"),
-		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
-		.expect = SPI_OK_INSERT_RETURNING},
-	{.sql = SQL_INSERT("", ""),
-		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
-		.expect = SPI_OK_INSERT_RETURNING}
+static PtmPlan plan_insert = {
+	.sql = "INSERT INTO ptm.partition_leases AS l"
+	" (topic, partition_id, agent_id, lease_epoch, lease_expires_at, sweep_at, state,"
+	" acquired_at, renewed_at)"
+	" VALUES ($1, $2, $3, pg_catalog.nextval('ptm.lease_epoch_seq'), $4, $4, 'active', $5, $5)"
+	" ON CONFLICT (topic, partition_id) DO NOTHING"
+	" RETURNING l.lease_epoch::pg_catalog.int8",
+	.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_INSERT_RETURNING
 };
 
 /*
  * Take the locked lease (free, released, forced or expired): new epoch.
  * $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now
  */
-#define SQL_TAKE(SWEEP) \
-	"UPDATE ptm.partition_leases SET" \
-	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq')," \
-	" previous_agent_id = coalesce(agent_id, previous_agent_id)," \
-	" previous_epoch = CASE WHEN agent_id IS NOT NULL THEN lease_epoch ELSE previous_epoch END," \
-	" agent_id = $3, state = 'active', lease_expires_at = $4," SWEEP \
-	" acquired_at = $5, renewed_at = $5, ended_at = NULL" \
-	" WHERE topic = $1 AND partition_id = $2" \
-	" RETURNING lease_epoch::pg_catalog.int8"
-static LeasePlan plan_take = {
-	{.sql = SQL_TAKE(" sweep_at = $4,"),
-		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
-		.expect = SPI_OK_UPDATE_RETURNING},
-	{.sql = SQL_TAKE(""),
-		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
-		.expect = SPI_OK_UPDATE_RETURNING}
+static PtmPlan plan_take = {
+	.sql = "UPDATE ptm.partition_leases SET"
+	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
+	" previous_agent_id = coalesce(agent_id, previous_agent_id),"
+	" previous_epoch = CASE WHEN agent_id IS NOT NULL THEN lease_epoch ELSE previous_epoch END,"
+	" agent_id = $3, state = 'active', lease_expires_at = $4, sweep_at = $4,"
+	" acquired_at = $5, renewed_at = $5, ended_at = NULL"
+	" WHERE topic = $1 AND partition_id = $2"
+	" RETURNING lease_epoch::pg_catalog.int8",
+	.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_UPDATE_RETURNING
 };
 
 /*
@@ -216,36 +194,26 @@ static PtmPlan plan_renew = {
 };
 
 /* $1 topic, $2 partition, $3 agent, $4 epoch, $5 now_ms, $6 now */
-#define SQL_RELEASE(SWEEP) \
-	"UPDATE ptm.partition_leases SET agent_id = NULL, state = 'released'," \
-	" previous_agent_id = agent_id, previous_epoch = lease_epoch," \
-	" lease_expires_at = $5," SWEEP " ended_at = $6" \
-	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3" \
-	"   AND lease_epoch = $4 AND lease_expires_at > $5"
-static LeasePlan plan_release = {
-	{.sql = SQL_RELEASE(" sweep_at = $5,"),
-		.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID},
-		.expect = SPI_OK_UPDATE},
-	{.sql = SQL_RELEASE(""),
-		.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID},
-		.expect = SPI_OK_UPDATE}
+static PtmPlan plan_release = {
+	.sql = "UPDATE ptm.partition_leases SET agent_id = NULL, state = 'released',"
+	" previous_agent_id = agent_id, previous_epoch = lease_epoch,"
+	" lease_expires_at = $5, sweep_at = $5, ended_at = $6"
+	" WHERE topic = $1 AND partition_id = $2 AND agent_id = $3"
+	"   AND lease_epoch = $4 AND lease_expires_at > $5",
+	.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_UPDATE
 };
 
 /* $1 topic, $2 partition, $3 now_ms, $4 now */
-#define SQL_FORCE(SWEEP) \
-	"UPDATE ptm.partition_leases SET agent_id = NULL, state = 'forced'," \
-	" previous_agent_id = agent_id, previous_epoch = lease_epoch," \
-	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq')," \
-	" lease_expires_at = $3," SWEEP " ended_at = $4" \
-	" WHERE topic = $1 AND partition_id = $2 AND agent_id IS NOT NULL" \
-	" RETURNING previous_agent_id, previous_epoch, lease_epoch"
-static LeasePlan plan_force = {
-	{.sql = SQL_FORCE(" sweep_at = $3,"),
-		.nargs = 4, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID},
-		.expect = SPI_OK_UPDATE_RETURNING},
-	{.sql = SQL_FORCE(""),
-		.nargs = 4, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID},
-		.expect = SPI_OK_UPDATE_RETURNING}
+static PtmPlan plan_force = {
+	.sql = "UPDATE ptm.partition_leases SET agent_id = NULL, state = 'forced',"
+	" previous_agent_id = agent_id, previous_epoch = lease_epoch,"
+	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
+	" lease_expires_at = $3, sweep_at = $3, ended_at = $4"
+	" WHERE topic = $1 AND partition_id = $2 AND agent_id IS NOT NULL"
+	" RETURNING previous_agent_id, previous_epoch, lease_epoch",
+	.nargs = 4, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_UPDATE_RETURNING
 };
 
 /*
@@ -269,27 +237,22 @@ static PtmPlan plan_audit = {
  * lease's end before the take (its expiry, release or force; NULL when it
  * never had an owner) for recovery_latency_ms, and its last owner.
  */
-#define SQL_BULK_ACQUIRE(SWEEP) \
-	"WITH candidates AS (" \
-	"  SELECT topic, partition_id, state, lease_expires_at FROM ptm.partition_leases" \
-	"   WHERE topic = $1 AND (agent_id IS NULL OR lease_expires_at <= $3)" \
-	"   ORDER BY partition_id LIMIT $4 FOR UPDATE SKIP LOCKED)" \
-	" UPDATE ptm.partition_leases l SET" \
-	" previous_agent_id = coalesce(l.agent_id, l.previous_agent_id)," \
-	" previous_epoch = CASE WHEN l.agent_id IS NOT NULL THEN l.lease_epoch ELSE l.previous_epoch END," \
-	" agent_id = $2, state = 'active'," \
-	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq')," \
-	" lease_expires_at = $5," SWEEP " acquired_at = $6, renewed_at = $6, ended_at = NULL" \
-	" FROM candidates c WHERE l.topic = c.topic AND l.partition_id = c.partition_id" \
-	" RETURNING l.partition_id, l.lease_epoch," \
-	"  CASE WHEN c.state <> 'free' THEN c.lease_expires_at END, l.previous_agent_id"
-static LeasePlan plan_bulk_acquire = {
-	{.sql = SQL_BULK_ACQUIRE(" sweep_at = $5,"),
-		.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID},
-		.expect = SPI_OK_UPDATE_RETURNING},
-	{.sql = SQL_BULK_ACQUIRE(""),
-		.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID},
-		.expect = SPI_OK_UPDATE_RETURNING}
+static PtmPlan plan_bulk_acquire = {
+	.sql = "WITH candidates AS ("
+	"  SELECT topic, partition_id, state, lease_expires_at FROM ptm.partition_leases"
+	"   WHERE topic = $1 AND (agent_id IS NULL OR lease_expires_at <= $3)"
+	"   ORDER BY partition_id LIMIT $4 FOR UPDATE SKIP LOCKED)"
+	" UPDATE ptm.partition_leases l SET"
+	" previous_agent_id = coalesce(l.agent_id, l.previous_agent_id),"
+	" previous_epoch = CASE WHEN l.agent_id IS NOT NULL THEN l.lease_epoch ELSE l.previous_epoch END,"
+	" agent_id = $2, state = 'active',"
+	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
+	" lease_expires_at = $5, sweep_at = $5, acquired_at = $6, renewed_at = $6, ended_at = NULL"
+	" FROM candidates c WHERE l.topic = c.topic AND l.partition_id = c.partition_id"
+	" RETURNING l.partition_id, l.lease_epoch,"
+	"  CASE WHEN c.state <> 'free' THEN c.lease_expires_at END, l.previous_agent_id",
+	.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID},
+	.expect = SPI_OK_UPDATE_RETURNING
 };
 
 /* $1 topic, $2 now_ms: is a lease still free or expired (bulk acquire cut by a limit)? */
@@ -367,7 +330,8 @@ read_lease(text *topic, int32 partition_id, LeaseRead mode)
 /*
  * The lease table as the hot paths reach it without SQL (row_access.c):
  * renew_lease's update and the unlocked read that answers a contended
- * acquire.  Only columns of both the 0.1.0 and the 0.2.0 table are named.
+ * acquire.  renew leaves sweep_at behind (a lower bound of the expiry), so
+ * it is not among the columns.
  */
 enum
 {
@@ -759,7 +723,7 @@ acquire_limited(PtmLeaseResult *out, const LeaseRow *row, text *topic, PtmLimitR
 static void
 insert_lease(void *arg)
 {
-	ptm_plan_run(lease_plan(&plan_insert), (Datum *) arg, NULL);
+	ptm_plan_run(&plan_insert, (Datum *) arg, NULL);
 }
 
 /* Whether the limits let the agent take one more lease of the topic. */
@@ -922,7 +886,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			args[2] = PointerGetDatum(agent);
 			args[3] = Int64GetDatum(now_ms + ttl_ms);
 			args[4] = TimestampTzGetDatum(now);
-			ptm_plan_run(lease_plan(&plan_take), args, NULL);
+			ptm_plan_run(&plan_take, args, NULL);
 			ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 			out->result = "acquired";
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
@@ -1207,7 +1171,7 @@ ptm_release_lease_0_2(PG_FUNCTION_ARGS)
 			PointerGetDatum(agent), Int64GetDatum(epoch), Int64GetDatum(now_ms),
 		TimestampTzGetDatum(GetCurrentTimestamp())};
 
-		ptm_plan_run(lease_plan(&plan_release), args, NULL);
+		ptm_plan_run(&plan_release, args, NULL);
 		out.result = "released";
 		out.has_lease = true;
 		out.agent_id = NULL;
@@ -1325,7 +1289,7 @@ force_locked_lease(PtmLeaseResult *out, text *topic, int32 partition_id, Datum r
 	args[1] = Int32GetDatum(partition_id);
 	args[2] = Int64GetDatum(now_ms);
 	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
-	ptm_plan_run(lease_plan(&plan_force), args, NULL);
+	ptm_plan_run(&plan_force, args, NULL);
 	ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 	if (SPI_processed == 0)
 		elog(ERROR, "locked lease of partition %s-%d changed under its lock",
@@ -1647,7 +1611,7 @@ ptm_acquire_partition_leases_0_2(PG_FUNCTION_ARGS)
 
 		Oid			seq = ptm_epochs_lift_to_era();
 
-		ptm_plan_run(lease_plan(&plan_bulk_acquire), args, NULL);
+		ptm_plan_run(&plan_bulk_acquire, args, NULL);
 		ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 		n = SPI_processed;
 	}

@@ -56,11 +56,11 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "announce.h"
-#include "balance.h"
 #include "epochs.h"
 #include "holders.h"
 #include "identity.h"
+#include "lease_events.h"
+#include "lease_limits.h"
 #include "leases.h"
 #include "lock_wait.h"
 #include "ptm_lease.h"
@@ -214,22 +214,6 @@ static PtmPlan plan_force = {
 	" RETURNING previous_agent_id, previous_epoch, lease_epoch",
 	.nargs = 4, .argtypes = (const Oid[]) {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID},
 	.expect = SPI_OK_UPDATE_RETURNING
-};
-
-/*
- * $1 action, $2 topic, $3 partition, $4 prev agent, $5 prev epoch,
- * $6 new epoch, $7 reason, $8 the caller's role, $9 details.  An INSERT, which
- * the DML guard allows.
- */
-static PtmPlan plan_audit = {
-	.sql = "INSERT INTO ptm.lease_audit"
-	" (action, topic, partition_id, previous_agent_id, previous_epoch, new_epoch, reason,"
-	"  current_user_name, details)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
-	.nargs = 9,
-	.argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID,
-	TEXTOID, TEXTOID, TEXTOID},
-	.expect = SPI_OK_INSERT
 };
 
 /*
@@ -456,13 +440,6 @@ lock_lease(text *topic, int32 partition_id, int wait_ms, LeaseRow *row)
 	return lock_lease_by_sql(topic, partition_id, wait_ms, LEASE_READ_LOCK, row);
 }
 
-/* A call answered "busy": counted overall and per topic. */
-static void
-count_busy(text *topic)
-{
-	ptm_count_topic(PTM_LEASE_BUSY, topic);
-}
-
 /* Byte equality, which is text equality under the table's deterministic collation. */
 static bool
 same_text(text *a, text *b)
@@ -477,115 +454,6 @@ same_agent(const char *a, text *b)
 {
 	return a != NULL && strlen(a) == VARSIZE_ANY_EXHDR(b) &&
 		memcmp(a, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)) == 0;
-}
-
-/* ---------------------------------------------------------------------
- * The audit row and lease events, shared with balance.c and worker.c
- * ---------------------------------------------------------------------
- */
-void
-ptm_write_audit(const PtmAudit *a)
-{
-	Datum		v[9];
-	char		n[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-
-	v[0] = CStringGetTextDatum(a->action);
-	v[1] = PointerGetDatum(a->topic);
-	n[1] = a->topic ? ' ' : 'n';
-	v[2] = Int32GetDatum(a->partition_id);
-	n[2] = a->partition_id >= 0 ? ' ' : 'n';
-	v[3] = a->previous_agent_id ? CStringGetTextDatum(a->previous_agent_id) : (Datum) 0;
-	n[3] = a->previous_agent_id ? ' ' : 'n';
-	v[4] = Int64GetDatum(a->previous_epoch);
-	n[4] = a->previous_epoch > 0 ? ' ' : 'n';
-	v[5] = Int64GetDatum(a->new_epoch);
-	n[5] = a->new_epoch > 0 ? ' ' : 'n';
-	v[6] = a->reason;
-	n[6] = a->reason_null ? 'n' : ' ';
-
-	/*
-	 * The functions run as their owner; the audit names the role that called
-	 * them (the current_user outside the function).
-	 */
-	v[7] = CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false));
-	v[8] = a->details ? CStringGetTextDatum(a->details) : (Datum) 0;
-	n[8] = a->details ? ' ' : 'n';
-	ptm_plan_run(&plan_audit, v, n);
-}
-
-/* longest NOTIFY payload the server accepts (NOTIFY_PAYLOAD_MAX_LENGTH) */
-#define PTM_NOTIFY_PAYLOAD_MAX		(BLCKSZ - NAMEDATALEN - 128)
-
-void
-ptm_notify(StringInfo buf, const char *topic, int32 partition_id)
-{
-	/* a payload over the NOTIFY limit would fail the whole transaction */
-	if (buf->len >= PTM_NOTIFY_PAYLOAD_MAX)
-	{
-		if (partition_id >= 0)
-			ereport(LOG,
-					(errmsg("ptm_lease: no notification for partition %s-%d: payload of %d bytes is too long",
-							topic, partition_id, buf->len)));
-		else
-			ereport(LOG,
-					(errmsg("ptm_lease: no notification for topic %s: payload of %d bytes is too long",
-							topic, buf->len)));
-	}
-	else
-		ptm_announce(buf->data);
-	pfree(buf->data);
-}
-
-void
-ptm_notify_lease_event(const PtmLeaseEvent *ev)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"event\": \"%s\", \"topic\": ", ev->event);
-	escape_json(&buf, ev->topic);
-	appendStringInfo(&buf, ", \"partition_id\": %d", ev->partition_id);
-	if (ev->agent_id)
-	{
-		appendStringInfoString(&buf, ", \"agent_id\": ");
-		escape_json(&buf, ev->agent_id);
-	}
-	appendStringInfoString(&buf, ", \"previous_agent_id\": ");
-	if (ev->previous_agent_id)
-		escape_json(&buf, ev->previous_agent_id);
-	else
-		appendStringInfoString(&buf, "null");
-	appendStringInfo(&buf, ", \"lease_epoch\": " INT64_FORMAT ", \"%s\": " INT64_FORMAT "}",
-					 ev->lease_epoch, ev->at_key, ev->at_ms);
-	ptm_notify(&buf, ev->topic, ev->partition_id);
-}
-
-/*
- * A take (acquire, bulk acquire): announce "acquired" (unless
- * ptm_lease.notify_owner_changes is off), and observe
- * recovery_latency_ms, the time since the previous owner's lease ended
- * (expiry, release or force; ended_ms < 0 when the lease never had one).
- */
-static void
-taken(text *topic, int32 partition_id, const char *agent, const char *previous_agent,
-	  int64 epoch, int64 expires_ms, int64 ended_ms, int64 now_ms)
-{
-	if (ptm_announce_mode != PTM_ANNOUNCE_OFF)
-	{
-		PtmLeaseEvent ev = {0};
-
-		ev.event = "acquired";
-		ev.topic = text_to_cstring(topic);
-		ev.partition_id = partition_id;
-		ev.agent_id = agent;
-		ev.previous_agent_id = previous_agent;
-		ev.lease_epoch = epoch;
-		ev.at_key = "expires_at_ms";
-		ev.at_ms = expires_ms;
-		ptm_notify_lease_event(&ev);
-	}
-	if (ended_ms >= 0)
-		ptm_observe(PTM_HIST_RECOVERY_LATENCY, (double) (now_ms - ended_ms));
 }
 
 /*
@@ -610,26 +478,6 @@ classify_failure(const LeaseRow *row, text *agent, int64 epoch, int64 now_ms)
 	return "not_owner";
 }
 
-/*
- * An outcome that went wrong, counted overall and per topic (the per-topic
- * counts rank topics in ptm.top_topic_conflicts; successes are counted only
- * overall, so that busy topics do not evict troubled ones).
- */
-void
-ptm_count_topic(PtmCounter counter, text *topic)
-{
-	ptm_count(counter);
-	ptm_count_key(PTM_KEY_TOPIC, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic), counter);
-}
-
-/* lease_conflicts_total counts every stale epoch, overall and per topic. */
-static void
-count_if_stale(const char *result, text *topic)
-{
-	if (strcmp(result, "stale_epoch") == 0)
-		ptm_count_topic(PTM_LEASE_CONFLICTS, topic);
-}
-
 static void
 outcome_from_row(PtmLeaseResult *out, const LeaseRow *row)
 {
@@ -637,45 +485,6 @@ outcome_from_row(PtmLeaseResult *out, const LeaseRow *row)
 	out->agent_id = row->agent_id;
 	out->epoch = row->epoch;
 	out->expires_ms = row->expires_ms;
-}
-
-HeapTuple
-ptm_lease_result_tuple(TupleDesc tupdesc, const PtmLeaseResult *out)
-{
-	Datum		values[6];
-	bool		nulls[6] = {false};
-
-	values[0] = CStringGetTextDatum(out->result);
-	values[1] = PointerGetDatum(out->topic);
-	values[2] = Int32GetDatum(out->partition_id);
-	if (out->agent_id)
-		values[3] = CStringGetTextDatum(out->agent_id);
-	else
-		nulls[3] = true;
-	if (out->has_lease)
-	{
-		values[4] = Int64GetDatum(out->epoch);
-		values[5] = TimestampTzGetDatum(ptm_ms_to_timestamptz(out->expires_ms));
-	}
-	else
-		nulls[4] = nulls[5] = true;
-	return heap_form_tuple(tupdesc, values, nulls);
-}
-
-/*
- * Build the ptm.lease_result datum in the caller's memory context (SPI's
- * context goes away at SPI_finish).
- */
-static Datum
-outcome_datum(FunctionCallInfo fcinfo, MemoryContext callerctx, const PtmLeaseResult *out)
-{
-	TupleDesc	tupdesc = ptm_result_tupdesc(fcinfo);
-	MemoryContext old = MemoryContextSwitchTo(callerctx);
-	Datum		result;
-
-	result = HeapTupleGetDatum(ptm_lease_result_tuple(tupdesc, out));
-	MemoryContextSwitchTo(old);
-	return result;
 }
 
 /* ---------------------------------------------------------------------
@@ -707,7 +516,7 @@ acquire_busy(PtmLeaseResult *out, const LeaseRow *row, text *topic)
 {
 	out->result = "busy";
 	outcome_from_row(out, row);
-	count_busy(topic);
+	ptm_count_busy(topic);
 }
 
 /* A limit refused the take: the lease stays as it is. */
@@ -716,7 +525,7 @@ acquire_limited(PtmLeaseResult *out, const LeaseRow *row, text *topic, PtmLimitR
 {
 	out->result = "limited";
 	outcome_from_row(out, row);
-	ptm_balance_count_refusal(why, topic);
+	ptm_limits_count_refusal(why, topic);
 }
 
 /* plan_insert with the arguments in arg, for ptm_with_lock_timeout(). */
@@ -730,7 +539,7 @@ insert_lease(void *arg)
 static bool
 limits_allow(text *topic, text *agent, PtmLimitReason *why)
 {
-	return ptm_balance_allowance(topic, agent, 1, why) > 0;
+	return ptm_limits_allowance(topic, agent, 1, why) > 0;
 }
 
 /*
@@ -739,8 +548,8 @@ limits_allow(text *topic, text *agent, PtmLimitReason *why)
  * taken in C: a wait behind another transaction can never let a stale clock
  * decide, and "acquired" is reported exactly once per epoch.
  *
- * Only a take asks the limits (balance.c), and only when some limit is on.
- * Their advisory locks come before the row lock (see balance.c), so they are
+ * Only a take asks the limits (lease_limits.c), and only when some limit is on.
+ * Their advisory locks come before the row lock (see lease_limits.c), so they are
  * taken when the unlocked read foresees a take; in the rare case where the
  * lease expires between the two reads they come after it, which can only
  * deadlock (and be resolved by the deadlock detector) against another call of
@@ -777,9 +586,9 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 		/* a take is coming unless we hold it live: limits first */
 		if (!locked && !(row.found && row.agent_id != NULL && row.expires_ms > now_ms))
 		{
-			limits = ptm_balance_active();
+			limits = ptm_limits_active();
 			if (limits)
-				ptm_balance_lock(topic, agent);
+				ptm_limits_lock(topic, agent);
 			locked = true;
 		}
 
@@ -818,7 +627,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 			out->expires_ms = now_ms + ttl_ms;
 			ptm_count(PTM_LEASE_ACQUIRE_SUCCESS);
-			taken(topic, partition_id, out->agent_id, NULL, out->epoch, out->expires_ms, -1, now_ms);
+			ptm_lease_taken(topic, partition_id, out->agent_id, NULL, out->epoch, out->expires_ms, -1, now_ms);
 			return;
 		}
 
@@ -863,9 +672,9 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 
 			if (!locked)
 			{
-				limits = ptm_balance_active();
+				limits = ptm_limits_active();
 				if (limits)
-					ptm_balance_lock(topic, agent);
+					ptm_limits_lock(topic, agent);
 				locked = true;
 			}
 			if (limits)
@@ -899,7 +708,7 @@ acquire_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, i
 			 * had an owner has no recovery to measure.
 			 */
 			previous = row.agent_id ? row.agent_id : row.previous_agent_id;
-			taken(topic, partition_id, out->agent_id, previous, out->epoch, out->expires_ms,
+			ptm_lease_taken(topic, partition_id, out->agent_id, previous, out->epoch, out->expires_ms,
 				  strcmp(row.state, "free") == 0 ? -1 : row.expires_ms, now_ms);
 		}
 		return;
@@ -939,12 +748,12 @@ ptm_acquire_partition_lease_0_2(PG_FUNCTION_ARGS)
 		out.topic = topic;
 		out.partition_id = partition_id;
 		acquire_conflict(&out, &first_read, topic);
-		PG_RETURN_DATUM(outcome_datum(fcinfo, callerctx, &out));
+		PG_RETURN_DATUM(ptm_lease_result_datum(fcinfo, callerctx, &out));
 	}
 
 	pinned = ptm_spi_connect(true);
 	acquire_one(&out, topic, partition_id, agent, ttl_ms, &first_read);
-	result = outcome_datum(fcinfo, callerctx, &out);
+	result = ptm_lease_result_datum(fcinfo, callerctx, &out);
 	ptm_spi_finish(pinned);
 
 	PG_RETURN_DATUM(result);
@@ -1108,13 +917,13 @@ renew_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, int
 		renew_clock(&call);
 		out->result = busy_or_failure(&call.seen, agent, epoch, call.now_ms);
 		if (strcmp(out->result, "busy") == 0)
-			count_busy(topic);
+			ptm_count_busy(topic);
 	}
 	else
 		out->result = classify_failure(&call.seen, agent, epoch, call.now_ms);
 	outcome_from_row(out, &call.seen);
 	ptm_count_topic(PTM_LEASE_RENEW_FAILURE, topic);
-	count_if_stale(out->result, topic);
+	ptm_count_if_stale(out->result, topic);
 }
 
 /*
@@ -1178,30 +987,18 @@ ptm_release_lease_0_2(PG_FUNCTION_ARGS)
 		out.epoch = epoch;
 		out.expires_ms = now_ms;
 		ptm_count(PTM_LEASE_RELEASES);
-		if (ptm_announce_mode != PTM_ANNOUNCE_OFF)
-		{
-			PtmLeaseEvent ev = {0};
-
-			ev.event = "released";
-			ev.topic = text_to_cstring(topic);
-			ev.partition_id = partition_id;
-			ev.previous_agent_id = text_to_cstring(agent);
-			ev.lease_epoch = epoch;
-			ev.at_key = "released_at_ms";
-			ev.at_ms = now_ms;
-			ptm_notify_lease_event(&ev);
-		}
+		ptm_lease_released(topic, partition_id, agent, epoch, now_ms);
 	}
 	else
 	{
 		out.result = outcome == PTM_ROW_BUSY ? busy_or_failure(&row, agent, epoch, now_ms) :
 			classify_failure(&row, agent, epoch, now_ms);
 		if (strcmp(out.result, "busy") == 0)
-			count_busy(topic);
+			ptm_count_busy(topic);
 		outcome_from_row(&out, &row);
-		count_if_stale(out.result, topic);
+		ptm_count_if_stale(out.result, topic);
 	}
-	result = outcome_datum(fcinfo, callerctx, &out);
+	result = ptm_lease_result_datum(fcinfo, callerctx, &out);
 	ptm_spi_finish(spi);
 
 	PG_RETURN_DATUM(result);
@@ -1378,12 +1175,12 @@ ptm_force_expire_0_2(PG_FUNCTION_ARGS)
 	{
 		out.result = "busy";
 		outcome_from_row(&out, &row);
-		count_busy(topic);
+		ptm_count_busy(topic);
 	}
 	else
 		force_locked_lease(&out, topic, partition_id, reason, reason_null);
 
-	result = outcome_datum(fcinfo, callerctx, &out);
+	result = ptm_lease_result_datum(fcinfo, callerctx, &out);
 	ptm_spi_finish(spi);
 
 	PG_RETURN_DATUM(result);
@@ -1505,7 +1302,7 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 	switch (outcome)
 	{
 		case PTM_ROW_BUSY:
-			count_busy(topic);
+			ptm_count_busy(topic);
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("lease row of partition %s-%d is locked by another transaction",
@@ -1541,7 +1338,7 @@ ptm_fence(text *topic, int32 partition_id, int64 lease_epoch, bool raise_error)
 	{
 		ptm_count_topic(PTM_FENCE_CHECK_REJECT, topic);
 		if (status == PTM_FENCE_STALE)
-			count_if_stale("stale_epoch", topic);
+			ptm_count_if_stale("stale_epoch", topic);
 		if (raise_error)
 			fence_error(status, topic, partition_id, lease_epoch, &row);
 	}
@@ -1596,11 +1393,11 @@ ptm_acquire_partition_leases_0_2(PG_FUNCTION_ARGS)
 
 	spi = ptm_spi_connect(false);
 
-	/* The limits cut the request to what the agent may take (balance.c). */
-	if (ptm_balance_active())
+	/* The limits cut the request to what the agent may take (lease_limits.c). */
+	if (ptm_limits_active())
 	{
-		ptm_balance_lock(topic, agent);
-		allowance = ptm_balance_allowance(topic, agent, max_leases, &why);
+		ptm_limits_lock(topic, agent);
+		allowance = ptm_limits_allowance(topic, agent, max_leases, &why);
 		now_ms = ptm_now_ms();
 	}
 	if (allowance > 0)
@@ -1634,7 +1431,7 @@ ptm_acquire_partition_leases_0_2(PG_FUNCTION_ARGS)
 		out.expires_ms = now_ms + ttl_ms;
 		out.has_lease = true;
 		tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));
-		taken(topic, out.partition_id, agent_str, no_previous ? NULL : TextDatumGetCString(previous),
+		ptm_lease_taken(topic, out.partition_id, agent_str, no_previous ? NULL : TextDatumGetCString(previous),
 			  out.epoch, out.expires_ms, never_owned ? -1 : DatumGetInt64(ended), now_ms);
 	}
 	ptm_count_n(PTM_LEASE_ACQUIRE_SUCCESS, n);
@@ -1646,7 +1443,7 @@ ptm_acquire_partition_leases_0_2(PG_FUNCTION_ARGS)
 
 		ptm_plan_run(&plan_any_free, args, NULL);
 		if (SPI_processed > 0)
-			ptm_balance_count_refusal(why, topic);
+			ptm_limits_count_refusal(why, topic);
 	}
 	ptm_spi_finish(spi);
 
@@ -1801,7 +1598,7 @@ ptm_renew_leases_0_2(PG_FUNCTION_ARGS)
 			out.result = classify_failure(&row, agent, DatumGetInt64(epochs[i]), now_ms);
 			outcome_from_row(&out, &row);
 			ptm_count_topic(PTM_LEASE_RENEW_FAILURE, t);
-			count_if_stale(out.result, t);
+			ptm_count_if_stale(out.result, t);
 		}
 		tuplestore_puttuple(rsinfo->setResult, ptm_lease_result_tuple(rsinfo->setDesc, &out));
 	}

@@ -2,21 +2,19 @@
  *
  * leases.h
  *	  The lease fence, for every write that must be fenced (try_commit,
- *	  apply_projection, check_fence itself); lease results, the audit row and
- *	  the lease events on NOTIFY channel ptm_lease_events, shared with
- *	  balance.c and worker.c.
+ *	  apply_projection, check_fence itself), and ending the holders of a
+ *	  lease row (worker.c).  Also lease_events.h, for the files that include
+ *	  this header for the lease events (worker.c, announce.c).
  *
  *-------------------------------------------------------------------------
  */
 #ifndef PTM_LEASES_H
 #define PTM_LEASES_H
 
-#include "access/htup.h"
-#include "access/tupdesc.h"
-#include "lib/stringinfo.h"
+#include "fmgr.h"
 #include "utils/timestamp.h"
 
-#include "metrics.h"
+#include "lease_events.h"
 
 typedef enum PtmFenceStatus
 {
@@ -38,68 +36,6 @@ typedef enum PtmFenceStatus
  */
 extern PtmFenceStatus ptm_fence(text *topic, int32 partition_id, int64 lease_epoch,
 								bool raise_error);
-
-/* One ptm.lease_result row, before it becomes a tuple. */
-typedef struct PtmLeaseResult
-{
-	const char *result;
-	text	   *topic;
-	int32		partition_id;
-	char	   *agent_id;
-	int64		epoch;
-	int64		expires_ms;
-	bool		has_lease;		/* false: epoch and expiry are NULL */
-} PtmLeaseResult;
-
-extern HeapTuple ptm_lease_result_tuple(TupleDesc tupdesc, const PtmLeaseResult *r);
-
-/* An outcome that went wrong, counted overall and per topic. */
-extern void ptm_count_topic(PtmCounter counter, text *topic);
-
-/* A row of ptm.lease_audit; the caller's role and session are filled in. */
-typedef struct PtmAudit
-{
-	const char *action;
-	text	   *topic;			/* NULL: none */
-	int32		partition_id;	/* < 0: none */
-	const char *previous_agent_id;	/* NULL: none */
-	int64		previous_epoch; /* 0: none */
-	int64		new_epoch;		/* 0: none */
-	Datum		reason;			/* text */
-	bool		reason_null;
-	const char *details;		/* jsonb text; NULL: none */
-} PtmAudit;
-
-/* Insert the audit row (needs an SPI connection). */
-extern void ptm_write_audit(const PtmAudit *audit);
-
-/* NOTIFY channel of every lease event; see docs/workers.md. */
-#define PTM_NOTIFY_CHANNEL			"ptm_lease_events"
-
-/*
- * A change of owner: {"event": .., "topic": .., "partition_id": ..,
- * ["agent_id": ..,] "previous_agent_id": .., "lease_epoch": .., "<at_key>": ..}.
- */
-typedef struct PtmLeaseEvent
-{
-	const char *event;			/* acquired, released, forced, expired */
-	const char *topic;
-	int32		partition_id;
-	const char *agent_id;		/* the new owner; NULL: key left out */
-	const char *previous_agent_id;	/* NULL: JSON null */
-	int64		lease_epoch;
-	const char *at_key;			/* expires_at_ms, released_at_ms, ... */
-	int64		at_ms;
-} PtmLeaseEvent;
-
-extern void ptm_notify_lease_event(const PtmLeaseEvent *ev);
-
-/*
- * Send a JSON payload on PTM_NOTIFY_CHANNEL when the transaction commits
- * (announce.c: by the worker or inline); one over the NOTIFY limit is logged and dropped (topic and partition_id, < 0 for none, name it
- * in the log).  Frees buf's data.
- */
-extern void ptm_notify(StringInfo buf, const char *topic, int32 partition_id);
 
 /*
  * End (pg_terminate_backend) the backends whose transactions hold the row

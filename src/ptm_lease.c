@@ -19,8 +19,8 @@
 #include "utils/inval.h"
 
 #include "announce.h"
-#include "balance.h"
 #include "identity.h"
+#include "lease_limits.h"
 #include "ptm_lease.h"
 #include "row_access.h"
 #include "spi_util.h"
@@ -43,7 +43,7 @@ static void
 relcache_invalidated(Datum arg, Oid relid)
 {
 	ptm_schema_relcache_invalidated(relid);
-	ptm_balance_relcache_invalidated(relid);
+	ptm_limits_relcache_invalidated(relid);
 	ptm_row_access_relcache_invalidated(relid);
 	ptm_result_types_relcache_invalidated(relid);
 }
@@ -52,11 +52,11 @@ void
 _PG_init(void)
 {
 	ptm_announce_define_gucs();
-	ptm_balance_define_gucs();
 	ptm_commits_define_gucs();
 	ptm_identity_define_gucs();
 	ptm_launcher_define_gucs();
 	ptm_leases_define_gucs();
+	ptm_limits_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_projections_define_gucs();
 	ptm_row_access_define_gucs();

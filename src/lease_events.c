@@ -6,8 +6,9 @@
  *	  ptm_lease_events and its per-topic counts.
  *
  * These sit below every file that changes leases or reports on them: the
- * lease functions (leases.c), the limits and the balancing operators
- * (lease_limits.c, balance.c) and the worker.  They take no lock of their own: the audit row is an
+ * lease functions (leases.c, lease_bulk.c, lease_operator.c, fence.c), the
+ * limits and the balancing operators (lease_limits.c, balance.c), holders.c
+ * and the worker.  They take no lock of their own: the audit row is an
  * INSERT in the caller's transaction, and events leave at its commit
  * (announce.c).
  *

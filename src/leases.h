@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * leases.h
- *	  The lease fence, for every write that must be fenced (try_commit,
- *	  apply_projection, check_fence itself), and ending the holders of a
- *	  lease row (worker.c).  Also lease_events.h, for the files that include
- *	  this header for the lease events (worker.c, announce.c).
+ *	  The single-lease calls' steps that the bulk calls use too (leases.c).
+ *
+ * Also, for the files that include this header for them (commits.c and
+ * projections.c for the fence, worker.c for lease events and ending a lease
+ * row's holders, announce.c for the NOTIFY channel), the headers that now
+ * declare those: fence.h, lease_events.h and holders.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,40 +14,24 @@
 #define PTM_LEASES_H
 
 #include "fmgr.h"
-#include "utils/timestamp.h"
 
+#include "fence.h"
+#include "holders.h"
 #include "lease_events.h"
-
-typedef enum PtmFenceStatus
-{
-	PTM_FENCE_OK,				/* epoch current, lease held and live */
-	PTM_FENCE_NO_LEASE,			/* no lease row for the partition */
-	PTM_FENCE_STALE,			/* epoch below the current epoch */
-	PTM_FENCE_FUTURE,			/* epoch above the current epoch */
-	PTM_FENCE_NOT_HELD,			/* epoch current but released or forced */
-	PTM_FENCE_EXPIRED			/* epoch current but past its expiry */
-} PtmFenceStatus;
+#include "lease_rows.h"
 
 /*
- * Check that lease_epoch is the live epoch of (topic, partition_id).  When it
- * is, the lease row stays locked FOR SHARE until the calling transaction ends,
- * so a takeover (acquire, force_expire) waits for the fenced write to commit
- * or abort.  With raise_error, anything but PTM_FENCE_OK raises SQLSTATE
- * PTM01 (ERRCODE_PTM_FENCING_REJECT) with the details; without it the status
- * is returned and counted.  Callable with or without an SPI connection.
+ * Renew one lease, waiting at most wait_ms for its row: renewed,
+ * stale_epoch, not_owner, expired or busy into *out, counted.
  */
-extern PtmFenceStatus ptm_fence(text *topic, int32 partition_id, int64 lease_epoch,
-								bool raise_error);
+extern void ptm_renew_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent,
+						  int64 epoch, int64 ttl_ms, int wait_ms);
 
 /*
- * End (pg_terminate_backend) the backends whose transactions hold the row
- * of lease (topic, partition_id) and began before began_before (DT_NOBEGIN:
- * whenever), waiting up to wait_ms for each to exit; each is audited
- * ("end_holder", with by and reason), counted and logged.  agent_id and
- * epoch name the lease for the audit.  Returns how many.  Needs SPI.
+ * Why a renew or release at (agent, epoch) did not apply, from the row as it
+ * is now: stale_epoch, not_owner or expired.
  */
-extern int	ptm_end_lease_holders(text *topic, int32 partition_id, const char *agent_id,
-								  int64 epoch, TimestampTz began_before, int wait_ms,
-								  const char *by, const char *reason);
+extern const char *ptm_lease_failure(const PtmLeaseRow *row, text *agent, int64 epoch,
+									 int64 now_ms);
 
 #endif							/* PTM_LEASES_H */

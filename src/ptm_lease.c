@@ -55,7 +55,7 @@ _PG_init(void)
 	ptm_commits_define_gucs();
 	ptm_identity_define_gucs();
 	ptm_launcher_define_gucs();
-	ptm_leases_define_gucs();
+	ptm_lease_rows_define_gucs();
 	ptm_limits_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_projections_define_gucs();

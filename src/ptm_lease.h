@@ -40,8 +40,8 @@
 extern void ptm_shmem_init(void);
 extern bool ptm_shmem_available(void);
 
-/* leases.c: the lease functions' settings */
-extern void ptm_leases_define_gucs(void);
+/* lease_rows.c: ptm_lease.lock_wait_timeout */
+extern void ptm_lease_rows_define_gucs(void);
 
 /* commits.c: try_commit, get_state, claim_step and their settings */
 extern int	ptm_dedup_ttl_s;

@@ -29,7 +29,6 @@
 #include "lease_events.h"
 #include "lease_rows.h"
 #include "ptm_lease.h"
-#include "spi_util.h"
 #include "validate.h"
 
 /* The row stayed locked past ptm_lease.lock_wait_timeout: counted, raised. */

@@ -8,7 +8,7 @@
  * These sit below every file that changes leases or reports on them: the
  * lease functions (leases.c, lease_bulk.c, lease_operator.c, fence.c), the
  * limits and the balancing operators (lease_limits.c, balance.c), holders.c
- * and the worker.  They take no lock of their own: the audit row is an
+ * and the worker's sweep (sweep.c).  They take no lock of their own: the audit row is an
  * INSERT in the caller's transaction, and events leave at its commit
  * (announce.c).
  *

@@ -4,9 +4,10 @@
  *	  The single-lease calls' steps that the bulk calls use too (leases.c).
  *
  * Also, for the files that include this header for them (commits.c and
- * projections.c for the fence, worker.c for lease events and ending a lease
- * row's holders, announce.c for the NOTIFY channel), the headers that now
- * declare those: fence.h, lease_events.h and holders.h.
+ * projection_watermarks.c for the fence, sweep.c for lease events,
+ * worker_passes.c for ending a lease row's holders, announce.c for the
+ * NOTIFY channel), the headers that now declare those: fence.h,
+ * lease_events.h and holders.h.
  *
  *-------------------------------------------------------------------------
  */

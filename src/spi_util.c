@@ -1,20 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * spi_util.c
- *	  Saved SPI plans, and the DML guard of the ptm tables.
+ *	  The one way the ptm functions run SQL: saved plans (PtmPlan) run by
+ *	  ptm_plan_run(), and SPI connections made by ptm_spi_connect().
  *
  * The tables whose rows carry fencing state (partition_leases, the audit
  * trail, ...) refuse direct UPDATE, DELETE and TRUNCATE through a statement
- * trigger (ptm._refuse_direct_dml).  Our own statements run with a backend-
- * local flag raised; it is lowered again on success and on error, so it
- * never leaks into a later statement of the session.
+ * trigger (dml_guard.c).  Our own statements run with a backend-local depth
+ * raised, which the trigger reads; it is lowered again on success and on
+ * error, so it never leaks into a later statement of the session.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/guc.h"
@@ -128,52 +128,4 @@ Datum
 ptm_spi_value(int row, int col, bool *isnull)
 {
 	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
-}
-
-/*
- * Statement trigger on the ptm tables: refuse changes made outside the ptm
- * functions.  TRUNCATE, UPDATE and DELETE by hand would bypass fencing and
- * the audit trail; INSERT stays allowed so that pg_restore can load data.
- */
-PG_FUNCTION_INFO_V1(ptm_refuse_direct_dml);
-Datum
-ptm_refuse_direct_dml(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	const char *op;
-	const char *relname;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("ptm._refuse_direct_dml() must be called as a trigger")));
-
-	if (ptm_in_internal_dml())
-		return PointerGetDatum(NULL);
-
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		op = "UPDATE";
-	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		op = "DELETE";
-	else if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
-		op = "TRUNCATE";
-	else
-		op = "change";
-
-	relname = RelationGetRelationName(trigdata->tg_relation);
-
-	if (strcmp(relname, "partition_leases") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("direct %s of ptm.partition_leases is not allowed", op),
-				 errdetail("Changing leases by hand would bypass epoch fencing and the audit trail."),
-				 errhint("To end a lease, call ptm.force_expire(topic, partition_id, reason), e.g. SELECT * FROM ptm.force_expire('orders', 0, 'owner is dead');")));
-
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("direct %s of ptm.%s is not allowed", op, relname),
-			 errdetail("This table is changed only by the ptm functions, so that its history can be trusted."),
-			 errhint("See docs/reference.md for the function that does what you need.")));
-
-	return PointerGetDatum(NULL);	/* keep compiler quiet */
 }

@@ -60,7 +60,11 @@
  *	  PTM_ROW_BUSY, or once locked PTM_ROW_RETRY: judge again on a fresh
  *	  clock.  A lock taken by someone between that look and the update is the
  *	  one wait left; lock_timeout bounds it to wait_ms too (an ERROR, 55P03,
- *	  in that narrow race).
+ *	  in that narrow race, which a holder must keep past wait_ms).  With
+ *	  wait_ms = 0 that race would be lost at once, so a call that may not
+ *	  wait at all locks the row first, without waiting, and then updates it:
+ *	  a write more, on the path that is already the slow one (renew_leases
+ *	  renewing each lease alone, lock_wait_timeout = 0).
  *
  *-------------------------------------------------------------------------
  */
@@ -578,7 +582,10 @@ insert_index_entries(ResultRel *rr, PtmKeyedTable *t, Relation rel, TupleTableSl
 /*
  * The other live transactions that hold the row in ra->row (lock it, or
  * change it), read from its xmax: at most max of them into xids, and how
- * many there were.  The calling transaction's own locks do not count.
+ * many there were.  The calling transaction's own locks do not count, nor
+ * FOR KEY SHARE locks (a foreign key check of a row that references this
+ * one): no ptm call changes a key, so they block none (an update that waited
+ * for one would wait forever, locking the row again and again).
  */
 static int
 row_holders(RowAccess *ra, TransactionId *xids, int max)
@@ -607,6 +614,9 @@ row_holders(RowAccess *ra, TransactionId *xids, int max)
 
 	if ((infomask & HEAP_XMAX_INVALID) || HEAP_LOCKED_UPGRADED(infomask))
 		return 0;
+	if (!(infomask & HEAP_XMAX_IS_MULTI) && HEAP_XMAX_IS_LOCKED_ONLY(infomask) &&
+		HEAP_XMAX_IS_KEYSHR_LOCKED(infomask))
+		return 0;
 	if (infomask & HEAP_XMAX_IS_MULTI)
 	{
 		MultiXactMember *members;
@@ -615,7 +625,8 @@ row_holders(RowAccess *ra, TransactionId *xids, int max)
 		int			i;
 
 		for (i = 0; i < nmembers; i++)
-			if (!TransactionIdIsCurrentTransactionId(members[i].xid) &&
+			if (members[i].status != MultiXactStatusForKeyShare &&
+				!TransactionIdIsCurrentTransactionId(members[i].xid) &&
 				TransactionIdIsInProgress(members[i].xid))
 			{
 				if (n < max)
@@ -769,6 +780,7 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, ResultRel *rr, TupleTableSlot 
 				 CommandId cid, int wait_ms, PtmRowJudge judge, void *arg)
 {
 	TupleDesc	desc = RelationGetDescr(ra->rel);
+	bool		locked = false; /* by this call: the update cannot wait */
 
 	for (;;)
 	{
@@ -787,15 +799,27 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, ResultRel *rr, TupleTableSlot 
 			return PTM_ROW_KEPT;
 		ExecStoreVirtualTuple(next);
 
-		/* held by another transaction: lock it first, within the bound */
-		if (wait_ms >= 0 && row_holders(ra, NULL, 0) > 0)
+		/*
+		 * Held by another transaction: lock it first, within the bound.  A
+		 * call that may not wait at all locks the row first in any case: a
+		 * holder that came after the look would make the update wait
+		 * ("Bounded waits").
+		 */
+		if (!locked && (wait_ms == 0 || (wait_ms > 0 && row_holders(ra, NULL, 0) > 0)))
 		{
 			result = lock_row_within(ra, &tid, cid, LockTupleNoKeyExclusive, lock_flags(),
 									 wait_ms, &tmfd);
 			if (result == TM_WouldBlock)
 				return PTM_ROW_BUSY;
-			if (result == TM_Ok)
+			if (result == TM_Ok && wait_ms > 0)
 				return PTM_ROW_RETRY;
+			if (result == TM_Ok)
+			{
+				/* no time passed: judge the version locked, the newest */
+				locked = true;
+				slot_getallattrs(ra->row);
+				continue;
+			}
 			if (result == TM_Updated || result == TM_Deleted)
 				refuse_if_xact_snapshot(result);
 			return PTM_ROW_MISSING;
@@ -839,6 +863,7 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, ResultRel *rr, TupleTableSlot 
 		if (result != TM_Ok)
 			elog(ERROR, "unexpected result %d locking a row of ptm.%s",
 				 (int) result, t->relname);
+		locked = true;
 		slot_getallattrs(ra->row);
 	}
 }
@@ -851,6 +876,9 @@ ptm_row_update(PtmKeyedTable *t, const Datum *keys, int wait_ms, PtmRowJudge jud
 	TupleTableSlot *next;
 	CommandId	cid;
 	PtmRowOutcome outcome = PTM_ROW_MISSING;
+
+	/* a caller that judges again after PTM_ROW_RETRY stays cancellable */
+	CHECK_FOR_INTERRUPTS();
 
 	/* what an UPDATE statement checks before it starts */
 	PreventCommandIfReadOnly("UPDATE");

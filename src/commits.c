@@ -62,6 +62,7 @@ typedef enum CommitPlan
 	PLAN_UPDATE_CLAIMED,		/* commit fenced by the workflow's claim */
 	PLAN_INSERT,				/* expected_version = 0: create */
 	PLAN_READ,					/* the row as it stands */
+	PLAN_READ_STABLE,			/* the same, in get_state's snapshot */
 	PLAN_DEDUP_INSERT,			/* record an action id (or find it) */
 	PLAN_DEDUP_READ,			/* what a recorded action produced */
 	PLAN_DEDUP_DELETE,			/* forget an action whose commit was refused */
@@ -69,40 +70,53 @@ typedef enum CommitPlan
 	NUM_PLANS
 } CommitPlan;
 
+#define SQL_READ \
+	"SELECT version::pg_catalog.int8, state::pg_catalog.jsonb, updated_at," \
+	"       claim_worker, claim_step::pg_catalog.int8," \
+	"       claim_epoch::pg_catalog.int8, claim_expires_at::pg_catalog.int8" \
+	"  FROM ptm.workflow_state WHERE workflow_key = $1"
+
 static PtmPlan plans[NUM_PLANS] = {
 	[PLAN_UPDATE] = {
-		"UPDATE ptm.workflow_state"
+		.sql = "UPDATE ptm.workflow_state"
 		"   SET version = version + 1, state = $3, updated_at = pg_catalog.now()"
 		" WHERE workflow_key = $1 AND version = $2"
 		" RETURNING version::pg_catalog.int8",
-		3, {TEXTOID, INT8OID, JSONBOID}
+		.nargs = 3, .argtypes = (const Oid[]) {TEXTOID, INT8OID, JSONBOID},
+		.expect = SPI_OK_UPDATE_RETURNING
 	},
 	[PLAN_UPDATE_CLAIMED] = {
-		"UPDATE ptm.workflow_state"
+		.sql = "UPDATE ptm.workflow_state"
 		"   SET version = version + 1, state = $3, updated_at = pg_catalog.now(),"
 		"       claim_expires_at = NULL"
 		" WHERE workflow_key = $1 AND version = $2"
 		"   AND claim_epoch = $4 AND claim_expires_at > $5"
 		" RETURNING version::pg_catalog.int8",
-		5, {TEXTOID, INT8OID, JSONBOID, INT8OID, INT8OID}
+		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT8OID, JSONBOID, INT8OID, INT8OID},
+		.expect = SPI_OK_UPDATE_RETURNING
 	},
 	[PLAN_INSERT] = {
-		"INSERT INTO ptm.workflow_state (workflow_key, version, state)"
+		.sql = "INSERT INTO ptm.workflow_state (workflow_key, version, state)"
 		" VALUES ($1, 1, $2)"
 		" ON CONFLICT (workflow_key) DO NOTHING"
 		" RETURNING version::pg_catalog.int8",
-		2, {TEXTOID, JSONBOID}
+		.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, JSONBOID},
+		.expect = SPI_OK_INSERT_RETURNING
 	},
 	[PLAN_READ] = {
-		"SELECT version::pg_catalog.int8, state::pg_catalog.jsonb, updated_at,"
-		"       claim_worker, claim_step::pg_catalog.int8,"
-		"       claim_epoch::pg_catalog.int8, claim_expires_at::pg_catalog.int8"
-		"  FROM ptm.workflow_state WHERE workflow_key = $1",
-		1, {TEXTOID}
+		.sql = SQL_READ,
+		.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+		.expect = SPI_OK_SELECT
 	},
+	[PLAN_READ_STABLE] = {
+		.sql = SQL_READ,
+		.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+		.expect = SPI_OK_SELECT,
+		.snapshot = PTM_SNAPSHOT_CALLER
+	},
+	/* An expired entry is taken over as if it were not there. */
 	[PLAN_DEDUP_INSERT] = {
-		/* An expired entry is taken over as if it were not there. */
-		"INSERT INTO ptm.action_dedup_log AS d"
+		.sql = "INSERT INTO ptm.action_dedup_log AS d"
 		"       (workflow_key, action_id, result_version, created_at, expires_at)"
 		" VALUES ($1, $2, $3, $4, $5)"
 		" ON CONFLICT (workflow_key, action_id) DO UPDATE"
@@ -110,26 +124,29 @@ static PtmPlan plans[NUM_PLANS] = {
 		"       created_at = excluded.created_at, expires_at = excluded.expires_at"
 		" WHERE d.expires_at <= excluded.created_at"
 		" RETURNING d.result_version",
-		5, {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID},
+		.expect = SPI_OK_INSERT_RETURNING
 	},
 	[PLAN_DEDUP_READ] = {
-		"SELECT d.result_version, s.state::pg_catalog.jsonb"
+		.sql = "SELECT d.result_version, s.state::pg_catalog.jsonb"
 		"  FROM ptm.action_dedup_log d"
 		"  LEFT JOIN ptm.workflow_state s"
 		"    ON s.workflow_key = d.workflow_key AND s.version = d.result_version"
 		" WHERE d.workflow_key = $1 AND d.action_id = $2",
-		2, {TEXTOID, TEXTOID}
+		.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, TEXTOID},
+		.expect = SPI_OK_SELECT
 	},
 	[PLAN_DEDUP_DELETE] = {
-		"DELETE FROM ptm.action_dedup_log WHERE workflow_key = $1 AND action_id = $2",
-		2, {TEXTOID, TEXTOID}
+		.sql = "DELETE FROM ptm.action_dedup_log WHERE workflow_key = $1 AND action_id = $2",
+		.nargs = 2, .argtypes = (const Oid[]) {TEXTOID, TEXTOID},
+		.expect = SPI_OK_DELETE
 	},
+	/*
+	 * Claimable when no claim is live on the current step, or when the
+	 * caller holds it (then the epoch is kept and the expiry extended).
+	 */
 	[PLAN_CLAIM] = {
-		/*
-		 * Claimable when no claim is live on the current step, or when the
-		 * caller holds it (then the epoch is kept and the expiry extended).
-		 */
-		"UPDATE ptm.workflow_state"
+		.sql = "UPDATE ptm.workflow_state"
 		"   SET claim_epoch = CASE WHEN claim_worker = $3 AND claim_step = $2"
 		"                          AND claim_expires_at > $4"
 		"                     THEN claim_epoch ELSE claim_epoch + 1 END,"
@@ -138,7 +155,8 @@ static PtmPlan plans[NUM_PLANS] = {
 		"   AND (claim_expires_at IS NULL OR claim_expires_at <= $4"
 		"        OR claim_step IS DISTINCT FROM version OR claim_worker = $3)"
 		" RETURNING claim_epoch::pg_catalog.int8",
-		5, {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID}
+		.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID},
+		.expect = SPI_OK_UPDATE_RETURNING
 	},
 };
 
@@ -182,10 +200,9 @@ ptm_commits_define_gucs(void)
  * to SPI.  Returns the number of rows processed.
  */
 static int
-run_plan(CommitPlan id, Datum *values, bool read_only)
+run_plan(CommitPlan id, Datum *values)
 {
-	ptm_spi_execute(&plans[id], values, NULL, read_only, 0);
-	return (int) SPI_processed;
+	return (int) ptm_plan_run(&plans[id], values, NULL);
 }
 
 /* Column col of the first result row. */
@@ -212,17 +229,31 @@ result_jsonb(int col, bool *isnull)
 	return *isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
 }
 
-/*
- * Before SPI_connect, in the caller's context: the result row is built there.
- */
-#define TRY_COMMIT_NATTS 3
-
+/* try_commit's result column, by counter. */
 static const char *const commit_result_names[] = {
 	[PTM_COMMIT_OK] = "ok",
 	[PTM_COMMIT_CAS_CONFLICT] = "cas_conflict",
 	[PTM_COMMIT_FENCING_REJECT] = "fencing_reject",
 	[PTM_COMMIT_DUPLICATE] = "duplicate",
 };
+
+/* One try_commit call: its checked arguments, its answer, and how it got there. */
+typedef struct TryCommit
+{
+	text	   *key;
+	int64		expected;
+	Datum		new_state;
+	text	   *action_id;		/* NULL without one */
+	PtmFenceArgs fence;
+
+	PtmCounter	result;			/* ok, cas_conflict, fencing_reject, duplicate */
+	int64		version;		/* on ok the new version, else the current */
+	Datum		state;			/* the current state, unless ok */
+	bool		state_null;
+
+	bool		recorded;		/* this call recorded its action id */
+	int64		now_ms;			/* the clock the claim fence was judged by */
+} TryCommit;
 
 /*
  * The workflow table as a plain commit reaches it without SQL (row_access.c).
@@ -306,37 +337,6 @@ commit_row(text *key, int64 expected, Datum new_state, CommitCall *call)
 }
 
 /*
- * A commit without lease fence, claim fence or action id, of an existing
- * workflow: the reducers' hot path, decided without SQL.  Returns false when
- * the table needs SQL (a row trigger, say); the caller then runs PLAN_UPDATE.
- */
-static bool
-commit_plain(text *key, int64 expected, Datum new_state, PtmCounter *result,
-			 int64 *version, Datum *state, bool *state_null)
-{
-	CommitCall	call = {0};
-	PtmRowOutcome outcome = commit_row(key, expected, new_state, &call);
-
-	if (outcome == PTM_ROW_USE_SQL)
-		return false;
-	if (outcome == PTM_ROW_UPDATED)
-	{
-		*result = PTM_COMMIT_OK;
-		ptm_count(PTM_STORE_COMMITS);
-	}
-	else
-	{
-		/* refused, or no such workflow (at version 0, without state) */
-		*result = PTM_COMMIT_CAS_CONFLICT;
-		ptm_count(PTM_STORE_CONFLICTS);
-	}
-	*version = call.version;
-	*state = call.state;
-	*state_null = call.state_null;
-	return true;
-}
-
-/*
  * PLAN_UPDATE without SQL, for a commit past its lease fence and action id
  * (step 3 of the locking order): the same row lock, taken after theirs.
  * Returns the new version, 0 when refused (the caller reads the row to say
@@ -353,6 +353,248 @@ update_direct(text *key, int64 expected, Datum new_state)
 	return outcome == PTM_ROW_UPDATED ? call.version : 0;
 }
 
+/* Validate every argument, before anything is read or written, into *tc. */
+static void
+get_commit_args(FunctionCallInfo fcinfo, TryCommit *tc)
+{
+	memset(tc, 0, sizeof(*tc));
+	tc->state_null = true;
+
+	tc->key = ptm_get_name(fcinfo, 0, "workflow_key");
+	tc->expected = ptm_get_nonnegative_int64(fcinfo, 1, "expected_version",
+											 "0 means the workflow must not exist yet");
+	if (tc->expected == PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("workflow version cannot be raised past " INT64_FORMAT, PG_INT64_MAX),
+				 errdetail("Version " INT64_FORMAT " is the last version a workflow can have.",
+						   PG_INT64_MAX)));
+	ptm_check_not_null(fcinfo, 2, "new_state");
+	tc->new_state = PG_GETARG_DATUM(2);
+	ptm_check_jsonb_size(tc->new_state, "new_state", 0, ptm_max_state_bytes,
+						 "ptm_lease.max_state_bytes", "state", "workflow state");
+	if (!PG_ARGISNULL(3))
+		tc->action_id = ptm_get_name(fcinfo, 3, "action_id");
+	ptm_get_fence_args(fcinfo, 4, true, &tc->fence);
+}
+
+/*
+ * The plain path: a commit without lease fence, claim fence or action id, of
+ * an existing workflow, decided without SQL (the reducers' hot path).
+ * Returns false, having done nothing, for any other commit or when the table
+ * needs SQL (a row trigger, say).
+ */
+static bool
+commit_plain(TryCommit *tc)
+{
+	CommitCall	call = {0};
+	PtmRowOutcome outcome;
+
+	if (tc->fence.kind != PTM_FENCE_ARGS_NONE || tc->action_id != NULL || tc->expected == 0)
+		return false;
+	outcome = commit_row(tc->key, tc->expected, tc->new_state, &call);
+	if (outcome == PTM_ROW_USE_SQL)
+		return false;
+	if (outcome == PTM_ROW_UPDATED)
+	{
+		tc->result = PTM_COMMIT_OK;
+		ptm_count(PTM_STORE_COMMITS);
+	}
+	else
+	{
+		/* refused, or no such workflow (at version 0, without state) */
+		tc->result = PTM_COMMIT_CAS_CONFLICT;
+		ptm_count(PTM_STORE_CONFLICTS);
+	}
+	tc->version = call.version;
+	tc->state = call.state;
+	tc->state_null = call.state_null;
+	return true;
+}
+
+/*
+ * The deduplicated path, step 2 of the locking order: record the action id
+ * with the version a successful commit will produce.  A concurrent repeat
+ * waits here for this transaction.  Returns false when the action was
+ * already committed: the call is then answered, duplicate, with the version
+ * it produced (and the state, while the workflow is still at it).
+ */
+static bool
+record_action(TryCommit *tc)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	Datum		args[5];
+	bool		isnull;
+
+	ptm_count(PTM_DEDUP_CHECKS);
+	args[0] = PointerGetDatum(tc->key);
+	args[1] = PointerGetDatum(tc->action_id);
+	args[2] = Int64GetDatum(tc->expected + 1);
+	args[3] = TimestampTzGetDatum(now);
+	args[4] = TimestampTzGetDatum(now + (TimestampTz) ptm_dedup_ttl_s * USECS_PER_SEC);
+	if (run_plan(PLAN_DEDUP_INSERT, args) != 0)
+	{
+		tc->recorded = true;
+		return true;
+	}
+
+	if (run_plan(PLAN_DEDUP_READ, args) != 1)
+		elog(ERROR, "action id of a conflicting insert not found");
+	ptm_count(PTM_DEDUP_HITS);
+	tc->result = PTM_COMMIT_DUPLICATE;
+	tc->version = result_int8(1, &isnull);
+	tc->state = result_jsonb(2, &tc->state_null);
+	return false;
+}
+
+/* A refused commit must not leave its action id behind: it did not happen. */
+static void
+forget_action(TryCommit *tc)
+{
+	Datum		args[2] = {PointerGetDatum(tc->key), PointerGetDatum(tc->action_id)};
+
+	run_plan(PLAN_DEDUP_DELETE, args);
+}
+
+/*
+ * Step 3 of the locking order: the version, and the claim fence, decided by
+ * one statement (or its equivalent without SQL).  Returns whether the commit
+ * was made; tc->version is then the new version.
+ */
+static bool
+commit_version(TryCommit *tc)
+{
+	Datum		args[5];
+	bool		isnull;
+
+	args[0] = PointerGetDatum(tc->key);
+	if (tc->expected == 0 && tc->fence.kind != PTM_FENCE_ARGS_CLAIM)
+	{
+		args[1] = tc->new_state;
+		tc->version = run_plan(PLAN_INSERT, args) == 1 ? 1 : 0;
+	}
+	else if (tc->fence.kind == PTM_FENCE_ARGS_CLAIM)
+	{
+		tc->now_ms = ptm_now_ms();
+		args[1] = Int64GetDatum(tc->expected);
+		args[2] = tc->new_state;
+		args[3] = Int64GetDatum(tc->fence.epoch);
+		args[4] = Int64GetDatum(tc->now_ms);
+		tc->version = run_plan(PLAN_UPDATE_CLAIMED, args) == 1 ? result_int8(1, &isnull) : 0;
+	}
+	else
+	{
+		tc->version = update_direct(tc->key, tc->expected, tc->new_state);
+		if (tc->version < 0)
+		{
+			args[1] = Int64GetDatum(tc->expected);
+			args[2] = tc->new_state;
+			tc->version = run_plan(PLAN_UPDATE, args) == 1 ? result_int8(1, &isnull) : 0;
+		}
+	}
+
+	if (tc->version <= 0)
+		return false;
+	tc->result = PTM_COMMIT_OK;
+	ptm_count(PTM_STORE_COMMITS);
+	if (tc->recorded)
+		ptm_count(PTM_DEDUP_RECORDS);
+	return true;
+}
+
+/*
+ * Explain a refusal with the row as it stands now: the current version and
+ * state, and, behind a claim fence, whether the claim refused (no longer the
+ * caller's epoch, or expired) rather than the version.
+ */
+static void
+explain_refusal(TryCommit *tc, PtmCounter result)
+{
+	Datum		args[1] = {PointerGetDatum(tc->key)};
+	bool		isnull;
+
+	tc->result = result;
+	if (run_plan(PLAN_READ, args) == 1)
+	{
+		tc->version = result_int8(READ_VERSION, &isnull);
+		tc->state = result_jsonb(READ_STATE, &tc->state_null);
+		if (tc->fence.kind == PTM_FENCE_ARGS_CLAIM && tc->result == PTM_COMMIT_CAS_CONFLICT)
+		{
+			bool		epoch_null;
+			bool		expires_null;
+			int64		claim_epoch = result_int8(READ_CLAIM_EPOCH, &epoch_null);
+			int64		claim_expires = result_int8(READ_CLAIM_EXPIRES, &expires_null);
+
+			if (claim_epoch != tc->fence.epoch || expires_null || claim_expires <= tc->now_ms)
+				tc->result = PTM_COMMIT_FENCING_REJECT;
+		}
+	}
+	else
+	{
+		/* No such workflow: version 0, and nobody can hold a claim on it. */
+		tc->version = 0;
+		tc->state_null = true;
+		if (tc->fence.kind == PTM_FENCE_ARGS_CLAIM)
+			tc->result = PTM_COMMIT_FENCING_REJECT;
+	}
+
+	if (tc->result == PTM_COMMIT_CAS_CONFLICT)
+		ptm_count(PTM_STORE_CONFLICTS);
+}
+
+/*
+ * The fenced path, and every commit the plain path does not take: the three
+ * steps of the locking order (file header), each of which may answer the
+ * call.  The caller is connected to SPI.
+ */
+static void
+commit_in_order(TryCommit *tc)
+{
+	/* 1. The lease fence: before the action and the version are looked at. */
+	if (tc->fence.kind == PTM_FENCE_ARGS_LEASE &&
+		ptm_fence(tc->fence.topic, tc->fence.partition_id, tc->fence.epoch, false) != PTM_FENCE_OK)
+	{
+		explain_refusal(tc, PTM_COMMIT_FENCING_REJECT);
+		return;
+	}
+
+	/* 2. The action id. */
+	if (tc->action_id != NULL && !record_action(tc))
+		return;
+
+	/* 3. The version (and the claim fence). */
+	if (commit_version(tc))
+		return;
+
+	if (tc->recorded)
+		forget_action(tc);
+	explain_refusal(tc, PTM_COMMIT_CAS_CONFLICT);
+}
+
+static void
+commit_with_sql(TryCommit *tc)
+{
+	/* No SET clause on try_commit: pin search_path before any SQL. */
+	int			pinned = ptm_spi_connect(true);
+
+	ptm_check_claim_owner(tc->key, &tc->fence);
+	commit_in_order(tc);
+	ptm_spi_finish(pinned);
+}
+
+/* Count the outcome, per key what went wrong, and the time it took. */
+static void
+count_commit(const TryCommit *tc, TimestampTz started)
+{
+	ptm_count(tc->result);
+	/* per key only what went wrong: the top views rank keys by it */
+	if (tc->result != PTM_COMMIT_OK)
+		ptm_count_key(PTM_KEY_WORKFLOW, VARDATA_ANY(tc->key), VARSIZE_ANY_EXHDR(tc->key),
+					  tc->result);
+	ptm_observe(PTM_HIST_COMMIT_LATENCY,
+				(double) (GetCurrentTimestamp() - started) / 1000.0);
+}
+
 /*
  * ptm.try_commit(workflow_key, expected_version, new_state, action_id,
  *				  fence_topic, fence_partition, fence_epoch)
@@ -364,184 +606,29 @@ update_direct(text *key, int64 expected, Datum new_state)
  * the workflow is still at it); otherwise the current version and state, so
  * that a reducer can retry without reading again.
  */
-PG_FUNCTION_INFO_V1(ptm_try_commit);
+PG_FUNCTION_INFO_V1(ptm_try_commit_0_2);
 Datum
-ptm_try_commit(PG_FUNCTION_ARGS)
+ptm_try_commit_0_2(PG_FUNCTION_ARGS)
 {
-	text	   *key;
-	int64		expected;
-	Datum		new_state;
-	text	   *action_id = NULL;
-	PtmFenceArgs fence;
+	TryCommit	tc;
 	TupleDesc	tupdesc;
 	TimestampTz started;
-	PtmCounter	result;
-	int64		version = 0;
-	Datum		state = (Datum) 0;
-	bool		state_null = true;
-	bool		recorded = false;
-	int			pinned;
-	int64		now_ms = 0;
-	Datum		values[TRY_COMMIT_NATTS];
-	bool		nulls[TRY_COMMIT_NATTS] = {false};
-	Datum		args[5];
-	bool		isnull;
+	Datum		values[3];
+	bool		nulls[3] = {false};
 
-	/* Validate everything before anything is read or written. */
-	key = ptm_get_name(fcinfo, 0, "workflow_key");
-	expected = ptm_get_nonnegative_int64(fcinfo, 1, "expected_version",
-							   "0 means the workflow must not exist yet");
-	if (expected == PG_INT64_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("workflow version cannot be raised past " INT64_FORMAT, PG_INT64_MAX),
-				 errdetail("Version " INT64_FORMAT " is the last version a workflow can have.",
-						   PG_INT64_MAX)));
-	ptm_check_not_null(fcinfo, 2, "new_state");
-	new_state = PG_GETARG_DATUM(2);
-	ptm_check_jsonb_size(new_state, "new_state", 0, ptm_max_state_bytes,
-						 "ptm_lease.max_state_bytes", "state", "workflow state");
-	if (!PG_ARGISNULL(3))
-		action_id = ptm_get_name(fcinfo, 3, "action_id");
-	ptm_get_fence_args(fcinfo, 4, true, &fence);
-
+	get_commit_args(fcinfo, &tc);
+	/* Before SPI_connect, in the caller's context: the result row is built there. */
 	tupdesc = ptm_result_tupdesc(fcinfo);
 	started = GetCurrentTimestamp();
 
-	if (fence.kind == PTM_FENCE_ARGS_NONE && action_id == NULL && expected > 0 &&
-		commit_plain(key, expected, new_state, &result, &version, &state, &state_null))
-		goto counted;
+	if (!commit_plain(&tc))
+		commit_with_sql(&tc);
+	count_commit(&tc, started);
 
-	/* No SET clause on try_commit: pin search_path before any SQL. */
-	pinned = ptm_spi_connect_pinned();
-	ptm_check_claim_owner(key, &fence);
-
-	/* 1. The lease fence: before the action and the version are looked at. */
-	if (fence.kind == PTM_FENCE_ARGS_LEASE &&
-		ptm_fence(fence.topic, fence.partition_id, fence.epoch, false) != PTM_FENCE_OK)
-	{
-		result = PTM_COMMIT_FENCING_REJECT;
-		goto refused;
-	}
-
-	/*
-	 * 2. The action id: recorded first, with the version a successful commit
-	 * will produce.  A concurrent repeat waits here for this transaction.
-	 */
-	if (action_id != NULL)
-	{
-		TimestampTz now = GetCurrentTimestamp();
-
-		ptm_count(PTM_DEDUP_CHECKS);
-		args[0] = PointerGetDatum(key);
-		args[1] = PointerGetDatum(action_id);
-		args[2] = Int64GetDatum(expected + 1);
-		args[3] = TimestampTzGetDatum(now);
-		args[4] = TimestampTzGetDatum(now + (TimestampTz) ptm_dedup_ttl_s * USECS_PER_SEC);
-		if (run_plan(PLAN_DEDUP_INSERT, args, false) == 0)
-		{
-			if (run_plan(PLAN_DEDUP_READ, args, false) != 1)
-				elog(ERROR, "action id of a conflicting insert not found");
-			ptm_count(PTM_DEDUP_HITS);
-			result = PTM_COMMIT_DUPLICATE;
-			version = result_int8(1, &isnull);
-			state = result_jsonb(2, &state_null);
-			goto done;
-		}
-		recorded = true;
-	}
-
-	/* 3. The version (and the claim fence): one statement decides. */
-	args[0] = PointerGetDatum(key);
-	if (expected == 0 && fence.kind != PTM_FENCE_ARGS_CLAIM)
-	{
-		args[1] = new_state;
-		version = run_plan(PLAN_INSERT, args, false) == 1 ? 1 : 0;
-	}
-	else
-	{
-		CommitPlan	plan = PLAN_UPDATE;
-
-		args[1] = Int64GetDatum(expected);
-		args[2] = new_state;
-		if (fence.kind == PTM_FENCE_ARGS_CLAIM)
-		{
-			now_ms = ptm_now_ms();
-			args[3] = Int64GetDatum(fence.epoch);
-			args[4] = Int64GetDatum(now_ms);
-			plan = PLAN_UPDATE_CLAIMED;
-		}
-		if (plan == PLAN_UPDATE)
-			version = update_direct(key, expected, new_state);
-		else
-			version = -1;
-		if (version < 0)
-			version = run_plan(plan, args, false) == 1 ? result_int8(1, &isnull) : 0;
-	}
-
-	if (version > 0)
-	{
-		result = PTM_COMMIT_OK;
-		ptm_count(PTM_STORE_COMMITS);
-		if (recorded)
-			ptm_count(PTM_DEDUP_RECORDS);
-		goto done;
-	}
-
-	/* Refused: the action did not happen, so it must not be remembered. */
-	if (recorded)
-	{
-		args[0] = PointerGetDatum(key);
-		args[1] = PointerGetDatum(action_id);
-		run_plan(PLAN_DEDUP_DELETE, args, false);
-	}
-	result = PTM_COMMIT_CAS_CONFLICT;
-
-refused:
-	/* Say why, with the row as it stands now. */
-	args[0] = PointerGetDatum(key);
-	if (run_plan(PLAN_READ, args, false) == 1)
-	{
-		version = result_int8(READ_VERSION, &isnull);
-		state = result_jsonb(READ_STATE, &state_null);
-		if (fence.kind == PTM_FENCE_ARGS_CLAIM && result == PTM_COMMIT_CAS_CONFLICT)
-		{
-			bool		epoch_null;
-			bool		expires_null;
-			int64		claim_epoch = result_int8(READ_CLAIM_EPOCH, &epoch_null);
-			int64		claim_expires = result_int8(READ_CLAIM_EXPIRES, &expires_null);
-
-			if (claim_epoch != fence.epoch || expires_null || claim_expires <= now_ms)
-				result = PTM_COMMIT_FENCING_REJECT;
-		}
-	}
-	else
-	{
-		/* No such workflow: version 0, and nobody can hold a claim on it. */
-		version = 0;
-		state_null = true;
-		if (fence.kind == PTM_FENCE_ARGS_CLAIM)
-			result = PTM_COMMIT_FENCING_REJECT;
-	}
-
-	if (result == PTM_COMMIT_CAS_CONFLICT)
-		ptm_count(PTM_STORE_CONFLICTS);
-
-done:
-	ptm_spi_finish_pinned(pinned);
-
-counted:
-	ptm_count(result);
-	/* per key only what went wrong: the top views rank keys by it */
-	if (result != PTM_COMMIT_OK)
-		ptm_count_key(PTM_KEY_WORKFLOW, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), result);
-	ptm_observe(PTM_HIST_COMMIT_LATENCY,
-				(double) (GetCurrentTimestamp() - started) / 1000.0);
-
-	values[0] = CStringGetTextDatum(commit_result_names[result]);
-	values[1] = Int64GetDatum(version);
-	values[2] = state;
-	nulls[2] = state_null;
+	values[0] = CStringGetTextDatum(commit_result_names[tc.result]);
+	values[1] = Int64GetDatum(tc.version);
+	values[2] = tc.state;
+	nulls[2] = tc.state_null;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -551,26 +638,26 @@ counted:
  * One row always: version 0 and NULLs when the workflow does not exist, which
  * is what try_commit expects as expected_version to create it.
  */
-PG_FUNCTION_INFO_V1(ptm_get_state);
+PG_FUNCTION_INFO_V1(ptm_get_state_0_2);
 Datum
-ptm_get_state(PG_FUNCTION_ARGS)
+ptm_get_state_0_2(PG_FUNCTION_ARGS)
 {
+	int			spi;
 	text	   *key = ptm_get_name(fcinfo, 0, "workflow_key");
 	TupleDesc	tupdesc = ptm_result_tupdesc(fcinfo);
 	Datum		values[3] = {Int64GetDatum(0), (Datum) 0, (Datum) 0};
 	bool		nulls[3] = {false, true, true};
 	Datum		args[1];
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi = ptm_spi_connect(false);
 	args[0] = PointerGetDatum(key);
-	if (run_plan(PLAN_READ, args, true) == 1)
+	if (run_plan(PLAN_READ_STABLE, args) == 1)
 	{
 		values[0] = Int64GetDatum(result_int8(READ_VERSION, &nulls[0]));
 		values[1] = result_jsonb(READ_STATE, &nulls[1]);
 		values[2] = result_col(READ_UPDATED_AT, &nulls[2]);
 	}
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -698,55 +785,25 @@ claim_direct(text *key, int64 step, text *worker, int64 ttl_ms, PtmCounter *resu
 }
 
 /*
- * ptm.claim_step(workflow_key, step, worker_id, ttl)
- *		RETURNS (result, workflow_key, step, worker_id, claim_epoch, expires_at)
+ * A claim with SQL, when the table needs it: the result, and the live claim
+ * after it into values[3..5] and nulls[3..5].
  *
- * The next step of a workflow is its current version.  claimed: the caller
- * holds the step (a new epoch, or its own live claim extended with the same
- * epoch); busy: another worker holds a live claim on it; stale: the step is
- * already committed; out_of_order: the step is ahead of the next one (or the
- * workflow does not exist yet).  worker_id, claim_epoch and expires_at
- * describe the live claim on the current step after the call, if any.
+ * Try to claim; when refused, look at the row to say why.  If the look finds
+ * the step claimable after all (the holder's claim ended between the two
+ * statements), claim again.
  */
-PG_FUNCTION_INFO_V1(ptm_claim_step);
-Datum
-ptm_claim_step(PG_FUNCTION_ARGS)
+static PtmCounter
+claim_with_sql(text *key, int64 step, text *worker, int64 ttl_ms, Datum *values, bool *nulls)
 {
-	text	   *key;
-	int64		step;
-	text	   *worker;
-	int64		ttl_ms;
-	TupleDesc	tupdesc;
 	PtmCounter	result = PTM_CLAIM_BUSY;
-	Datum		values[6];
-	bool		nulls[6] = {false};
 	Datum		args[5];
 	bool		isnull;
 	int			attempt;
 	int			pinned;
 
-	key = ptm_get_name(fcinfo, 0, "workflow_key");
-	step = ptm_get_nonnegative_int64(fcinfo, 1, "step", "the first step after creation is 1");
-	worker = ptm_get_name(fcinfo, 2, "worker_id");
-	ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
-	ptm_check_agent(worker, "worker_id");
-	tupdesc = ptm_result_tupdesc(fcinfo);
-
-	values[1] = PointerGetDatum(key);
-	values[2] = Int64GetDatum(step);
-	nulls[3] = nulls[4] = nulls[5] = true;
-
-	if (claim_direct(key, step, worker, ttl_ms, &result, values, nulls))
-		goto decided;
-
 	/* No SET clause on claim_step: pin search_path before any SQL. */
-	pinned = ptm_spi_connect_pinned();
+	pinned = ptm_spi_connect(true);
 
-	/*
-	 * Try to claim; when refused, look at the row to say why.  If the look
-	 * finds the step claimable after all (the holder's claim ended between
-	 * the two statements), claim again.
-	 */
 	for (attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++)
 	{
 		int64		now_ms = ptm_now_ms();
@@ -761,7 +818,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 		args[2] = PointerGetDatum(worker);
 		args[3] = Int64GetDatum(now_ms);
 		args[4] = Int64GetDatum(now_ms + ttl_ms);
-		if (run_plan(PLAN_CLAIM, args, false) == 1)
+		if (run_plan(PLAN_CLAIM, args) == 1)
 		{
 			result = PTM_CLAIM_CLAIMED;
 			values[3] = PointerGetDatum(worker);
@@ -771,7 +828,7 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 			break;
 		}
 
-		if (run_plan(PLAN_READ, args, false) == 0)
+		if (run_plan(PLAN_READ, args) == 0)
 		{
 			result = PTM_CLAIM_OUT_OF_ORDER;
 			break;
@@ -802,13 +859,52 @@ ptm_claim_step(PG_FUNCTION_ARGS)
 			break;
 		nulls[3] = nulls[4] = nulls[5] = true;
 	}
-	ptm_spi_finish_pinned(pinned);
+	ptm_spi_finish(pinned);
 
 	/* A claim that kept changing under us is, for the caller, busy. */
 	if (attempt == CLAIM_ATTEMPTS)
 		result = PTM_CLAIM_BUSY;
+	return result;
+}
 
-decided:
+/*
+ * ptm.claim_step(workflow_key, step, worker_id, ttl)
+ *		RETURNS (result, workflow_key, step, worker_id, claim_epoch, expires_at)
+ *
+ * The next step of a workflow is its current version.  claimed: the caller
+ * holds the step (a new epoch, or its own live claim extended with the same
+ * epoch); busy: another worker holds a live claim on it; stale: the step is
+ * already committed; out_of_order: the step is ahead of the next one (or the
+ * workflow does not exist yet).  worker_id, claim_epoch and expires_at
+ * describe the live claim on the current step after the call, if any.
+ */
+PG_FUNCTION_INFO_V1(ptm_claim_step_0_2);
+Datum
+ptm_claim_step_0_2(PG_FUNCTION_ARGS)
+{
+	text	   *key;
+	int64		step;
+	text	   *worker;
+	int64		ttl_ms;
+	TupleDesc	tupdesc;
+	PtmCounter	result = PTM_CLAIM_BUSY;
+	Datum		values[6];
+	bool		nulls[6] = {false};
+
+	key = ptm_get_name(fcinfo, 0, "workflow_key");
+	step = ptm_get_nonnegative_int64(fcinfo, 1, "step", "the first step after creation is 1");
+	worker = ptm_get_name(fcinfo, 2, "worker_id");
+	ttl_ms = ptm_get_ttl_ms(fcinfo, 3, "ttl");
+	ptm_check_agent(worker, "worker_id");
+	tupdesc = ptm_result_tupdesc(fcinfo);
+
+	values[1] = PointerGetDatum(key);
+	values[2] = Int64GetDatum(step);
+	nulls[3] = nulls[4] = nulls[5] = true;
+
+	if (!claim_direct(key, step, worker, ttl_ms, &result, values, nulls))
+		result = claim_with_sql(key, step, worker, ttl_ms, values, nulls);
+
 	ptm_count(result);
 	if (result != PTM_CLAIM_CLAIMED)
 		ptm_count_key(PTM_KEY_WORKFLOW, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), result);

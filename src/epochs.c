@@ -61,27 +61,29 @@ static TimeLineID lifted_on_timeline = 0;
 static Oid	lifted_sequence = InvalidOid;
 
 static PtmPlan plan_offset = {
-	"SELECT (SELECT coalesce(max(era_offset), 0) FROM ptm.epoch_eras)::bigint, last_value"
+	.sql = "SELECT (SELECT coalesce(max(era_offset), 0) FROM ptm.epoch_eras)::bigint, last_value"
 	" FROM ptm.lease_epoch_seq",
-	0, {InvalidOid}
+	.expect = SPI_OK_SELECT
 };
 
 static PtmPlan plan_setval = {
-	"SELECT pg_catalog.setval('ptm.lease_epoch_seq', $1, true)",
-	1, {INT8OID}
+	.sql = "SELECT pg_catalog.setval('ptm.lease_epoch_seq', $1, true)",
+	.nargs = 1, .argtypes = (const Oid[]) {INT8OID},
+	.expect = SPI_OK_SELECT
 };
 
 /* $1 offset, $2 reason */
 static PtmPlan plan_insert_era = {
-	"INSERT INTO ptm.epoch_eras (era_offset, changed_at, reason)"
+	.sql = "INSERT INTO ptm.epoch_eras (era_offset, changed_at, reason)"
 	" VALUES ($1, pg_catalog.clock_timestamp(), $2)",
-	2, {INT4OID, TEXTOID}
+	.nargs = 2, .argtypes = (const Oid[]) {INT4OID, TEXTOID},
+	.expect = SPI_OK_INSERT
 };
 
 static PtmPlan plan_max_epoch = {
-	"SELECT coalesce(max(greatest(lease_epoch, previous_epoch)), 0)::bigint"
+	.sql = "SELECT coalesce(max(greatest(lease_epoch, previous_epoch)), 0)::bigint"
 	" FROM ptm.partition_leases",
-	0, {InvalidOid}
+	.expect = SPI_OK_SELECT
 };
 
 /* The timeline new WAL is written on (this is a primary). */
@@ -115,7 +117,7 @@ read_era_state(int64 *offset, int64 *last_value)
 {
 	bool		isnull;
 
-	ptm_spi_execute(&plan_offset, NULL, NULL, false, 1);
+	ptm_plan_run(&plan_offset, NULL, NULL);
 	*offset = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 	*last_value = DatumGetInt64(ptm_spi_value(0, 2, &isnull));
 }
@@ -125,7 +127,7 @@ set_sequence(int64 value)
 {
 	Datum		arg = Int64GetDatum(value);
 
-	ptm_spi_execute(&plan_setval, &arg, NULL, false, 1);
+	ptm_plan_run(&plan_setval, &arg, NULL);
 }
 
 /* ptm.epoch_eras, or InvalidOid in a database still at 0.1.0 */
@@ -210,7 +212,7 @@ ptm_epochs_advance_era(Datum reason, bool reason_null, PtmEraChange *change)
 
 	LockRelationOid(eras, ShareRowExclusiveLock);
 	read_era_state(&offset, &change->sequence_was);
-	ptm_spi_execute(&plan_max_epoch, NULL, NULL, false, 1);
+	ptm_plan_run(&plan_max_epoch, NULL, NULL);
 	max_epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 
 	/* past the timeline's era and past the era of every epoch in sight */
@@ -222,7 +224,7 @@ ptm_epochs_advance_era(Datum reason, bool reason_null, PtmEraChange *change)
 
 	args[0] = Int32GetDatum((int32) (change->era - ((int64) tli - 1)));
 	args[1] = reason;
-	ptm_spi_execute(&plan_insert_era, args, nulls, false, 0);
+	ptm_plan_run(&plan_insert_era, args, nulls);
 	set_sequence(change->floor);
 	UnlockRelationOid(eras, ShareRowExclusiveLock);
 	lifted_on_timeline = tli;

@@ -6,11 +6,11 @@
  *
  * The history itself is SQL (sql/install/92_history.sql): the table
  * ptm.metric_history, ptm.snapshot_metrics() that fills it, and the
- * functions that read it.  The background worker (worker.c) calls
+ * functions that read it.  The background worker (worker_passes.c) calls
  * ptm.snapshot_metrics() every ptm_lease.history_interval and deletes rows
  * older than ptm_lease.history_retention.  What is here needs C only because
- * the names of the series are the library's (metrics.c), known with or
- * without shared memory.
+ * the names of the series are the library's (metrics_catalog.c), known with
+ * or without shared memory.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,23 +25,26 @@
 #include "spi_util.h"
 #include "validate.h"
 
-/* Whether ptm.metric_history holds any sample of metric. */
+/* Whether ptm.metric_history holds any sample of metric $1. */
+static PtmPlan plan_sampled = {
+	.sql = "SELECT EXISTS (SELECT 1 FROM ptm.metric_history WHERE metric = $1)",
+	.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_CALLER
+};
+
 static bool
 metric_sampled(text *metric)
 {
-	static PtmPlan plan = {
-		"SELECT EXISTS (SELECT 1 FROM ptm.metric_history WHERE metric = $1)",
-		1, {TEXTOID}
-	};
+	int			spi;
 	Datum		args[1] = {PointerGetDatum(metric)};
 	bool		isnull;
 	bool		found;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ptm_spi_execute(&plan, args, NULL, true, 1);
+	spi = ptm_spi_connect(false);
+	ptm_plan_run(&plan_sampled, args, NULL);
 	found = DatumGetBool(ptm_spi_value(0, 1, &isnull));
-	SPI_finish();
+	ptm_spi_finish(spi);
 	return found;
 }
 

@@ -40,8 +40,10 @@ static const struct config_enum_entry identity_options[] = {
 
 /* The live claim of a workflow: its worker and epoch. */
 static PtmPlan plan_claim_owner = {
-	"SELECT claim_worker, claim_epoch FROM ptm.workflow_state WHERE workflow_key = $1",
-	1, {TEXTOID}
+	.sql = "SELECT claim_worker, claim_epoch FROM ptm.workflow_state WHERE workflow_key = $1",
+	.nargs = 1, .argtypes = (const Oid[]) {TEXTOID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_CALLER
 };
 
 void
@@ -124,6 +126,7 @@ ptm_check_fence_owner(const char *owner)
 void
 ptm_check_claim_owner(text *workflow_key, const PtmFenceArgs *fence)
 {
+	int			spi;
 	Datum		args[1] = {PointerGetDatum(workflow_key)};
 	bool		worker_null;
 	bool		epoch_null;
@@ -134,8 +137,8 @@ ptm_check_claim_owner(text *workflow_key, const PtmFenceArgs *fence)
 	if (ptm_agent_identity == PTM_IDENTITY_ANY || fence->kind != PTM_FENCE_ARGS_CLAIM)
 		return;
 
-	SPI_connect();
-	ptm_spi_execute(&plan_claim_owner, args, NULL, true, 1);
+	spi = ptm_spi_connect(false);
+	ptm_plan_run(&plan_claim_owner, args, NULL);
 	if (SPI_processed == 1)
 	{
 		Datum		w = ptm_spi_value(0, 1, &worker_null);
@@ -144,7 +147,7 @@ ptm_check_claim_owner(text *workflow_key, const PtmFenceArgs *fence)
 		if (!worker_null)
 			worker = MemoryContextStrdup(callerctx, TextDatumGetCString(w));
 	}
-	SPI_finish();
+	ptm_spi_finish(spi);
 
 	if (fence->epoch > epoch)
 		ereport(ERROR,

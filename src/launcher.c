@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * launcher.c
- *	  Which databases get a ptm_lease worker, and when: the launcher, and the
- *	  commands that tell it something changed.
+ *	  Which databases get a ptm_lease worker, and when: the launcher, and
+ *	  the workers' table in shared memory that it shares with the workers.
  *
  * As TimescaleDB's launcher does, the launcher serves every database where
  * the extension is installed, with no setting to turn it on.  It is a
@@ -21,21 +21,17 @@
  * PTM_MAX_PROBES at a time).
  *
  * What wakes the launcher, and so bounds the time to a worker:
- *	  - CREATE EXTENSION ptm_lease (and DROP EXTENSION, by any path: an object
- *		access hook sees every extension created or dropped) pokes it when the
- *		transaction commits: a worker starts at once;
+ *	  - CREATE EXTENSION ptm_lease (and DROP EXTENSION, by any path) pokes it
+ *		when the transaction commits: a worker starts at once (ddl_hooks.c);
  *	  - CREATE DATABASE wakes it when it commits (a database created from a
  *		template with the extension has it too);
  *	  - a worker that ends, SIGHUP (ptm_lease.database changed), and in any
  *		case every PTM_LAUNCHER_NAPTIME_MS (5 s), when it rescans pg_database.
  *
- * A worker connected to a database makes DROP DATABASE, ALTER DATABASE
- * RENAME / SET TABLESPACE and CREATE DATABASE ... TEMPLATE of it fail
- * ("being accessed by other users"; before PostgreSQL 18 nothing terminates
- * background workers for them).  A ProcessUtility hook therefore asks the
- * worker to leave before such a command runs and holds the database until
- * the command's transaction ends: the launcher starts no worker there
- * meanwhile.  A dropped database simply disappears from the next scan.
+ * A command that needs a database without other sessions (DROP DATABASE,
+ * ...) holds it until its transaction ends (ddl_hooks.c): the launcher
+ * starts no worker there meanwhile, and removes the holds of backends that
+ * are gone.  A dropped database simply disappears from the next scan.
  *
  * Workers are registered BGW_NEVER_RESTART: the launcher alone decides,
  * from the entry a worker leaves behind, whether to start one again (after
@@ -63,12 +59,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/objectaccess.h"
 #include "catalog/pg_database.h"
-#include "catalog/pg_extension.h"
-#include "commands/dbcommands.h"
-#include "commands/defrem.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -78,8 +69,7 @@
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
-#include "tcop/utility.h"
-#include "utils/acl.h"
+#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -92,22 +82,11 @@
 #define PTM_LAUNCHER_RESTART_SECS	5
 #define PTM_LAUNCHER_NAPTIME_MS		5000
 #define PTM_MAX_PROBES				2	/* workers looking for the extension at once */
-#define PTM_HOLD_WAIT_MS			1000	/* then SIGTERM */
 
 /* Setting; see docs/workers.md. */
 static char *ptm_worker_databases = NULL;
 
 PtmWorkerShared *ptm_workers = NULL;
-
-static ProcessUtility_hook_type prev_process_utility = NULL;
-static object_access_hook_type prev_object_access = NULL;
-
-/* Backend state until the end of the current transaction. */
-static bool extension_changed = false;	/* an extension was created or dropped */
-static bool extension_present = false;	/* ptm_lease exists at pre-commit */
-static char extension_dbname[NAMEDATALEN];	/* this database, at pre-commit */
-static bool wake_at_commit = false; /* CREATE DATABASE */
-static bool holding = false;	/* this backend holds a database */
 
 PGDLLEXPORT void ptm_launcher_main(Datum arg);
 
@@ -223,8 +202,8 @@ ptm_db_entry(Oid dboid)
 }
 
 /* A fresh entry for dboid, or NULL when all are taken.  Caller holds the spinlock. */
-static PtmDbEntry *
-new_db_entry(Oid dboid, const char *dbname, PtmDbState state)
+PtmDbEntry *
+ptm_new_db_entry(Oid dboid, const char *dbname, PtmDbState state)
 {
 	int			i;
 
@@ -641,7 +620,7 @@ start_workers(int probes)
 			continue;
 		}
 		if (e == NULL)
-			e = new_db_entry(db->dboid, db->dbname, PTM_DB_LAUNCHED);
+			e = ptm_new_db_entry(db->dboid, db->dbname, PTM_DB_LAUNCHED);
 		if (e == NULL)
 		{
 			SpinLockRelease(&ptm_workers->mutex);
@@ -726,245 +705,14 @@ ptm_launcher_main(Datum arg)
 	}
 }
 
-/* ---------------------------------------------------------------------
- * What a backend tells the launcher
- * ---------------------------------------------------------------------
- */
-
-/*
- * The extension was created or dropped in this database and the transaction
- * committed: a running worker looks again at once (and leaves if it is
- * gone); otherwise, if it is installed, the launcher starts one now.
- */
-static void
-poke_database(bool installed, const char *dbname)
-{
-	Latch	   *worker_latch = NULL;
-	PtmDbEntry *e;
-
-	SpinLockAcquire(&ptm_workers->mutex);
-	e = ptm_db_entry(MyDatabaseId);
-	if (e != NULL && (e->state == PTM_DB_RUNNING || e->state == PTM_DB_LAUNCHED))
-	{
-		e->poked = true;
-		worker_latch = e->latch;
-	}
-	else if (installed)
-	{
-		if (e == NULL)
-			e = new_db_entry(MyDatabaseId, dbname, PTM_DB_WANTED);
-		else
-		{
-			e->state = PTM_DB_WANTED;
-			e->changed_at = GetCurrentTimestamp();
-		}
-	}
-	SpinLockRelease(&ptm_workers->mutex);
-
-	if (worker_latch)
-		SetLatch(worker_latch);
-	ptm_wake_launcher();
-}
-
-/*
- * Before a command that needs the database alone: hold it (the launcher
- * starts no worker there until this transaction ends), ask its worker to
- * leave and wait a moment for it; a worker still there after
- * PTM_HOLD_WAIT_MS gets SIGTERM.  The command itself waits up to 5 s for
- * other sessions to go.
- */
-static void
-hold_database(const char *dbname)
-{
-	Oid			dboid = get_database_oid(dbname, true);
-	PtmDbEntry *e;
-	Latch	   *latch = NULL;
-	pid_t		pid = 0;
-	int			waited = 0;
-	int			i;
-
-	/*
-	 * Only for a command that may succeed: each of them needs the database's
-	 * owner (a database with a worker is no template), and nobody else
-	 * should be able to make its worker go and come back.
-	 */
-	if (!OidIsValid(dboid) || !PTM_DATABASE_OWNERCHECK(dboid, GetUserId()))
-		return;
-
-	SpinLockAcquire(&ptm_workers->mutex);
-	for (i = 0; i < PTM_MAX_HOLDS; i++)
-	{
-		if (ptm_workers->holds[i].dboid == InvalidOid)
-		{
-			ptm_workers->holds[i].dboid = dboid;
-			ptm_workers->holds[i].pid = MyProcPid;
-			holding = true;
-			break;
-		}
-	}
-	e = ptm_db_entry(dboid);
-	if (e != NULL)
-	{
-		e->stop_requested = true;
-		latch = e->latch;
-		pid = e->pid;
-	}
-	SpinLockRelease(&ptm_workers->mutex);
-
-	if (pid == 0)
-		return;
-	if (latch)
-		SetLatch(latch);
-
-	for (;;)
-	{
-		pid_t		now_pid;
-
-		SpinLockAcquire(&ptm_workers->mutex);
-		now_pid = e->dboid == dboid ? e->pid : 0;
-		SpinLockRelease(&ptm_workers->mutex);
-		if (now_pid != pid)
-			return;
-		if (waited >= PTM_HOLD_WAIT_MS)
-			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		waited += 10;
-	}
-	/* busy in a long statement: end it; its entry says it was asked to stop */
-	(void) kill(pid, SIGTERM);
-}
-
-static void
-release_holds(void)
-{
-	int			i;
-
-	SpinLockAcquire(&ptm_workers->mutex);
-	for (i = 0; i < PTM_MAX_HOLDS; i++)
-	{
-		if (ptm_workers->holds[i].pid == MyProcPid)
-			ptm_workers->holds[i].dboid = InvalidOid;
-	}
-	SpinLockRelease(&ptm_workers->mutex);
-	holding = false;
-}
-
-/* The database a utility statement needs without other sessions, or NULL. */
-static const char *
-database_needed_alone(Node *stmt)
-{
-	ListCell   *lc;
-
-	if (IsA(stmt, DropdbStmt))
-		return ((DropdbStmt *) stmt)->dbname;
-	if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
-		return ((RenameStmt *) stmt)->subname;
-	if (IsA(stmt, AlterDatabaseStmt))
-	{
-		foreach(lc, ((AlterDatabaseStmt *) stmt)->options)
-		{
-			if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
-				return ((AlterDatabaseStmt *) stmt)->dbname;
-		}
-	}
-	if (IsA(stmt, CreatedbStmt))
-	{
-		foreach(lc, ((CreatedbStmt *) stmt)->options)
-		{
-			DefElem    *def = lfirst(lc);
-
-			if (strcmp(def->defname, "template") == 0 && def->arg != NULL)
-				return defGetString(def);
-		}
-	}
-	return NULL;
-}
-
-static void
-launcher_process_utility(PTM_PROCESS_UTILITY_PARAMS)
-{
-	Node	   *stmt = pstmt->utilityStmt;
-	const char *alone = database_needed_alone(stmt);
-
-	if (alone != NULL)
-		hold_database(alone);
-	if (IsA(stmt, CreatedbStmt))
-		wake_at_commit = true;
-
-	if (prev_process_utility)
-		prev_process_utility(PTM_PROCESS_UTILITY_ARGS);
-	else
-		standard_ProcessUtility(PTM_PROCESS_UTILITY_ARGS);
-}
-
-/* Any extension created or dropped, by any path (CASCADE, DROP OWNED, ...). */
-static void
-launcher_object_access(ObjectAccessType access, Oid classId, Oid objectId,
-					   int subId, void *arg)
-{
-	if (prev_object_access)
-		prev_object_access(access, classId, objectId, subId, arg);
-	if (classId == ExtensionRelationId && (access == OAT_POST_CREATE || access == OAT_DROP))
-		extension_changed = true;
-}
-
-static void
-launcher_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_PRE_COMMIT:
-			/* still in the transaction: the catalog says what commits */
-			if (extension_changed)
-			{
-				char	   *dbname = get_database_name(MyDatabaseId);
-
-				extension_present = OidIsValid(get_extension_oid("ptm_lease", true));
-				strlcpy(extension_dbname, dbname ? dbname : "?", NAMEDATALEN);
-			}
-			break;
-		case XACT_EVENT_COMMIT:
-			if (holding)
-			{
-				release_holds();
-				wake_at_commit = true;	/* a renamed or copied database gets its worker back */
-			}
-			if (extension_changed)
-				poke_database(extension_present, extension_dbname);
-			else if (wake_at_commit)
-				ptm_wake_launcher();
-			extension_changed = wake_at_commit = false;
-			break;
-		case XACT_EVENT_ABORT:
-			if (holding)
-			{
-				release_holds();
-				ptm_wake_launcher();
-			}
-			extension_changed = wake_at_commit = false;
-			break;
-		default:
-			break;
-	}
-}
-
 /*
  * Called from _PG_init when preloaded (and not in binary upgrade), after
- * ptm_shmem_init(): install the hooks, register the launcher.
+ * ptm_shmem_init(): register the launcher.
  */
 void
 ptm_launcher_init(void)
 {
 	BackgroundWorker worker;
-
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = launcher_process_utility;
-	prev_object_access = object_access_hook;
-	object_access_hook = launcher_object_access;
-	RegisterXactCallback(launcher_xact_callback, NULL);
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;

@@ -11,7 +11,7 @@
  * goes on.  The wait itself stays an ordinary lock wait, which pg_locks,
  * pg_blocking_pids() and the deadlock detector see.  Used for the tuple lock
  * of row_access.c and for the lease statements that still run as SQL
- * (leases.c); docs/leases.md, "Frozen holders".
+ * (lease_rows.c, leases.c, lease_bulk.c); docs/leases.md, "Frozen holders".
  *
  *-------------------------------------------------------------------------
  */

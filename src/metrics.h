@@ -5,7 +5,7 @@
  *
  * Every series the runbooks read is a fixed slot, so it exists (at 0) from
  * server start: a series that first appears at 1 hides its first increase
- * from Prometheus' increase().  Names and labels live in metrics.c.
+ * from Prometheus' increase().  Names and labels live in metrics_catalog.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -70,7 +70,7 @@ typedef enum PtmCounter
 	PTM_NUM_COUNTERS
 } PtmCounter;
 
-/* Histograms (milliseconds), with fixed buckets defined in metrics.c. */
+/* Histograms (milliseconds), with fixed buckets defined in metrics_catalog.c. */
 typedef enum PtmHistogram
 {
 	PTM_HIST_COMMIT_LATENCY,	/* canonical_store_commit_latency_ms */
@@ -113,7 +113,13 @@ typedef enum PtmSeriesKind
 
 extern PtmSeriesKind ptm_series_kind(const char *metric);
 
-/* Module load: the metrics' settings (ptm_lease.max_tracked_keys). */
+/*
+ * Module load: the metrics' settings (ptm_lease.enable_counters,
+ * ptm_lease.max_tracked_keys), and their shared memory, asked for and set up
+ * from shmem.c's hooks.
+ */
 extern void ptm_metrics_define_gucs(void);
+extern void ptm_metrics_shmem_request(void);
+extern void ptm_metrics_shmem_startup(void);
 
 #endif							/* PTM_METRICS_H */

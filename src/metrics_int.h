@@ -1,8 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * metrics_int.h
- *	  Internals shared by metrics.c (counters, histograms, SQL readers),
- *	  metrics_keys.c (per-key statistics) and metrics_file.c (persistence).
+ *	  Internals shared by the metrics files, each of which uses only those
+ *	  listed after it:
+ *
+ *	  metrics.c          settings, shared memory, the SQL readers and reset
+ *	  metrics_file.c     saving and restoring across a clean restart
+ *	  metrics_keys.c     per-key statistics in a bounded hash
+ *	  metrics_count.c    counting (the hot path) and the shared state it adds to
+ *	  metrics_catalog.c  every series' name, labels, help and buckets
  *
  * Code outside the metrics files counts through metrics.h only.
  *
@@ -14,6 +20,7 @@
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "utils/hsearch.h"
+#include "utils/timestamp.h"
 
 #include "metrics.h"
 
@@ -70,6 +77,18 @@ typedef struct PtmKeyEntry
 	pg_atomic_uint64 counts[PTM_NUM_COUNTERS];
 } PtmKeyEntry;
 
+/*
+ * The counters' state, one per cluster (segment "ptm_lease").  Counters are
+ * updated without any lock (pg_atomic_uint64); the lock protects only what
+ * is not a single atomic value (stats_reset).
+ */
+typedef struct PtmSharedState
+{
+	LWLock	   *lock;
+	TimestampTz stats_reset;
+	pg_atomic_uint64 counters[PTM_NUM_COUNTERS];
+} PtmSharedState;
+
 /* Shared state of the metrics beyond the plain counters of PtmSharedState. */
 typedef struct PtmMetricsShared
 {
@@ -79,19 +98,26 @@ typedef struct PtmMetricsShared
 	PtmHistogramState hist[PTM_NUM_HISTOGRAMS];
 } PtmMetricsShared;
 
-/* metrics.c */
+/* metrics_catalog.c */
 extern const PtmCounterInfo ptm_counter_info[PTM_NUM_COUNTERS];
 extern const PtmHistogramInfo ptm_histogram_info[PTM_NUM_HISTOGRAMS];
-extern PtmMetricsShared *ptm_metrics;
+extern const char *const ptm_key_family_names[PTM_NUM_KEY_FAMILIES];
 extern char *ptm_counter_name(int counter);
-extern void ptm_metrics_shmem_request(void);
-extern void ptm_metrics_shmem_startup(void);
+
+/* metrics_count.c; both pointers are NULL when not preloaded */
+extern PtmSharedState *ptm_shared;
+extern PtmMetricsShared *ptm_metrics;
+extern void ptm_count_define_gucs(void);
+extern bool ptm_counting_enabled(void);
+extern void ptm_count_shmem_request(void);
+extern bool ptm_count_shmem_startup(void);
+extern void ptm_require_shmem(const char *what);
 
 /* metrics_keys.c */
-extern int	ptm_max_tracked_keys;
 extern HTAB *ptm_keys;
-extern const char *const ptm_key_family_names[PTM_NUM_KEY_FAMILIES];
-extern Size ptm_keys_shmem_size(void);
+extern void ptm_keys_define_gucs(void);
+extern int	ptm_keys_capacity(void);
+extern void ptm_keys_shmem_request(void);
 extern void ptm_keys_shmem_startup(void);
 extern PtmKeyEntry *ptm_key_enter(const PtmKeyTag *tag);
 extern void ptm_keys_reset(void);

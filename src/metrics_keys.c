@@ -29,6 +29,8 @@
  *		atomics, read without more locking.
  *	  - Reset: ptm_shared->lock EXCLUSIVE first, then keys_lock EXCLUSIVE
  *		(metrics.c).
+ *	  - Creation: in shmem_startup_hook under AddinShmemInitLock (metrics.c);
+ *		keys_lock is created with the histograms (metrics_count.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -39,13 +41,13 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 
 #include "metrics_int.h"
-#include "ptm_lease.h"
 #include "srf.h"
 
 /* Eviction: the share evicted at once, its minimum, and the usage decay. */
@@ -53,13 +55,10 @@
 #define PTM_EVICT_MIN		10
 #define PTM_USAGE_DECAY		0.99
 
-int			ptm_max_tracked_keys = 1000;
-HTAB	   *ptm_keys = NULL;
+/* Setting; see docs/reference.md. */
+static int	max_tracked_keys = 1000;
 
-const char *const ptm_key_family_names[PTM_NUM_KEY_FAMILIES] = {
-	[PTM_KEY_TOPIC] = "topic",
-	[PTM_KEY_WORKFLOW] = "workflow",
-};
+HTAB	   *ptm_keys = NULL;
 
 typedef struct PtmKeyUsage
 {
@@ -68,12 +67,12 @@ typedef struct PtmKeyUsage
 } PtmKeyUsage;
 
 /*
- * Settings of the metrics, called from _PG_init.  max_tracked_keys sizes
- * shared memory, and a PGC_POSTMASTER setting can only be defined while
- * preloading; loaded on demand there is no hash to size.
+ * ptm_lease.max_tracked_keys sizes shared memory, and a PGC_POSTMASTER
+ * setting can only be defined while preloading; loaded on demand there is no
+ * hash to size.
  */
 void
-ptm_metrics_define_gucs(void)
+ptm_keys_define_gucs(void)
 {
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -82,7 +81,7 @@ ptm_metrics_define_gucs(void)
 							gettext_noop("Most topics and workflow keys whose outcomes are counted one by one."),
 							gettext_noop("When more are seen, the least used are evicted; "
 										 "ptm.stat_info counts evictions."),
-							&ptm_max_tracked_keys,
+							&max_tracked_keys,
 							1000, 100, 1000000,
 							PGC_POSTMASTER,
 							0,
@@ -110,10 +109,17 @@ key_match(const void *key1, const void *key2, Size keysize)
 	return memcmp(a->data, b->data, a->len);
 }
 
-Size
-ptm_keys_shmem_size(void)
+/* The setting, for ptm.stat_info. */
+int
+ptm_keys_capacity(void)
 {
-	return hash_estimate_size(ptm_max_tracked_keys, sizeof(PtmKeyEntry));
+	return max_tracked_keys;
+}
+
+void
+ptm_keys_shmem_request(void)
+{
+	RequestAddinShmemSpace(hash_estimate_size(max_tracked_keys, sizeof(PtmKeyEntry)));
 }
 
 /* Called under AddinShmemInitLock. */
@@ -126,8 +132,8 @@ ptm_keys_shmem_startup(void)
 	info.entrysize = sizeof(PtmKeyEntry);
 	info.hash = key_hash;
 	info.match = key_match;
-	ptm_keys = ShmemInitHash("ptm_lease keys", ptm_max_tracked_keys,
-							 ptm_max_tracked_keys, &info,
+	ptm_keys = ShmemInitHash("ptm_lease keys", max_tracked_keys,
+							 max_tracked_keys, &info,
 							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE);
 }
 
@@ -204,7 +210,7 @@ ptm_key_enter(const PtmKeyTag *tag)
 	entry = hash_search(ptm_keys, tag, HASH_FIND, NULL);
 	if (entry != NULL)
 		return entry;
-	if (hash_get_num_entries(ptm_keys) >= ptm_max_tracked_keys)
+	if (hash_get_num_entries(ptm_keys) >= max_tracked_keys)
 		evict_least_used();
 	entry = hash_search(ptm_keys, tag, HASH_ENTER_NULL, &found);
 	if (entry != NULL && !found)
@@ -222,7 +228,7 @@ ptm_count_key(PtmKeyFamily family, const char *key, int keylen, PtmCounter count
 	PtmKeyTag	tag;
 	PtmKeyEntry *entry;
 
-	if (ptm_keys == NULL || !ptm_enable_counters || key == NULL || keylen <= 0)
+	if (ptm_keys == NULL || !ptm_counting_enabled() || key == NULL || keylen <= 0)
 		return;
 	Assert(family >= 0 && family < PTM_NUM_KEY_FAMILIES);
 	Assert(counter >= 0 && counter < PTM_NUM_COUNTERS);

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * ptm_lease.c
- *	  Module load: the ptm_lease.* settings and the shared-memory request.
+ *	  Module load: each file's settings (defined where they are read), the
+ *	  shared-memory hooks, and the module's one relcache callback.
  *
  * Loaded through shared_preload_libraries, the module asks for shared memory
  * (counters) and registers its background workers (launcher.c).  Loaded
@@ -18,19 +19,18 @@
 #include "utils/inval.h"
 
 #include "announce.h"
-#include "balance.h"
 #include "identity.h"
+#include "lease_limits.h"
 #include "ptm_lease.h"
 #include "row_access.h"
 #include "spi_util.h"
 #include "srf.h"
+#include "sweep.h"
+#include "validate.h"
+#include "worker_passes.h"
+#include "workers.h"
 
 PG_MODULE_MAGIC;
-
-/* Settings; see docs/reference.md for each. */
-int			ptm_max_ttl_ms = 3600 * 1000;
-int			ptm_max_name_bytes = 256;
-bool		ptm_enable_counters = true;
 
 void		_PG_init(void);
 
@@ -43,7 +43,7 @@ static void
 relcache_invalidated(Datum arg, Oid relid)
 {
 	ptm_schema_relcache_invalidated(relid);
-	ptm_balance_relcache_invalidated(relid);
+	ptm_limits_relcache_invalidated(relid);
 	ptm_row_access_relcache_invalidated(relid);
 	ptm_result_types_relcache_invalidated(relid);
 }
@@ -51,44 +51,19 @@ relcache_invalidated(Datum arg, Oid relid)
 void
 _PG_init(void)
 {
-	DefineCustomIntVariable("ptm_lease.max_ttl",
-							gettext_noop("Longest lease TTL a caller may ask for."),
-							gettext_noop("A lease that outlives its owner blocks its partition "
-										 "for this long at most."),
-							&ptm_max_ttl_ms,
-							3600 * 1000, 1, INT_MAX,
-							PGC_SUSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("ptm_lease.max_name_bytes",
-							gettext_noop("Longest topic, agent, worker, workflow or projection name, in bytes."),
-							NULL,
-							&ptm_max_name_bytes,
-							256, 1, 8192,
-							PGC_SUSET,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomBoolVariable("ptm_lease.enable_counters",
-							 gettext_noop("Counts every call's outcome in shared memory."),
-							 gettext_noop("Turning it off only serves to measure what counting costs."),
-							 &ptm_enable_counters,
-							 true,
-							 PGC_SUSET,
-							 0,
-							 NULL, NULL, NULL);
-
 	ptm_announce_define_gucs();
-	ptm_balance_define_gucs();
 	ptm_commits_define_gucs();
 	ptm_identity_define_gucs();
 	ptm_launcher_define_gucs();
-	ptm_leases_define_gucs();
+	ptm_lease_rows_define_gucs();
+	ptm_limits_define_gucs();
 	ptm_metrics_define_gucs();
 	ptm_projections_define_gucs();
 	ptm_row_access_define_gucs();
+	ptm_sweep_define_gucs();
+	ptm_validate_define_gucs();
 	ptm_worker_define_gucs();
+	ptm_worker_passes_define_gucs();
 
 	PTM_MARK_GUC_PREFIX_RESERVED("ptm_lease");
 
@@ -105,4 +80,5 @@ _PG_init(void)
 
 	ptm_shmem_init();
 	ptm_launcher_init();
+	ptm_ddl_hooks_init();
 }

@@ -36,58 +36,19 @@
  */
 #define ERRCODE_PTM_FENCING_REJECT	MAKE_SQLSTATE('P', 'T', 'M', '0', '1')
 
-/*
- * The shared state of the extension, one per cluster.  Counters are updated
- * without any lock (pg_atomic_uint64); the lock protects only what is not a
- * single atomic value (stats_reset).
- */
-typedef struct PtmSharedState
-{
-	LWLock	   *lock;
-	TimestampTz stats_reset;
-	pg_atomic_uint64 counters[PTM_NUM_COUNTERS];
-} PtmSharedState;
-
-/* shmem.c */
-extern PtmSharedState *ptm_shared;
+/* shmem.c: the shared-memory hooks, installed when preloaded */
 extern void ptm_shmem_init(void);
 extern bool ptm_shmem_available(void);
-extern void ptm_require_shmem(const char *what);
 
-/* ptm_lease.c: GUCs */
-extern int	ptm_max_ttl_ms;
-extern int	ptm_max_name_bytes;
-extern bool ptm_enable_counters;
-
-/* leases.c: the lease functions' settings */
-extern void ptm_leases_define_gucs(void);
+/* lease_rows.c: ptm_lease.lock_wait_timeout */
+extern void ptm_lease_rows_define_gucs(void);
 
 /* commits.c: try_commit, get_state, claim_step and their settings */
 extern int	ptm_dedup_ttl_s;
 extern int	ptm_max_state_bytes;
 extern void ptm_commits_define_gucs(void);
 
-/* projections.c: apply_projection and its settings */
-extern int	ptm_max_data_bytes;
+/* projection_events.c: the projection functions' setting */
 extern void ptm_projections_define_gucs(void);
-
-/* launcher.c: which databases get a worker (ptm_lease.database) */
-extern void ptm_launcher_define_gucs(void);
-extern void ptm_launcher_init(void);
-
-/* worker.c: the per-database workers and their health rows */
-struct ReturnSetInfo;
-typedef void (*PtmHealthRowFn) (struct ReturnSetInfo *rsinfo, const char *check,
-								const char *status, const char *value,
-								const char *detail);
-extern int	ptm_sweep_interval_ms;
-extern int	ptm_sweep_batch_size;
-extern int	ptm_cleanup_interval_ms;
-extern int	ptm_audit_retention_s;
-extern int	ptm_history_interval_ms;
-extern int	ptm_history_retention_s;
-extern int	ptm_claim_retention_s;
-extern void ptm_worker_define_gucs(void);
-extern void ptm_worker_health(struct ReturnSetInfo *rsinfo, PtmHealthRowFn add_row);
 
 #endif							/* PTM_LEASE_H */

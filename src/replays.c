@@ -61,8 +61,6 @@ ptm_judge_skips(const PtmSkipMemory *mem, PtmSkips *skips)
 	skips->races = 0;
 	if (skips->judged == 0)
 		skips->kind = PTM_SKIP_NONE;
-	else if (!mem->known)
-		skips->kind = PTM_SKIP_UNKNOWN;
 	else if (mem->any && skips->first > mem->last_skipped &&
 			 skips->watermark == mem->last_skip_wm)
 		skips->kind = PTM_SKIP_CONTINUED;
@@ -119,14 +117,6 @@ ptm_report_skips(const char *projection, int32 partition_id,
 										  RACE_DETAIL INT64_FORMAT " of the %d events of this batch were not applied.",
 										  skips->races, skips->races, events),
 						 errhint("Fence the materializers with a partition lease; see \"Replays and races\" in docs/projections.md.")));
-			break;
-		case PTM_SKIP_UNKNOWN:
-			if (skips->regressions > 0)
-				ereport(LOG,
-						(errmsg("watermark regression on projection \"%s\" partition %d: offset " INT64_FORMAT " < watermark " INT64_FORMAT,
-								projection, partition_id, skips->first, skips->watermark),
-						 errdetail("The event was not applied: a materializer is replaying this partition, or another one is applying it too."),
-						 errhint("After ALTER EXTENSION ptm_lease UPDATE the server tells a replay from a race.")));
 			break;
 	}
 }

@@ -18,7 +18,6 @@
  */
 typedef struct PtmSkipMemory
 {
-	bool		known;			/* the columns exist (not a database at 0.1.0) */
 	bool		any;			/* an event was skipped since the watermark was created */
 	int64		last_skipped;	/* offset of the last skipped event */
 	int64		last_skip_wm;	/* the watermark it was skipped at */
@@ -33,8 +32,7 @@ typedef enum PtmSkipKind
 	PTM_SKIP_NONE,				/* nothing was skipped */
 	PTM_SKIP_REPLAY,			/* a stream went back below the watermark */
 	PTM_SKIP_CONTINUED,			/* that replay goes on */
-	PTM_SKIP_RACE,				/* another writer moved the watermark meanwhile */
-	PTM_SKIP_UNKNOWN			/* a database at 0.1.0 remembers nothing */
+	PTM_SKIP_RACE				/* another writer moved the watermark meanwhile */
 } PtmSkipKind;
 
 /*

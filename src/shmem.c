@@ -1,21 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  The extension's shared memory: one PtmSharedState per cluster.
+ *	  The one place that installs the shared-memory hooks.
  *
- * Locking protocol
- *	  - Creation: the postmaster (or each backend under EXEC_BACKEND) attaches
- *		in shmem_startup_hook while holding AddinShmemInitLock; the first one
- *		to find the struct uninitialised zeroes it.
- *	  - Counters: pg_atomic_fetch_add_u64, no lock.  A reader may see one
- *		counter a call ahead of another; every counter is monotonic between
- *		resets, which is all Prometheus needs.
- *	  - stats_reset: written under ptm_shared->lock in exclusive mode (reset),
- *		read under it in shared mode.
- *	  - Histograms and per-key statistics live in their own segment, set up
- *		by metrics.c from these hooks; their locking is described there and
- *		in metrics_keys.c.  The workers' table is set up by launcher.c from
- *		them too, and its locking is described there.
+ * Each module that keeps something in shared memory contributes a request
+ * (its size and its LWLock tranches) and a startup function (create or
+ * attach its segments under AddinShmemInitLock), as pg_stat_statements'
+ * pgss_shmem_request and pgss_shmem_startup do: the metrics (metrics.c),
+ * the launcher's table of databases and workers (workers.h) and the ring of
+ * lease events (announce.c).  Each describes its own locking.  No module
+ * calls back into this file; health.c asks whether the hooks ran.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,26 +17,19 @@
 
 #include "miscadmin.h"
 #include "storage/ipc.h"
-#include "storage/shmem.h"
-#include "utils/timestamp.h"
 
 #include "announce.h"
-#include "metrics_int.h"
+#include "metrics.h"
 #include "ptm_lease.h"
 #include "workers.h"
-
-PtmSharedState *ptm_shared = NULL;
 
 #ifdef PTM_HAVE_SHMEM_REQUEST_HOOK
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-static Size
-ptm_shmem_size(void)
-{
-	return MAXALIGN(sizeof(PtmSharedState));
-}
+/* Whether this process has attached to the shared memory. */
+static bool attached = false;
 
 static void
 ptm_shmem_request(void)
@@ -51,8 +38,6 @@ ptm_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 #endif
-	RequestAddinShmemSpace(ptm_shmem_size());
-	RequestNamedLWLockTranche("ptm_lease", 1);
 	ptm_metrics_shmem_request();
 	ptm_workers_shmem_request();
 	ptm_announce_shmem_request();
@@ -61,34 +46,21 @@ ptm_shmem_request(void)
 static void
 ptm_shmem_startup(void)
 {
-	bool		found;
-
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	ptm_shared = ShmemInitStruct("ptm_lease", ptm_shmem_size(), &found);
-	if (!found)
-	{
-		int			i;
-
-		ptm_shared->lock = &(GetNamedLWLockTranche("ptm_lease"))->lock;
-		ptm_shared->stats_reset = GetCurrentTimestamp();
-		for (i = 0; i < PTM_NUM_COUNTERS; i++)
-			pg_atomic_init_u64(&ptm_shared->counters[i], 0);
-	}
-	LWLockRelease(AddinShmemInitLock);
-
-	/* Histograms, per-key statistics, and the counters saved at shutdown. */
+	/* Counters, histograms, per-key statistics, and those saved at shutdown. */
 	ptm_metrics_shmem_startup();
-	/* The launcher's table of databases and workers (launcher.c). */
+	/* The launcher's table of databases and workers. */
 	ptm_workers_shmem_startup();
-	/* The ring of lease events the workers announce (announce.c). */
+	/* The ring of lease events the workers announce. */
 	ptm_announce_shmem_startup();
+	attached = true;
 }
 
 /*
- * Called from _PG_init when preloaded: install the hooks.
+ * Called from _PG_init when preloaded: install the hooks.  Before PG 15
+ * there is no request hook, and _PG_init is where space is asked for.
  */
 void
 ptm_shmem_init(void)
@@ -106,20 +78,5 @@ ptm_shmem_init(void)
 bool
 ptm_shmem_available(void)
 {
-	return ptm_shared != NULL;
-}
-
-/*
- * Raise the error every shared-memory feature gives when the library was not
- * preloaded, naming the feature and the setting that enables it.
- */
-void
-ptm_require_shmem(const char *what)
-{
-	if (ptm_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s requires ptm_lease to be loaded via shared_preload_libraries", what),
-				 errdetail("The ptm_lease library was loaded on demand, so its shared memory does not exist."),
-				 errhint("Add ptm_lease to shared_preload_libraries in postgresql.conf and restart the server.")));
+	return attached;
 }

@@ -13,13 +13,15 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "catalog/namespace.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "spi_util.h"
 
@@ -31,35 +33,53 @@ ptm_in_internal_dml(void)
 	return internal_dml_depth > 0;
 }
 
-SPIPlanPtr
-ptm_spi_prepare(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
+static SPIPlanPtr
+prepare_once(PtmPlan *plan)
 {
-	if (*slot == NULL)
+	if (plan->saved == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, (Oid *) argtypes);
+		SPIPlanPtr	p = SPI_prepare(plan->sql, plan->nargs, (Oid *) plan->argtypes);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 sql, SPI_result_code_string(SPI_result));
+				 plan->sql, SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(p) != 0)
 			elog(ERROR, "SPI_keepplan failed");
-		*slot = p;
+		plan->saved = p;
 	}
-	return *slot;
+	return plan->saved;
 }
 
-int
-ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
-				bool read_only, long count)
+static int
+execute(PtmPlan *plan, Datum *values, const char *nulls)
+{
+	switch (plan->snapshot)
+	{
+		case PTM_SNAPSHOT_CALLER:
+			return SPI_execute_plan(plan->saved, values, nulls, true, plan->max_rows);
+		case PTM_SNAPSHOT_LATEST:
+			if (IsolationUsesXactSnapshot())
+				return SPI_execute_snapshot(plan->saved, values, nulls, GetLatestSnapshot(),
+											InvalidSnapshot, false, false, plan->max_rows);
+			/* READ COMMITTED: a statement's own snapshot is the newest */
+			break;
+		case PTM_SNAPSHOT_STATEMENT:
+			break;
+	}
+	return SPI_execute_plan(plan->saved, values, nulls, false, plan->max_rows);
+}
+
+uint64
+ptm_plan_run(PtmPlan *plan, Datum *values, const char *nulls)
 {
 	int			ret;
 
-	ptm_spi_prepare(&plan->plan, plan->sql, plan->nargs, plan->argtypes);
+	prepare_once(plan);
 
 	internal_dml_depth++;
 	PG_TRY();
 	{
-		ret = SPI_execute_plan(plan->plan, values, nulls, read_only, count);
+		ret = execute(plan, values, nulls);
 	}
 	PG_FINALLY();
 	{
@@ -67,36 +87,43 @@ ptm_spi_execute(PtmPlan *plan, Datum *values, const char *nulls,
 	}
 	PG_END_TRY();
 
-	if (ret < 0)
-		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
-			 plan->sql, SPI_result_code_string(ret));
-	return ret;
+	if (ret != plan->expect)
+		elog(ERROR, "\"%s\" returned %s, expected %s",
+			 plan->sql, SPI_result_code_string(ret), SPI_result_code_string(plan->expect));
+	return SPI_processed;
 }
 
 /*
  * Most ptm functions pin search_path with a SET clause.  The ones whose hot
  * path runs no SQL (renew_lease, check_fence, a plain try_commit;
- * acquire_partition_lease when it answers "conflict") are declared without one, because a SET clause costs every
- * call a GUC save and restore and a search_path recomputation; they connect
- * to SPI here, which pins it the way fmgr does for a SET clause.
+ * acquire_partition_lease when it answers "conflict") are declared without
+ * one, because a SET clause costs every call a GUC save and restore and a
+ * search_path recomputation; they connect here with pin_search_path, which
+ * pins it the way fmgr does for a SET clause.
  */
 int
-ptm_spi_connect_pinned(void)
+ptm_spi_connect(bool pin_search_path)
 {
-	int			nest_level = NewGUCNestLevel();
+	int			nest_level = 0;
 
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (pin_search_path)
+	{
+		nest_level = NewGUCNestLevel();
+		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	return nest_level;
 }
 
 void
-ptm_spi_finish_pinned(int nest_level)
+ptm_spi_finish(int connection)
 {
-	SPI_finish();
-	AtEOXact_GUC(true, nest_level);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	if (connection > 0)
+		AtEOXact_GUC(true, connection);
 }
 
 /*

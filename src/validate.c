@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * validate.c
- *	  Argument checks shared by every SQL-callable function, and the clock.
+ *	  Argument checks shared by every SQL-callable function, the settings
+ *	  they enforce (ptm_lease.max_ttl, ptm_lease.max_name_bytes), and the
+ *	  clock.
  *
  *-------------------------------------------------------------------------
  */
@@ -13,6 +15,7 @@
 #include "datatype/timestamp.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
@@ -22,6 +25,33 @@
 /* Seconds from the Unix epoch (1970) to the PostgreSQL epoch (2000). */
 #define UNIX_TO_PG_EPOCH_MS \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)
+
+/* Settings; see docs/reference.md for each. */
+static int	max_ttl_ms = 3600 * 1000;
+static int	max_name_bytes = 256;
+
+void
+ptm_validate_define_gucs(void)
+{
+	DefineCustomIntVariable("ptm_lease.max_ttl",
+							gettext_noop("Longest lease TTL a caller may ask for."),
+							gettext_noop("A lease that outlives its owner blocks its partition "
+										 "for this long at most."),
+							&max_ttl_ms,
+							3600 * 1000, 1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ptm_lease.max_name_bytes",
+							gettext_noop("Longest topic, agent, worker, workflow or projection name, in bytes."),
+							NULL,
+							&max_name_bytes,
+							256, 1, 8192,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+}
 
 void
 ptm_check_not_null(FunctionCallInfo fcinfo, int argno, const char *argname)
@@ -37,7 +67,7 @@ ptm_check_name(text *t, const char *argname, int element)
 {
 	int			len = VARSIZE_ANY_EXHDR(t);
 
-	if (len > 0 && len <= ptm_max_name_bytes)
+	if (len > 0 && len <= max_name_bytes)
 		return;
 	/* only now spend an allocation on the name of an array element */
 	if (element > 0)
@@ -50,7 +80,7 @@ ptm_check_name(text *t, const char *argname, int element)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("%s is too long", argname),
 			 errdetail("The value is %d bytes; ptm_lease.max_name_bytes is %d.",
-					   len, ptm_max_name_bytes)));
+					   len, max_name_bytes)));
 }
 
 text *
@@ -174,12 +204,12 @@ ptm_get_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a positive interval", argname),
 				 errdetail("The value given was %s.", interval_text(iv))));
-	if (usecs / 1000 > ptm_max_ttl_ms || usecs == PG_INT64_MAX)
+	if (usecs / 1000 > max_ttl_ms || usecs == PG_INT64_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s exceeds ptm_lease.max_ttl", argname),
 				 errdetail("The value given was %s; the limit is %d ms.",
-						   interval_text(iv), ptm_max_ttl_ms),
+						   interval_text(iv), max_ttl_ms),
 				 errhint("Ask for a shorter TTL and renew more often, or raise ptm_lease.max_ttl.")));
 
 	/*

@@ -15,6 +15,9 @@
 
 #include "fmgr.h"
 
+/* Module load: ptm_lease.max_ttl and ptm_lease.max_name_bytes. */
+extern void ptm_validate_define_gucs(void);
+
 /* Argument n must not be NULL. */
 extern void ptm_check_not_null(FunctionCallInfo fcinfo, int argno, const char *argname);
 
@@ -69,7 +72,6 @@ typedef struct PtmFenceArgs
 extern void ptm_get_fence_args(FunctionCallInfo fcinfo, int argno, bool claim_allowed,
 							   PtmFenceArgs *fence);
 
-/* The database clock as Unix epoch milliseconds (clock_timestamp(), not now()). */
 /*
  * A jsonb value within a size limit (measured uncompressed), else 54000
  * naming the setting: "The <noun> is N bytes; <setting> is L." and a hint to
@@ -79,6 +81,7 @@ extern void ptm_check_jsonb_size(Datum value, const char *argname, int element,
 								 int limit, const char *setting,
 								 const char *noun, const char *place);
 
+/* The database clock as Unix epoch milliseconds (clock_timestamp(), not now()). */
 extern int64 ptm_now_ms(void);
 extern TimestampTz ptm_ms_to_timestamptz(int64 ms);
 

@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * workers.h
- *	  What the launcher (launcher.c), the per-database workers (worker.c)
- *	  and ptm.health() share: the table of databases in shared memory.
+ *	  What the launcher (launcher.c), the per-database workers (worker.c,
+ *	  worker_passes.c), the hooks that tell them of changes (ddl_hooks.c)
+ *	  and ptm.health() (health.c) share: the table of databases in shared
+ *	  memory, and the workers' settings that health reads.
  *
  * One PtmDbEntry per database the launcher is starting, or has started, a
  * worker for.  Databases without the extension have no entry: the launcher
@@ -50,6 +52,8 @@ typedef struct PtmDbEntry
 	bool		stop_requested; /* leave at the next check */
 	bool		poked;			/* the extension changed since the last check */
 	bool		has_extension;	/* a worker found ptm_lease here */
+	bool		waiting_for_update; /* ... at another version: no passes */
+	char		extversion[NAMEDATALEN];	/* the version it found */
 	TimestampTz changed_at;		/* when state last changed */
 	TimestampTz started_at;		/* when the worker attached */
 	TimestampTz last_pass_at;	/* last pass that committed */
@@ -61,7 +65,7 @@ typedef struct PtmDbEntry
 	int64		snapshots;
 } PtmDbEntry;
 
-/* A database a DDL command needs without other sessions (launcher.c). */
+/* A database a DDL command needs without other sessions (ddl_hooks.c). */
 #define PTM_MAX_HOLDS				16
 typedef struct PtmDbHold
 {
@@ -79,7 +83,9 @@ typedef struct PtmWorkerShared
 	PtmDbEntry	dbs[PTM_MAX_DATABASES];
 } PtmWorkerShared;
 
-/* launcher.c */
+/* launcher.c: the launcher and this table */
+extern void ptm_launcher_define_gucs(void);
+extern void ptm_launcher_init(void);
 extern PtmWorkerShared *ptm_workers;
 extern void ptm_workers_shmem_request(void);
 extern void ptm_workers_shmem_startup(void);
@@ -87,5 +93,15 @@ extern PtmDbEntry *ptm_db_entry(Oid dboid);
 extern bool ptm_database_selected(const char *dbname);
 extern const char *ptm_database_setting(void);
 extern void ptm_wake_launcher(void);
+extern PtmDbEntry *ptm_new_db_entry(Oid dboid, const char *dbname, PtmDbState state);
+
+/* ddl_hooks.c: what backends tell the launcher and the workers */
+extern void ptm_ddl_hooks_init(void);
+
+/* worker.c: the per-database worker */
+extern int	ptm_sweep_interval_ms;
+extern int	ptm_history_interval_ms;
+extern void ptm_worker_define_gucs(void);
+extern char *ptm_installed_version(void);
 
 #endif							/* PTM_WORKERS_H */

@@ -130,7 +130,7 @@ CREATE FUNCTION ptm.acquire_partition_lease(
     ttl interval DEFAULT '30 s')
 RETURNS ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
-AS 'MODULE_PATHNAME', 'ptm_acquire_partition_lease';
+AS 'MODULE_PATHNAME', 'ptm_acquire_partition_lease_0_2';
 COMMENT ON FUNCTION ptm.acquire_partition_lease(text, integer, text, interval) IS
   'Take a free, released or expired lease (acquired, epoch raised), extend your own (held), or learn its owner (conflict)';
 
@@ -139,7 +139,7 @@ CREATE FUNCTION ptm.renew_lease(
     ttl interval DEFAULT '30 s')
 RETURNS ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
-AS 'MODULE_PATHNAME', 'ptm_renew_lease';
+AS 'MODULE_PATHNAME', 'ptm_renew_lease_0_2';
 COMMENT ON FUNCTION ptm.renew_lease(text, integer, text, bigint, interval) IS
   'Extend a live lease you hold at this epoch: renewed, stale_epoch, not_owner or expired; never changes the epoch';
 
@@ -148,7 +148,7 @@ CREATE FUNCTION ptm.release_lease(
 RETURNS ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ptm_release_lease';
+AS 'MODULE_PATHNAME', 'ptm_release_lease_0_2';
 COMMENT ON FUNCTION ptm.release_lease(text, integer, text, bigint) IS
   'Free a lease you hold at this epoch at once: released, stale_epoch, not_owner or expired';
 
@@ -159,7 +159,7 @@ CREATE FUNCTION ptm.force_expire(
 RETURNS ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ptm_force_expire';
+AS 'MODULE_PATHNAME', 'ptm_force_expire_0_2';
 COMMENT ON FUNCTION ptm.force_expire(text, integer, text, text, bigint, boolean) IS
   'Operator: end a lease now, raise its epoch so the old owner is fenced, and audit it: forced, no_lease, not_owner or stale_epoch (agent_id / lease_epoch given and the lease moved on), busy (row held past ptm_lease.lock_wait_timeout; end_holder => true ends the holding transaction first)';
 
@@ -179,7 +179,7 @@ CREATE FUNCTION ptm.check_fence(
     topic text, partition_id integer, lease_epoch bigint)
 RETURNS void
 LANGUAGE c VOLATILE SECURITY DEFINER
-AS 'MODULE_PATHNAME', 'ptm_check_fence';
+AS 'MODULE_PATHNAME', 'ptm_check_fence_0_2';
 COMMENT ON FUNCTION ptm.check_fence(text, integer, bigint) IS
   'Inside a write''s transaction: ERROR PTM01 unless the epoch is current and live; on success a takeover waits for this transaction';
 
@@ -189,7 +189,7 @@ CREATE FUNCTION ptm.acquire_partition_leases(
 RETURNS SETOF ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ptm_acquire_partition_leases';
+AS 'MODULE_PATHNAME', 'ptm_acquire_partition_leases_0_2';
 COMMENT ON FUNCTION ptm.acquire_partition_leases(text, text, integer, interval) IS
   'Bulk: acquire up to max_leases free or expired partitions of a topic, skipping rows locked by others';
 
@@ -199,7 +199,7 @@ CREATE FUNCTION ptm.renew_leases(
 RETURNS SETOF ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ptm_renew_leases';
+AS 'MODULE_PATHNAME', 'ptm_renew_leases_0_2';
 COMMENT ON FUNCTION ptm.renew_leases(text, text[], integer[], bigint[], interval) IS
   'Bulk: renew many leases of one agent in one call, one result row per lease in input order';
 
@@ -207,7 +207,7 @@ CREATE FUNCTION ptm.ensure_partitions(topic text, partitions integer)
 RETURNS integer
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ptm_ensure_partitions';
+AS 'MODULE_PATHNAME', 'ptm_ensure_partitions_0_2';
 COMMENT ON FUNCTION ptm.ensure_partitions(text, integer) IS
   'Create free lease rows for partitions 0 .. partitions-1 of a topic (for bulk acquire); returns how many were new';
 

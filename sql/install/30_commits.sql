@@ -75,7 +75,7 @@ CREATE FUNCTION ptm.try_commit(
 RETURNS record
 LANGUAGE c VOLATILE
 SECURITY DEFINER
-AS 'MODULE_PATHNAME', 'ptm_try_commit';
+AS 'MODULE_PATHNAME', 'ptm_try_commit_0_2';
 -- No SET clause: a plain commit runs no SQL (src/row_access.c), and the other
 -- paths pin search_path in C before their SQL (ptm_spi_connect_pinned).
 
@@ -89,7 +89,7 @@ RETURNS record
 LANGUAGE c STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ptm_get_state';
+AS 'MODULE_PATHNAME', 'ptm_get_state_0_2';
 
 COMMENT ON FUNCTION ptm.get_state(text) IS
   'Current version, state and updated_at of a workflow; version 0 and NULLs when it does not exist';
@@ -104,7 +104,7 @@ CREATE FUNCTION ptm.claim_step(
 RETURNS record
 LANGUAGE c VOLATILE
 SECURITY DEFINER
-AS 'MODULE_PATHNAME', 'ptm_claim_step';
+AS 'MODULE_PATHNAME', 'ptm_claim_step_0_2';
 
 COMMENT ON FUNCTION ptm.claim_step(text, bigint, text, interval) IS
   'Claim the next step of a workflow for worker_id; result claimed, stale, out_of_order or busy';

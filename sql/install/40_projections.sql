@@ -91,7 +91,7 @@ CREATE FUNCTION ptm.apply_projection(
 RETURNS record
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ptm_apply_projection';
+AS 'MODULE_PATHNAME', 'ptm_apply_projection_0_2';
 
 COMMENT ON FUNCTION ptm.apply_projection(text, integer, bigint, text, jsonb, timestamptz, text, integer, bigint) IS
   'Apply one event: applied | duplicate | regression | fencing_reject, with the watermark after the call';
@@ -106,7 +106,7 @@ CREATE FUNCTION ptm.apply_projection_batch(
 RETURNS SETOF record
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ptm_apply_projection_batch';
+AS 'MODULE_PATHNAME', 'ptm_apply_projection_batch_0_2';
 
 COMMENT ON FUNCTION ptm.apply_projection_batch(text, integer, bigint[], text[], jsonb[], timestamptz[], text, integer, bigint) IS
   'Apply many events of one partition in offset order, one row per event';
@@ -118,7 +118,7 @@ CREATE FUNCTION ptm.reset_projection(
 RETURNS record
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ptm_reset_projection';
+AS 'MODULE_PATHNAME', 'ptm_reset_projection_0_2';
 
 COMMENT ON FUNCTION ptm.reset_projection(text, integer, boolean, text) IS
   'Operator only: remove a projection''s watermarks (and optionally its rows) for a replay; audited in ptm.lease_audit';

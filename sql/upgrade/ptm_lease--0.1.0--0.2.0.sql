@@ -616,16 +616,9 @@ CREATE TRIGGER partition_leases_fill_sweep_at
 -- (sql/install/10_health.sql).
 ALTER FUNCTION ptm.health() SECURITY DEFINER;
 
--- renew_lease, acquire_partition_lease, check_fence and try_commit answer
--- their hot path without SQL (src/row_access.c) and pin search_path in C
--- before any SQL, so they drop the SET clause that cost every call a GUC
--- save and restore.
-ALTER FUNCTION ptm.renew_lease(text, integer, text, bigint, interval) RESET search_path;
-ALTER FUNCTION ptm.acquire_partition_lease(text, integer, text, interval) RESET search_path;
-ALTER FUNCTION ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint) RESET search_path;
-ALTER FUNCTION ptm.check_fence(text, integer, bigint) RESET search_path;
--- claim_step likewise (its claim runs no SQL either).
-ALTER FUNCTION ptm.claim_step(text, bigint, text, interval) RESET search_path;
+-- renew_lease, acquire_partition_lease, check_fence, try_commit and
+-- claim_step lose their SET clause: see "Entry points named by version" at
+-- the end of this script.
 
 -- ---------------------------------------------------------------------
 -- One batch of the worker's expiry sweep on demand (sql/install/20_leases.sql;
@@ -687,7 +680,7 @@ BEGIN
   RETURNS ptm.lease_result
   LANGUAGE c VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
-  AS 'MODULE_PATHNAME', 'ptm_force_expire';
+  AS 'MODULE_PATHNAME', 'ptm_force_expire_0_2';
   COMMENT ON FUNCTION ptm.force_expire(text, integer, text, text, bigint, boolean) IS
     'Operator: end a lease now, raise its epoch so the old owner is fenced, and audit it: forced, no_lease, not_owner or stale_epoch (agent_id / lease_epoch given and the lease moved on), busy (row held past ptm_lease.lock_wait_timeout; end_holder => true ends the holding transaction first)';
   REVOKE ALL ON FUNCTION ptm.force_expire(text, integer, text, text, bigint, boolean) FROM PUBLIC;
@@ -753,3 +746,131 @@ CREATE OR REPLACE VIEW ptm.projection_lag AS
 
 COMMENT ON VIEW ptm.projection_lag IS
   'Watermarks with their lag: wm_lag_ms (= apply_lag_ms, the gauge projection_materializer_wm_lag_ms: how old the last applied event was when applied), max_lag_ms (projection_materializer_max_lag_ms), last_event_age_ms (how old that event is now, growing while idle; lag_ms is its 0.1.0 name), idle_ms (since the watermark moved); the counts, replays and races among them';
+
+-- ---------------------------------------------------------------------
+-- Entry points named by version (docs/architecture.md, "Versions of the SQL
+-- objects and the library").  The C code of these functions reads and writes
+-- the 0.2.0 tables; its symbols end in _0_2, and the symbols 0.1.0 named
+-- raise "run ALTER EXTENSION ptm_lease UPDATE" (src/old_versions.c).  Each
+-- is redefined here exactly as a fresh install defines it (sql/install/),
+-- keeping its grants and comment; force_expire got its _0_2 symbol above.
+-- renew_lease, acquire_partition_lease, check_fence, try_commit and
+-- claim_step have no SET clause any more: their hot path runs no SQL
+-- (src/row_access.c) and they pin search_path in C before any, which saves
+-- every call a GUC save and restore.
+-- ---------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION ptm.acquire_partition_lease(
+    topic text, partition_id integer, agent_id text,
+    ttl interval DEFAULT '30 s')
+RETURNS ptm.lease_result
+LANGUAGE c VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ptm_acquire_partition_lease_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.renew_lease(
+    topic text, partition_id integer, agent_id text, lease_epoch bigint,
+    ttl interval DEFAULT '30 s')
+RETURNS ptm.lease_result
+LANGUAGE c VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ptm_renew_lease_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.release_lease(
+    topic text, partition_id integer, agent_id text, lease_epoch bigint)
+RETURNS ptm.lease_result
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_release_lease_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.check_fence(
+    topic text, partition_id integer, lease_epoch bigint)
+RETURNS void
+LANGUAGE c VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ptm_check_fence_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.acquire_partition_leases(
+    topic text, agent_id text, max_leases integer,
+    ttl interval DEFAULT '30 s')
+RETURNS SETOF ptm.lease_result
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_acquire_partition_leases_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.renew_leases(
+    agent_id text, topics text[], partition_ids integer[], lease_epochs bigint[],
+    ttl interval DEFAULT '30 s')
+RETURNS SETOF ptm.lease_result
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_renew_leases_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.ensure_partitions(topic text, partitions integer)
+RETURNS integer
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_ensure_partitions_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.try_commit(
+    workflow_key text,
+    expected_version bigint,
+    new_state jsonb,
+    action_id text DEFAULT NULL,
+    fence_topic text DEFAULT NULL,
+    fence_partition integer DEFAULT NULL,
+    fence_epoch bigint DEFAULT NULL,
+    OUT result text, OUT version bigint, OUT state jsonb)
+RETURNS record
+LANGUAGE c VOLATILE
+SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ptm_try_commit_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.get_state(
+    workflow_key text,
+    OUT version bigint, OUT state jsonb, OUT updated_at timestamptz)
+RETURNS record
+LANGUAGE c STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_get_state_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.claim_step(
+    workflow_key text,
+    step bigint,
+    worker_id text,
+    ttl interval DEFAULT '30 s',
+    OUT result text, OUT workflow_key text, OUT step bigint, OUT worker_id text,
+    OUT claim_epoch bigint, OUT expires_at timestamptz)
+RETURNS record
+LANGUAGE c VOLATILE
+SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ptm_claim_step_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.apply_projection(
+    projection text, partition_id integer, "offset" bigint, key text, data jsonb,
+    event_time timestamptz DEFAULT NULL,
+    fence_topic text DEFAULT NULL, fence_partition integer DEFAULT NULL,
+    fence_epoch bigint DEFAULT NULL,
+    OUT result text, OUT watermark bigint, OUT previous_watermark bigint, OUT skipped bigint)
+RETURNS record
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_apply_projection_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.apply_projection_batch(
+    projection text, partition_id integer, offsets bigint[], keys text[], datas jsonb[],
+    event_times timestamptz[] DEFAULT NULL,
+    fence_topic text DEFAULT NULL, fence_partition integer DEFAULT NULL,
+    fence_epoch bigint DEFAULT NULL,
+    OUT ordinality integer, OUT "offset" bigint, OUT key text, OUT result text,
+    OUT watermark bigint, OUT final_watermark bigint)
+RETURNS SETOF record
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_apply_projection_batch_0_2';
+
+CREATE OR REPLACE FUNCTION ptm.reset_projection(
+    projection text, partition_id integer DEFAULT NULL,
+    delete_rows boolean DEFAULT false, reason text DEFAULT NULL,
+    OUT result text, OUT partitions_reset integer, OUT rows_deleted bigint)
+RETURNS record
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ptm_reset_projection_0_2';

@@ -6,7 +6,8 @@
 # audit rows and expired dedup records, come back after pg_terminate_backend,
 # follow a reloaded sweep_interval, and do nothing on a standby until it is
 # promoted.  ptm.sweep_expired_leases() does the worker's batch on demand; a
-# database still at 0.1.0 is swept too.
+# lease written at 0.1.0 is swept once its database is updated.
+# A worker in a database still at 0.1.0 waits for that update: 121_worker_old_version.pl.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -97,17 +98,23 @@ is($node->safe_psql('noworker', q{
 	  FROM ptm.partition_leases WHERE topic = 'manual'}),
 	'expired/agent-m/true', 'the lease is expired with its epoch kept, as the worker leaves it');
 
-# A database still at 0.1.0 (no sweep_at column): its worker sweeps with the
-# 0.1.0 statement, through the code ptm.sweep_expired_leases() shares.
+# A lease row written at 0.1.0 (no sweep_at column then; by hand, since the
+# current library refuses 0.1.0's lease functions) that expired before
+# ALTER EXTENSION ptm_lease UPDATE: the update sets its sweep_at, and the
+# worker sweeps it.
 $node->safe_psql('postgres', 'CREATE DATABASE v010');
 $node->safe_psql('v010', "CREATE EXTENSION ptm_lease VERSION '0.1.0'");
-$node->safe_psql('v010', "SELECT ptm.acquire_partition_lease('old', 0, 'agent-o', '50 ms')");
+$node->safe_psql('v010', q{
+	INSERT INTO ptm.partition_leases (topic, partition_id, agent_id, lease_epoch, lease_expires_at, state)
+	VALUES ('old', 0, 'agent-o', nextval('ptm.lease_epoch_seq'),
+	        (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 50, 'active')});
+$node->safe_psql('v010', 'ALTER EXTENSION ptm_lease UPDATE');
 $node->append_conf('postgresql.conf', "ptm_lease.database = 'postgres, v010'");
 $node->reload;
 ok($node->poll_query_until('v010',
 	"SELECT state || '/' || previous_agent_id FROM ptm.partition_leases WHERE topic = 'old'",
 	'expired/agent-o'),
-	'the worker sweeps a database still at 0.1.0');
+	'the worker sweeps a lease written at 0.1.0 once the database is updated');
 $node->append_conf('postgresql.conf', "ptm_lease.database = 'postgres'");
 $node->reload;
 ok($node->poll_query_until('postgres',

@@ -60,7 +60,7 @@
 #include "utils/timestamp.h"
 
 #include "announce.h"
-#include "leases.h"
+#include "lease_events.h"
 #include "ptm_lease.h"
 #include "workers.h"
 
@@ -112,7 +112,7 @@ typedef struct AnnounceRing
 static AnnounceRing *ring = NULL;
 
 /* Settings; see docs/leases.md#events. */
-int			ptm_announce_mode = PTM_ANNOUNCE_WORKER;
+static int	ptm_announce_mode = PTM_ANNOUNCE_WORKER;
 
 /* on / off and their spellings stay accepted: the setting was a bool */
 static const struct config_enum_entry announce_modes[] = {
@@ -149,6 +149,13 @@ static bool am_worker = false;
 static TimestampTz last_send_at = 0;
 /* The latch of the worker found at pre-commit, set at commit. */
 static Latch *commit_latch = NULL;
+
+/* Whether acquisitions and releases are announced at all (not "off"). */
+bool
+ptm_announce_owner_changes(void)
+{
+	return ptm_announce_mode != PTM_ANNOUNCE_OFF;
+}
 
 void
 ptm_announce_define_gucs(void)

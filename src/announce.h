@@ -23,7 +23,7 @@ typedef enum PtmAnnounceMode
 	PTM_ANNOUNCE_INLINE			/* NOTIFY in the changing transaction */
 } PtmAnnounceMode;
 
-extern int	ptm_announce_mode;
+extern bool ptm_announce_owner_changes(void);
 
 extern void ptm_announce_define_gucs(void);
 extern void ptm_announce_shmem_request(void);

@@ -43,8 +43,8 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "fence.h"
 #include "identity.h"
-#include "leases.h"
 #include "ptm_lease.h"
 #include "row_access.h"
 #include "spi_util.h"

@@ -79,14 +79,14 @@ typedef struct WorkersView
 static long
 stale_after_ms(void)
 {
-	return Max(60000L, 10L * ptm_sweep_interval_ms);
+	return Max(60000L, 10L * ptm_worker_sweep_interval_ms());
 }
 
 /* How long the worker may go without a snapshot before a warning. */
 static long
 history_stale_after_ms(void)
 {
-	return Min((long) INT_MAX, Max(60000L, 3L * ptm_history_interval_ms + ptm_sweep_interval_ms));
+	return Min((long) INT_MAX, Max(60000L, 3L * ptm_worker_history_interval_ms() + ptm_worker_sweep_interval_ms()));
 }
 
 /*
@@ -247,14 +247,14 @@ history_health(ReturnSetInfo *rsinfo, const WorkersView *v, bool served)
 		add_row(rsinfo, "history", "ok", "no worker",
 				psprintf("No worker takes snapshots into ptm.metric_history in database \"%s\": see the worker row. SELECT ptm.snapshot_metrics() takes one.",
 						 v->dbname));
-	else if (ptm_history_interval_ms == 0)
+	else if (ptm_worker_history_interval_ms() == 0)
 		add_row(rsinfo, "history", "ok", "off",
 				"ptm_lease.history_interval is 0: no snapshots are taken; ptm.rate() reads what ptm.metric_history holds.");
 	else if (v->have_entry && e->pid != 0 && e->last_history_at != 0 &&
 			 !TimestampDifferenceExceeds(e->last_history_at, v->now, (int) history_stale_after_ms()))
 		add_row(rsinfo, "history", "ok", timestamptz_to_str(e->last_history_at),
 				psprintf("Last snapshot at %s, every %d ms; " INT64_FORMAT " snapshots by pid %d.",
-						 timestamptz_to_str(e->last_history_at), ptm_history_interval_ms,
+						 timestamptz_to_str(e->last_history_at), ptm_worker_history_interval_ms(),
 						 e->snapshots, (int) e->pid));
 	else if ((!v->have_entry || e->last_history_at == 0) &&
 			 !TimestampDifferenceExceeds(v->have_entry && e->pid != 0 ? e->started_at : PgStartTime,

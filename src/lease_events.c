@@ -194,7 +194,7 @@ void
 ptm_lease_taken(text *topic, int32 partition_id, const char *agent, const char *previous_agent,
 				int64 epoch, int64 expires_ms, int64 ended_ms, int64 now_ms)
 {
-	if (ptm_announce_mode != PTM_ANNOUNCE_OFF)
+	if (ptm_announce_owner_changes())
 	{
 		PtmLeaseEvent ev = {0};
 
@@ -217,7 +217,7 @@ ptm_lease_released(text *topic, int32 partition_id, text *agent, int64 epoch, in
 {
 	PtmLeaseEvent ev = {0};
 
-	if (ptm_announce_mode == PTM_ANNOUNCE_OFF)
+	if (!ptm_announce_owner_changes())
 		return;
 	ev.event = "released";
 	ev.topic = text_to_cstring(topic);

@@ -3,12 +3,6 @@
  * leases.h
  *	  The single-lease calls' steps that the bulk calls use too (leases.c).
  *
- * Also, for the files that include this header for them (commits.c and
- * projection_watermarks.c for the fence, sweep.c for lease events,
- * worker_passes.c for ending a lease row's holders, announce.c for the
- * NOTIFY channel), the headers that now declare those: fence.h,
- * lease_events.h and holders.h.
- *
  *-------------------------------------------------------------------------
  */
 #ifndef PTM_LEASES_H
@@ -16,8 +10,6 @@
 
 #include "fmgr.h"
 
-#include "fence.h"
-#include "holders.h"
 #include "lease_events.h"
 #include "lease_rows.h"
 

@@ -30,7 +30,7 @@
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 
-#include "leases.h"
+#include "fence.h"
 #include "projections.h"
 #include "spi_util.h"
 

@@ -42,7 +42,6 @@ void		_PG_init(void);
 static void
 relcache_invalidated(Datum arg, Oid relid)
 {
-	ptm_schema_relcache_invalidated(relid);
 	ptm_limits_relcache_invalidated(relid);
 	ptm_row_access_relcache_invalidated(relid);
 	ptm_result_types_relcache_invalidated(relid);

@@ -3,14 +3,19 @@
  * ptm_lease.h
  *	  Declarations shared by the files of the ptm_lease extension.
  *
- * Each concern has its own file: ptm_lease.c (module load, GUCs), shmem.c
- * (shared state), metrics.c (counters, histograms and their views),
- * metrics_keys.c (per-key statistics), metrics_file.c (saving the counters
- * across restarts), health.c (health()), leases.c, commits.c,
- * projections.c, launcher.c and worker.c (background workers); below them
- * row_access.c (one row without SQL), lock_wait.c (bounded lock waits),
- * epochs.c (epoch eras) and holders.c (ending the holders of an expired
- * lease's row).
+ * One role per file, grouped by role from the top down (docs/architecture.md's
+ * source map); no two files depend on each other in a circle:
+ *	  module load: ptm_lease.c, shmem.c (the shared-memory hooks);
+ *	  SQL functions: leases.c, lease_bulk.c, lease_operator.c, fence.c,
+ *		balance.c, commits.c, projection_apply.c, projection_batch.c,
+ *		projection_reset.c, sweep.c, health.c, metrics.c, history.c,
+ *		old_versions.c (0.1.0's entry points, which refuse);
+ *	  background workers: launcher.c, ddl_hooks.c, worker.c, worker_passes.c;
+ *	  services: lease_limits.c, lease_events.c, lease_rows.c, holders.c,
+ *		epochs.c, identity.c, announce.c, projection_watermarks.c,
+ *		projection_events.c, replays.c;
+ *	  foundation: row_access.c, lock_wait.c, spi_util.c, validate.c, srf.c,
+ *		metrics_file.c, metrics_keys.c, metrics_count.c, metrics_catalog.c.
  *
  *-------------------------------------------------------------------------
  */

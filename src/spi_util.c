@@ -14,13 +14,11 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
 #include "spi_util.h"
@@ -124,35 +122,6 @@ ptm_spi_finish(int connection)
 		elog(ERROR, "SPI_finish failed");
 	if (connection > 0)
 		AtEOXact_GUC(true, connection);
-}
-
-/*
- * The answer of ptm_schema_is_020(), -1 when it must be looked up again.
- * ALTER EXTENSION UPDATE changes tables, which sends relcache invalidations;
- * every backend receives them before its next transaction (or lock) and
- * forgets the answer, so the update takes effect at once everywhere while a
- * call in between costs one branch instead of three catalog lookups.
- */
-static int	schema_is_020 = -1;
-
-void
-ptm_schema_relcache_invalidated(Oid relid)
-{
-	schema_is_020 = -1;
-}
-
-bool
-ptm_schema_is_020(void)
-{
-	if (schema_is_020 < 0)
-	{
-		Oid			nsp = get_namespace_oid("ptm", true);
-		Oid			rel = OidIsValid(nsp) ? get_relname_relid("partition_leases", nsp) : InvalidOid;
-
-		/* sweep_at came with 0.2.0, together with the limits' tables */
-		schema_is_020 = OidIsValid(rel) && get_attnum(rel, "sweep_at") != InvalidAttrNumber;
-	}
-	return schema_is_020 == 1;
 }
 
 Datum

@@ -69,14 +69,6 @@ extern uint64 ptm_plan_run(PtmPlan *plan, Datum *values, const char *nulls);
 extern int	ptm_spi_connect(bool pin_search_path);
 extern void ptm_spi_finish(int connection);
 
-/*
- * Whether this database has the 0.2.0 SQL objects.  The library also serves a
- * database still at 0.1.0 until ALTER EXTENSION ptm_lease UPDATE: there the
- * lease statements leave out sweep_at and no limit applies.
- */
-extern bool ptm_schema_is_020(void);
-extern void ptm_schema_relcache_invalidated(Oid relid);
-
 /* True while a ptm function runs its own statements (for the DML guard). */
 extern bool ptm_in_internal_dml(void);
 

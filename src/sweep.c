@@ -27,7 +27,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "leases.h"
+#include "lease_events.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
 #include "srf.h"
@@ -37,7 +37,14 @@
 #define PTM_MAX_SWEEP_BATCH			1000000 /* ptm_lease.sweep_batch_size and max_leases */
 
 /* Setting; see docs/workers.md. */
-int			ptm_sweep_batch_size = 1000;
+static int	sweep_batch_size = 1000;
+
+/* ptm_lease.sweep_batch_size: rows per transaction of every worker pass too */
+int
+ptm_sweep_batch_size(void)
+{
+	return sweep_batch_size;
+}
 
 void
 ptm_sweep_define_gucs(void)
@@ -45,7 +52,7 @@ ptm_sweep_define_gucs(void)
 	DefineCustomIntVariable("ptm_lease.sweep_batch_size",
 							gettext_noop("Most rows a worker changes or deletes in one transaction."),
 							gettext_noop("Keeps each transaction, and the locks it holds, short."),
-							&ptm_sweep_batch_size,
+							&sweep_batch_size,
 							1000, 1, PTM_MAX_SWEEP_BATCH,
 							PGC_SIGHUP,
 							0,
@@ -177,7 +184,7 @@ Datum
 ptm_sweep_expired_leases(PG_FUNCTION_ARGS)
 {
 	int			spi;
-	int32		max_leases = PG_ARGISNULL(0) ? ptm_sweep_batch_size : PG_GETARG_INT32(0);
+	int32		max_leases = PG_ARGISNULL(0) ? sweep_batch_size : PG_GETARG_INT32(0);
 	PtmSweepCounts counts;
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
@@ -188,7 +195,7 @@ ptm_sweep_expired_leases(PG_FUNCTION_ARGS)
 				 errmsg("max_leases must be between 1 and %d", PTM_MAX_SWEEP_BATCH),
 				 errdetail("The value given was %d.", max_leases),
 				 errhint("Pass NULL for ptm_lease.sweep_batch_size (%d), and call again while a batch comes back full.",
-						 ptm_sweep_batch_size)));
+						 sweep_batch_size)));
 
 	spi = ptm_spi_connect(false);
 	counts = ptm_sweep_due_leases(max_leases);

@@ -13,7 +13,7 @@
 #include "postgres.h"
 
 /* ptm_lease.sweep_batch_size: most rows a worker changes in one transaction */
-extern int	ptm_sweep_batch_size;
+extern int	ptm_sweep_batch_size(void);
 extern void ptm_sweep_define_gucs(void);
 
 /* What one batch of the expiry sweep did to the due leases it looked at. */

@@ -71,8 +71,8 @@
 #define PTM_MAX_BACKOFF_MS			60000
 
 /* Settings; see docs/workers.md. */
-int			ptm_sweep_interval_ms = 1000;
-int			ptm_history_interval_ms = 30000;
+static int	ptm_sweep_interval_ms = 1000;
+static int	ptm_history_interval_ms = 30000;
 static int	ptm_cleanup_interval_ms = 60000;
 
 static PtmDbEntry *my_entry = NULL; /* its entry in ptm_workers */
@@ -89,6 +89,19 @@ PGDLLEXPORT void ptm_worker_main(Datum arg);
  * Settings
  * ---------------------------------------------------------------------
  */
+/* For the health rows' thresholds and messages (health.c). */
+int
+ptm_worker_sweep_interval_ms(void)
+{
+	return ptm_sweep_interval_ms;
+}
+
+int
+ptm_worker_history_interval_ms(void)
+{
+	return ptm_history_interval_ms;
+}
+
 void
 ptm_worker_define_gucs(void)
 {

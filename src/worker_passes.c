@@ -51,7 +51,7 @@
 #include "utils/timestamp.h"
 
 #include "epochs.h"
-#include "leases.h"
+#include "holders.h"
 #include "ptm_lease.h"
 #include "spi_util.h"
 #include "sweep.h"
@@ -253,7 +253,7 @@ sweep_batch(PtmDbEntry *entry)
 		end_step();
 		return -1;
 	}
-	counts = ptm_sweep_due_leases(ptm_sweep_batch_size);
+	counts = ptm_sweep_due_leases(ptm_sweep_batch_size());
 	end_step();
 
 	/* counted once committed */
@@ -284,7 +284,7 @@ ptm_worker_sweep_pass(PtmDbEntry *entry)
 		looked_at = sweep_batch(entry);
 		if (looked_at < 0)
 			return false;
-		if (looked_at < ptm_sweep_batch_size)
+		if (looked_at < ptm_sweep_batch_size())
 			break;
 	}
 	return true;
@@ -362,7 +362,7 @@ cleanup_batches(PtmDbEntry *entry, PtmPlan *plan, Datum cutoff, const char *what
 
 	for (b = 0; b < PTM_MAX_BATCHES_PER_PASS; b++)
 	{
-		Datum		args[2] = {cutoff, Int64GetDatum(ptm_sweep_batch_size)};
+		Datum		args[2] = {cutoff, Int64GetDatum(ptm_sweep_batch_size())};
 		uint64		n;
 
 		CHECK_FOR_INTERRUPTS();
@@ -370,7 +370,7 @@ cleanup_batches(PtmDbEntry *entry, PtmPlan *plan, Datum cutoff, const char *what
 		n = ptm_plan_run(plan, args, NULL);
 		end_step();
 		total += n;
-		if (n < (uint64) ptm_sweep_batch_size)
+		if (n < (uint64) ptm_sweep_batch_size())
 			break;
 	}
 	return total;
@@ -385,7 +385,7 @@ retention_cutoff(int retention_s)
 
 /*
  * Clear expired step claims in the next slices of workflow_state, at most
- * PTM_MAX_BATCHES_PER_PASS slices of ptm_sweep_batch_size workflows; the walk
+ * PTM_MAX_BATCHES_PER_PASS slices of ptm_sweep_batch_size() workflows; the walk
  * resumes where it stopped and starts over after the last key.  Returns the
  * claims cleared.
  */
@@ -402,7 +402,7 @@ claim_cleanup(PtmDbEntry *entry)
 	for (b = 0; b < PTM_MAX_BATCHES_PER_PASS; b++)
 	{
 		Datum		args[3] = {CStringGetTextDatum(claim_scan_key),
-		Int64GetDatum(ptm_sweep_batch_size), Int64GetDatum(cutoff_ms)};
+		Int64GetDatum(ptm_sweep_batch_size()), Int64GetDatum(cutoff_ms)};
 		bool		isnull;
 		int64		visited;
 		char	   *next;
@@ -413,13 +413,13 @@ claim_cleanup(PtmDbEntry *entry)
 		visited = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 		total += DatumGetInt64(ptm_spi_value(0, 3, &isnull));
 		/* at the end of the table start over next time; copied before SPI_finish */
-		next = visited < ptm_sweep_batch_size ? "" :
+		next = visited < ptm_sweep_batch_size() ? "" :
 			TextDatumGetCString(ptm_spi_value(0, 2, &isnull));
 		pfree(claim_scan_key);
 		claim_scan_key = MemoryContextStrdup(TopMemoryContext, next);
 		end_step();
 
-		if (visited < ptm_sweep_batch_size)
+		if (visited < ptm_sweep_batch_size())
 			break;
 	}
 	return total;

@@ -99,8 +99,8 @@ extern PtmDbEntry *ptm_new_db_entry(Oid dboid, const char *dbname, PtmDbState st
 extern void ptm_ddl_hooks_init(void);
 
 /* worker.c: the per-database worker */
-extern int	ptm_sweep_interval_ms;
-extern int	ptm_history_interval_ms;
+extern int	ptm_worker_sweep_interval_ms(void);
+extern int	ptm_worker_history_interval_ms(void);
 extern void ptm_worker_define_gucs(void);
 extern char *ptm_installed_version(void);
 

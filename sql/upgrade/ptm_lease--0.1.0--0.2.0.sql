@@ -347,7 +347,7 @@ CREATE TRIGGER agent_drains_guard
 -- membership (rebalance()), less the drained ones; each one's fair share is
 -- ceil(capacity / live agents), capacity being the topic's partitions (lease
 -- rows), capped by topic_limits.max_leases.  A drained agent's share is 0.
--- acquire_partition_lease applies the same rule (src/balance.c).
+-- acquire_partition_lease applies the same rule (src/lease_limits.c).
 CREATE VIEW ptm.balance AS
 WITH clock AS (
   SELECT (EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint AS now_ms

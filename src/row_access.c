@@ -60,11 +60,8 @@
  *	  PTM_ROW_BUSY, or once locked PTM_ROW_RETRY: judge again on a fresh
  *	  clock.  A lock taken by someone between that look and the update is the
  *	  one wait left; lock_timeout bounds it to wait_ms too (an ERROR, 55P03,
- *	  in that narrow race, which a holder must keep past wait_ms).  With
- *	  wait_ms = 0 that race would be lost at once, so a call that may not
- *	  wait at all locks the row first, without waiting, and then updates it:
- *	  a write more, on the path that is already the slow one (renew_leases
- *	  renewing each lease alone, lock_wait_timeout = 0).
+ *	  in that narrow race).  With wait_ms = 0 the race would be lost at once,
+ *	  so such a call locks the row first (without waiting), then updates it.
  *
  *-------------------------------------------------------------------------
  */
@@ -582,10 +579,8 @@ insert_index_entries(ResultRel *rr, PtmKeyedTable *t, Relation rel, TupleTableSl
 /*
  * The other live transactions that hold the row in ra->row (lock it, or
  * change it), read from its xmax: at most max of them into xids, and how
- * many there were.  The calling transaction's own locks do not count, nor
- * FOR KEY SHARE locks (a foreign key check of a row that references this
- * one): no ptm call changes a key, so they block none (an update that waited
- * for one would wait forever, locking the row again and again).
+ * many there were.  Neither the calling transaction's own locks count nor
+ * FOR KEY SHARE ones (a foreign key check): no ptm call changes a key.
  */
 static int
 row_holders(RowAccess *ra, TransactionId *xids, int max)
@@ -614,9 +609,6 @@ row_holders(RowAccess *ra, TransactionId *xids, int max)
 
 	if ((infomask & HEAP_XMAX_INVALID) || HEAP_LOCKED_UPGRADED(infomask))
 		return 0;
-	if (!(infomask & HEAP_XMAX_IS_MULTI) && HEAP_XMAX_IS_LOCKED_ONLY(infomask) &&
-		HEAP_XMAX_IS_KEYSHR_LOCKED(infomask))
-		return 0;
 	if (infomask & HEAP_XMAX_IS_MULTI)
 	{
 		MultiXactMember *members;
@@ -636,7 +628,8 @@ row_holders(RowAccess *ra, TransactionId *xids, int max)
 		if (nmembers > 0)
 			pfree(members);
 	}
-	else if (!TransactionIdIsCurrentTransactionId(xmax) && TransactionIdIsInProgress(xmax))
+	else if (!(HEAP_XMAX_IS_LOCKED_ONLY(infomask) && HEAP_XMAX_IS_KEYSHR_LOCKED(infomask)) &&
+			 !TransactionIdIsCurrentTransactionId(xmax) && TransactionIdIsInProgress(xmax))
 	{
 		if (max > 0)
 			xids[0] = xmax;
@@ -799,12 +792,7 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, ResultRel *rr, TupleTableSlot 
 			return PTM_ROW_KEPT;
 		ExecStoreVirtualTuple(next);
 
-		/*
-		 * Held by another transaction: lock it first, within the bound.  A
-		 * call that may not wait at all locks the row first in any case: a
-		 * holder that came after the look would make the update wait
-		 * ("Bounded waits").
-		 */
+		/* held by another (or no waiting allowed): lock it first, within the bound */
 		if (!locked && (wait_ms == 0 || (wait_ms > 0 && row_holders(ra, NULL, 0) > 0)))
 		{
 			result = lock_row_within(ra, &tid, cid, LockTupleNoKeyExclusive, lock_flags(),
@@ -877,9 +865,7 @@ ptm_row_update(PtmKeyedTable *t, const Datum *keys, int wait_ms, PtmRowJudge jud
 	CommandId	cid;
 	PtmRowOutcome outcome = PTM_ROW_MISSING;
 
-	/* a caller that judges again after PTM_ROW_RETRY stays cancellable */
-	CHECK_FOR_INTERRUPTS();
-
+	CHECK_FOR_INTERRUPTS();		/* a caller that loops on PTM_ROW_RETRY */
 	/* what an UPDATE statement checks before it starts */
 	PreventCommandIfReadOnly("UPDATE");
 	PreventCommandIfParallelMode("UPDATE");

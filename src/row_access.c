@@ -60,7 +60,8 @@
  *	  PTM_ROW_BUSY, or once locked PTM_ROW_RETRY: judge again on a fresh
  *	  clock.  A lock taken by someone between that look and the update is the
  *	  one wait left; lock_timeout bounds it to wait_ms too (an ERROR, 55P03,
- *	  in that narrow race).
+ *	  in that narrow race).  With wait_ms = 0 the race would be lost at once,
+ *	  so such a call locks the row first (without waiting), then updates it.
  *
  *-------------------------------------------------------------------------
  */
@@ -578,7 +579,8 @@ insert_index_entries(ResultRel *rr, PtmKeyedTable *t, Relation rel, TupleTableSl
 /*
  * The other live transactions that hold the row in ra->row (lock it, or
  * change it), read from its xmax: at most max of them into xids, and how
- * many there were.  The calling transaction's own locks do not count.
+ * many there were.  Neither the calling transaction's own locks count nor
+ * FOR KEY SHARE ones (a foreign key check): no ptm call changes a key.
  */
 static int
 row_holders(RowAccess *ra, TransactionId *xids, int max)
@@ -615,7 +617,8 @@ row_holders(RowAccess *ra, TransactionId *xids, int max)
 		int			i;
 
 		for (i = 0; i < nmembers; i++)
-			if (!TransactionIdIsCurrentTransactionId(members[i].xid) &&
+			if (members[i].status != MultiXactStatusForKeyShare &&
+				!TransactionIdIsCurrentTransactionId(members[i].xid) &&
 				TransactionIdIsInProgress(members[i].xid))
 			{
 				if (n < max)
@@ -625,7 +628,8 @@ row_holders(RowAccess *ra, TransactionId *xids, int max)
 		if (nmembers > 0)
 			pfree(members);
 	}
-	else if (!TransactionIdIsCurrentTransactionId(xmax) && TransactionIdIsInProgress(xmax))
+	else if (!(HEAP_XMAX_IS_LOCKED_ONLY(infomask) && HEAP_XMAX_IS_KEYSHR_LOCKED(infomask)) &&
+			 !TransactionIdIsCurrentTransactionId(xmax) && TransactionIdIsInProgress(xmax))
 	{
 		if (max > 0)
 			xids[0] = xmax;
@@ -769,6 +773,7 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, ResultRel *rr, TupleTableSlot 
 				 CommandId cid, int wait_ms, PtmRowJudge judge, void *arg)
 {
 	TupleDesc	desc = RelationGetDescr(ra->rel);
+	bool		locked = false; /* by this call: the update cannot wait */
 
 	for (;;)
 	{
@@ -787,15 +792,22 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, ResultRel *rr, TupleTableSlot 
 			return PTM_ROW_KEPT;
 		ExecStoreVirtualTuple(next);
 
-		/* held by another transaction: lock it first, within the bound */
-		if (wait_ms >= 0 && row_holders(ra, NULL, 0) > 0)
+		/* held by another (or no waiting allowed): lock it first, within the bound */
+		if (!locked && (wait_ms == 0 || (wait_ms > 0 && row_holders(ra, NULL, 0) > 0)))
 		{
 			result = lock_row_within(ra, &tid, cid, LockTupleNoKeyExclusive, lock_flags(),
 									 wait_ms, &tmfd);
 			if (result == TM_WouldBlock)
 				return PTM_ROW_BUSY;
-			if (result == TM_Ok)
+			if (result == TM_Ok && wait_ms > 0)
 				return PTM_ROW_RETRY;
+			if (result == TM_Ok)
+			{
+				/* no time passed: judge the version locked, the newest */
+				locked = true;
+				slot_getallattrs(ra->row);
+				continue;
+			}
 			if (result == TM_Updated || result == TM_Deleted)
 				refuse_if_xact_snapshot(result);
 			return PTM_ROW_MISSING;
@@ -839,6 +851,7 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, ResultRel *rr, TupleTableSlot 
 		if (result != TM_Ok)
 			elog(ERROR, "unexpected result %d locking a row of ptm.%s",
 				 (int) result, t->relname);
+		locked = true;
 		slot_getallattrs(ra->row);
 	}
 }
@@ -852,6 +865,7 @@ ptm_row_update(PtmKeyedTable *t, const Datum *keys, int wait_ms, PtmRowJudge jud
 	CommandId	cid;
 	PtmRowOutcome outcome = PTM_ROW_MISSING;
 
+	CHECK_FOR_INTERRUPTS();		/* a caller that loops on PTM_ROW_RETRY */
 	/* what an UPDATE statement checks before it starts */
 	PreventCommandIfReadOnly("UPDATE");
 	PreventCommandIfParallelMode("UPDATE");

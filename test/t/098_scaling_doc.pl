@@ -3,7 +3,9 @@
 # test/bench/capacity wrote in its last full run, also in
 # docs/performance.md): every row there must name a row of the benchmark's
 # tables and repeat its figures exactly, so that a new run that changes them
-# makes this test fail until the page says what was measured.  And the page
+# makes this test fail until the page says what was measured; the same for
+# the takeover table of docs/leases.md ("How a standby should take over").
+# And the page
 # is linked from README.md and docs/architecture.md, and keeps its Citus
 # examples out of ```sql blocks (test/t/070_docs.pl runs those on a server
 # without Citus).
@@ -42,14 +44,14 @@ sub cells
 	return map { s/\*\*//gr } split /\s*\|\s*/, $line;
 }
 
-# Every row of scaling.md's table $head repeats the figures of the
+# Every row of the page's table $head repeats the figures of the
 # benchmark's row with the same @key cells.
 sub same_figures
 {
-	my ($what, $head, $bench_head, @key) = @_;
-	my $doc = table($scaling, $head);
+	my ($page, $what, $head, $bench_head, @key) = @_;
+	my $doc = table($page->[1], $head);
 	my $measured = table($bench, $bench_head);
-	ok(@$doc > 0, "scaling.md has its $what table");
+	ok(@$doc > 0, "$page->[0] has its $what table");
 	for my $row (@$doc)
 	{
 		my $name = join(', ', map { $row->{$_} } @key);
@@ -65,10 +67,16 @@ sub same_figures
 	}
 }
 
-same_figures('capacity', '| live leases | sweep interval, batch | bulk renew p50 / p99 / max ms |',
+my $scaling_page = [ 'scaling.md', $scaling ];
+same_figures($scaling_page, 'capacity', '| live leases | sweep interval, batch | bulk renew p50 / p99 / max ms |',
 	'| live leases | sweep interval, batch |', 'live leases', 'sweep interval, batch');
-same_figures('takeover', '| holder | standby | from death p50 / p99 / max ms |',
+same_figures($scaling_page, 'takeover', '| holder | standby | from death p50 / p99 / max ms |',
 	'| holder | standby |', 'holder', 'standby');
+same_figures([ 'leases.md', slurp_file("$root/docs/leases.md") ], 'takeover',
+	'| holder | standby | from death p50 / p99 / max ms |',
+	'| holder | standby |', 'holder', 'standby');
+like(slurp_file("$root/docs/leases.md"), qr/^## How a standby should take over$/m,
+	'leases.md recommends a standby');
 
 like(slurp_file("$root/README.md"), qr/\(docs\/scaling\.md\)/, 'README.md links docs/scaling.md');
 like(slurp_file("$root/docs/architecture.md"), qr/\(scaling\.md\)/, 'docs/architecture.md links scaling.md');

@@ -270,15 +270,18 @@ history_health(ReturnSetInfo *rsinfo, const WorkersView *v, bool served)
 static void
 backlog_health(ReturnSetInfo *rsinfo, bool served, bool standby)
 {
-	int64		expired = 0;
-	int64		overdue = 0;
+	PtmSweepBacklog b;
+	bool		behind;
 
-	ptm_sweep_backlog(stale_after_ms(), &expired, &overdue);
+	ptm_sweep_backlog(stale_after_ms(), &b);
+	behind = b.overdue > 0 || b.look_lag_ms > stale_after_ms();
 	add_row(rsinfo, "sweep_backlog",
-			served && !standby && overdue > 0 ? "warning" : "ok",
-			psprintf(INT64_FORMAT, expired),
-			served ? psprintf(INT64_FORMAT " leases past expiry not yet swept, " INT64_FORMAT " of them for over %ld s.",
-							  expired, overdue, stale_after_ms() / 1000) :
+			served && !standby && behind ? "warning" : "ok",
+			psprintf(INT64_FORMAT, b.expired),
+			served ? psprintf(INT64_FORMAT " leases past expiry not yet swept, " INT64_FORMAT " of them for over %ld s; "
+							  "the sweeper's oldest due look is " INT64_FORMAT " s late (warning over %ld s).",
+							  b.expired, b.overdue, stale_after_ms() / 1000,
+							  b.look_lag_ms / 1000, stale_after_ms() / 1000) :
 			"Leases past expiry still naming their owner; no worker sweeps this database.");
 }
 

@@ -538,7 +538,10 @@ check_constraints(ResultRel *rr, PtmKeyedTable *t, Relation rel, TupleTableSlot 
 	ResetPerTupleExprContext(rr->estate);
 }
 
-/* The columns whose value the judge changed, as the range table counts them. */
+/*
+ * The columns whose value the judge changed, as the range table counts an
+ * UPDATE's SET list: a dropped column set to NULL is none of them.
+ */
 static Bitmapset *
 changed_columns(TupleTableSlot *row, TupleTableSlot *next, int natts)
 {
@@ -546,9 +549,13 @@ changed_columns(TupleTableSlot *row, TupleTableSlot *next, int natts)
 	int			i;
 
 	for (i = 0; i < natts; i++)
+	{
+		if (TupleDescAttr(next->tts_tupleDescriptor, i)->attisdropped)
+			continue;
 		if (next->tts_isnull[i] != row->tts_isnull[i] ||
 			(!next->tts_isnull[i] && next->tts_values[i] != row->tts_values[i]))
 			changed = bms_add_member(changed, i + 1 - FirstLowInvalidHeapAttributeNumber);
+	}
 	return changed;
 }
 

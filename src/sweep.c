@@ -106,6 +106,21 @@ static PtmPlan plan_backlog = {
 	.snapshot = PTM_SNAPSHOT_CALLER
 };
 
+/*
+ * How late the sweeper's oldest look is: $1 now_ms minus the smallest
+ * sweep_at of an owned lease (the head of its queue; the first entry of
+ * partition_leases_sweep_idx).  A renewal leaves sweep_at behind, so the
+ * queue holds every lease due a look, expired or not: when the sweeper falls
+ * behind, expiries are marked and announced this late even if agents take
+ * the expired leases back before it gets there.
+ */
+static PtmPlan plan_look_lag = {
+	.sql = "SELECT $1 - min(sweep_at) FROM ptm.partition_leases WHERE agent_id IS NOT NULL",
+	.nargs = 1, .argtypes = (const Oid[]) {INT8OID},
+	.expect = SPI_OK_SELECT,
+	.snapshot = PTM_SNAPSHOT_CALLER
+};
+
 /* Send one lease event on PTM_NOTIFY_CHANNEL; see docs/workers.md. */
 static void
 notify_expired(const char *topic, int32 partition_id, const char *agent,
@@ -214,7 +229,7 @@ ptm_sweep_expired_leases(PG_FUNCTION_ARGS)
 
 /* In the caller's transaction and snapshot (ptm.health()). */
 void
-ptm_sweep_backlog(long stale_after_ms, int64 *expired, int64 *overdue)
+ptm_sweep_backlog(long stale_after_ms, PtmSweepBacklog *backlog)
 {
 	int64		now_ms = ptm_now_ms();
 	Datum		args[2] = {Int64GetDatum(now_ms), Int64GetDatum(now_ms - stale_after_ms)};
@@ -223,7 +238,11 @@ ptm_sweep_backlog(long stale_after_ms, int64 *expired, int64 *overdue)
 
 	spi = ptm_spi_connect(false);
 	ptm_plan_run(&plan_backlog, args, NULL);
-	*expired = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
-	*overdue = DatumGetInt64(ptm_spi_value(0, 2, &isnull));
+	backlog->expired = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+	backlog->overdue = DatumGetInt64(ptm_spi_value(0, 2, &isnull));
+	ptm_plan_run(&plan_look_lag, args, NULL);
+	backlog->look_lag_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+	if (isnull || backlog->look_lag_ms < 0)
+		backlog->look_lag_ms = 0;
 	ptm_spi_finish(spi);
 }

@@ -33,6 +33,14 @@ extern PtmSweepCounts ptm_sweep_due_leases(int64 limit);
  * The sweep's backlog: leases past their expiry still naming their owner,
  * and those of them expired more than stale_after_ms ago.
  */
-extern void ptm_sweep_backlog(long stale_after_ms, int64 *expired, int64 *overdue);
+/* What the sweep has left, for ptm.health(). */
+typedef struct PtmSweepBacklog
+{
+	int64		expired;		/* owned leases past expiry, not yet marked */
+	int64		overdue;		/* of them, past expiry for over stale_after_ms */
+	int64		look_lag_ms;	/* how late the sweeper's oldest due look is */
+} PtmSweepBacklog;
+
+extern void ptm_sweep_backlog(long stale_after_ms, PtmSweepBacklog *backlog);
 
 #endif							/* PTM_SWEEP_H */

@@ -210,6 +210,29 @@ ok($node->poll_query_until('postgres',
 	"SELECT state FROM ptm.partition_leases WHERE topic = 'reload'", 'expired'),
 	'after reloading a short interval it is swept');
 
+# A sweeper behind its queue: a live lease whose look (sweep_at) is 120 s
+# overdue, written while the worker is stopped, is no expired lease, yet
+# health() warns, naming how late the oldest look is; once the worker runs
+# again it looks, reschedules it to the expiry, and health() is ok.
+my $wpid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ptm_lease worker' AND datname = 'postgres'");
+kill 'STOP', $wpid;
+$node->safe_psql('postgres', q{
+	INSERT INTO ptm.partition_leases
+	  (topic, partition_id, agent_id, lease_epoch, lease_expires_at, sweep_at, state, acquired_at, renewed_at)
+	SELECT 'lag', 0, 'agent-l', nextval('ptm.lease_epoch_seq'), ms + 3600000, ms - 120000, 'active', now(), now()
+	  FROM (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms) t});
+like($node->safe_psql('postgres', q{
+	SELECT status || '/' || value || '/' || detail FROM ptm.health() WHERE "check" = 'sweep_backlog'}),
+	qr{^warning/0/.*the sweeper's oldest due look is 12\d s late}, 'health() warns when the sweeper is behind its queue');
+kill 'CONT', $wpid;
+ok($node->poll_query_until('postgres', q{
+	SELECT status FROM ptm.health() WHERE "check" = 'sweep_backlog'}, 'ok'),
+	'the worker looks, reschedules the live lease, and health() is ok again');
+is($node->safe_psql('postgres', q{
+	SELECT sweep_at = lease_expires_at FROM ptm.partition_leases WHERE topic = 'lag'}),
+	't', 'the look moved sweep_at to the expiry');
+
 # A standby runs no worker and changes nothing; after promotion it does.
 $node->backup('bk');
 my $standby = PostgreSQL::Test::Cluster->new('standby');

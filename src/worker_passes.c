@@ -210,6 +210,9 @@ ptm_worker_leave_if_asked(PtmDbEntry *entry)
 	}
 }
 
+/* The SPI connection of the step in progress (begin_step to end_step). */
+static int	step_connection;
+
 /* One step of a pass: its own transaction, connected to SPI without a pin. */
 static void
 begin_step(PtmDbEntry *entry, const char *what)
@@ -217,7 +220,7 @@ begin_step(PtmDbEntry *entry, const char *what)
 	ptm_worker_leave_if_asked(entry);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	(void) ptm_spi_connect(false);
+	step_connection = ptm_spi_connect(false);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, what);
 }
@@ -225,7 +228,7 @@ begin_step(PtmDbEntry *entry, const char *what)
 static void
 end_step(void)
 {
-	ptm_spi_finish(0);
+	ptm_spi_finish(step_connection);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);

@@ -20,6 +20,7 @@
 
 #include "announce.h"
 #include "identity.h"
+#include "keyed_tables.h"
 #include "lease_limits.h"
 #include "ptm_lease.h"
 #include "row_access.h"
@@ -43,7 +44,7 @@ static void
 relcache_invalidated(Datum arg, Oid relid)
 {
 	ptm_limits_relcache_invalidated(relid);
-	ptm_row_access_relcache_invalidated(relid);
+	ptm_keyed_tables_relcache_invalidated(relid);
 	ptm_result_types_relcache_invalidated(relid);
 }
 
@@ -68,7 +69,7 @@ _PG_init(void)
 
 	CacheRegisterRelcacheCallback(relcache_invalidated, (Datum) 0);
 	ptm_result_types_init();
-	ptm_row_access_init();
+	ptm_keyed_tables_init();
 
 	/*
 	 * Shared memory and workers only exist when the postmaster loads us; in

@@ -14,9 +14,9 @@
  *	  services: lease_limits.c, lease_events.c, lease_rows.c, holders.c,
  *		epochs.c, identity.c, announce.c, projection_watermarks.c,
  *		projection_events.c, replays.c;
- *	  foundation: row_access.c, lock_wait.c, spi_util.c, dml_guard.c,
- *		validate.c, srf.c, metrics_file.c, metrics_keys.c, metrics_count.c,
- *		metrics_catalog.c.
+ *	  foundation: row_access.c, keyed_tables.c, lock_wait.c, spi_util.c,
+ *		dml_guard.c, validate.c, srf.c, metrics_file.c, metrics_keys.c,
+ *		metrics_count.c, metrics_catalog.c.
  *
  *-------------------------------------------------------------------------
  */

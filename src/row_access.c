@@ -80,34 +80,25 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_trigger.h"
-#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
-#include "parser/parse_func.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/guc.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 
+#include "keyed_tables.h"
 #include "lock_wait.h"
 #include "row_access.h"
 
 /* ptm_lease.direct_row_access: off sends every call to SQL */
 static bool direct_row_access = true;
-
-/* Every table a caller has used, so that invalidation can reach it. */
-#define PTM_ROW_MAX_TABLES	8
-static PtmKeyedTable *known_tables[PTM_ROW_MAX_TABLES];
-static int	n_known_tables = 0;
 
 void
 ptm_row_access_define_gucs(void)
@@ -121,115 +112,6 @@ ptm_row_access_define_gucs(void)
 							 PGC_SUSET,
 							 GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
-}
-
-void
-ptm_row_access_relcache_invalidated(Oid relid)
-{
-	int			i;
-
-	for (i = 0; i < n_known_tables; i++)
-	{
-		PtmKeyedTable *t = known_tables[i];
-
-		if (relid == InvalidOid || relid == t->relid || relid == t->pkey)
-		{
-			t->relid = t->pkey = InvalidOid;
-			t->checks_valid = false;
-		}
-	}
-}
-
-/* A function changed: a compiled CHECK may have inlined or folded it. */
-static void
-functions_changed(Datum arg, int cacheid, uint32 hashvalue)
-{
-	int			i;
-
-	for (i = 0; i < n_known_tables; i++)
-		known_tables[i]->checks_valid = false;
-}
-
-void
-ptm_row_access_init(void)
-{
-	CacheRegisterSyscacheCallback(PROCOID, functions_changed, (Datum) 0);
-}
-
-static void
-remember_table(PtmKeyedTable *t)
-{
-	int			i;
-
-	for (i = 0; i < n_known_tables; i++)
-		if (known_tables[i] == t)
-			return;
-	if (n_known_tables >= PTM_ROW_MAX_TABLES)
-		elog(ERROR, "too many ptm tables with direct row access");
-	known_tables[n_known_tables++] = t;
-}
-
-/* Look up the table, its primary key and the caller's columns. */
-static void
-resolve_table(PtmKeyedTable *t)
-{
-	Oid			nsp = get_namespace_oid("ptm", false);
-	Oid			relid = get_relname_relid(t->relname, nsp);
-	Oid			pkey = get_relname_relid(t->pkey_name, nsp);
-	int			i;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"ptm.%s\" does not exist", t->relname),
-				 errhint("Reinstall the extension: DROP EXTENSION ptm_lease; CREATE EXTENSION ptm_lease;")));
-	if (!OidIsValid(pkey))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("primary key index \"ptm.%s\" of relation \"ptm.%s\" does not exist",
-						t->pkey_name, t->relname),
-				 errdetail("The ptm functions find rows of ptm.%s through that index by its name.",
-						   t->relname),
-				 errhint("Give the index its name back with ALTER INDEX ... RENAME TO %s.",
-						 t->pkey_name)));
-	for (i = 0; i < t->ncolumns; i++)
-	{
-		t->attnums[i] = get_attnum(relid, t->columns[i]);
-		if (t->attnums[i] == InvalidAttrNumber)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" of relation \"ptm.%s\" does not exist",
-							t->columns[i], t->relname),
-					 errhint("Run ALTER EXTENSION ptm_lease UPDATE, or give the column its name back.")));
-	}
-	t->guard_fn = LookupFuncName(list_make2(makeString("ptm"), makeString("_refuse_direct_dml")),
-								 0, NULL, true);
-	remember_table(t);
-	t->pkey = pkey;
-	t->relid = relid;
-}
-
-/*
- * Open the table with lock.  Locking processes invalidations, which may show
- * that the cached OID is gone (the extension was dropped and created again):
- * then look it up once more.
- */
-static Relation
-open_table(PtmKeyedTable *t, LOCKMODE lock)
-{
-	Relation	rel;
-
-	if (!OidIsValid(t->relid))
-		resolve_table(t);
-	rel = try_table_open(t->relid, lock);
-	if (rel == NULL || !OidIsValid(t->relid))
-	{
-		if (rel != NULL)
-			table_close(rel, lock);
-		resolve_table(t);
-		rel = table_open(t->relid, lock);
-	}
-	return rel;
 }
 
 /*
@@ -352,8 +234,7 @@ access_needs_sql(RowAccessKind kind, PtmKeyedTable *t, Relation rel, Relation in
 static bool
 begin_access(RowAccess *ra, PtmKeyedTable *t, LOCKMODE lock, RowAccessKind kind)
 {
-	ra->rel = open_table(t, lock);
-	ra->index = index_open(t->pkey, lock);
+	ra->rel = ptm_keyed_table_open(t, lock, &ra->index);
 	if (access_needs_sql(kind, t, ra->rel, ra->index))
 	{
 		index_close(ra->index, NoLock);

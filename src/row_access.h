@@ -21,36 +21,8 @@
 #include "executor/tuptable.h"
 #include "nodes/lockoptions.h"
 
-#define PTM_ROW_MAX_KEYS	2
-#define PTM_ROW_MAX_COLUMNS 12
+#include "keyed_tables.h"
 
-/*
- * A ptm table reached by its primary key.  The first part is written by the
- * caller; the rest is looked up on first use and forgotten when the table's
- * relcache entry is invalidated (ALTER TABLE, ALTER EXTENSION UPDATE, DROP
- * EXTENSION).
- */
-typedef struct PtmKeyedTable
-{
-	const char *relname;		/* in schema ptm */
-	const char *pkey_name;		/* its primary key index */
-	int			nkeys;			/* columns of the primary key, in order */
-	Oid			key_types[PTM_ROW_MAX_KEYS];	/* type of each key column */
-	Oid			key_eqfuncs[PTM_ROW_MAX_KEYS];	/* equality of each key column */
-	int			ncolumns;		/* columns the caller reads or writes ... */
-	const char *columns[PTM_ROW_MAX_COLUMNS];	/* ... by these names */
-	Oid			column_types[PTM_ROW_MAX_COLUMNS];	/* ... of these types */
-
-	Oid			relid;
-	Oid			pkey;
-	Oid			guard_fn;		/* ptm._refuse_direct_dml(), the tables' own trigger */
-	AttrNumber	attnums[PTM_ROW_MAX_COLUMNS];	/* of columns[i] */
-
-	/* the table's CHECK expressions, compiled (row_access.c) */
-	MemoryContext checks_cxt;
-	struct ExprState **checks;
-	bool		checks_valid;
-} PtmKeyedTable;
 
 /*
  * Judge the current version of a row.  To change it, write the new values
@@ -117,12 +89,8 @@ extern PtmRowOutcome ptm_row_lock(PtmKeyedTable *t, const Datum *keys, LockTuple
  */
 extern int	ptm_row_holders(PtmKeyedTable *t, const Datum *keys, int *pids, int max);
 
-/* A relcache invalidation: forget the tables' OIDs it may concern. */
-extern void ptm_row_access_relcache_invalidated(Oid relid);
-
-/* At load: ptm_lease.direct_row_access, and hearing of changed functions. */
+/* At load: ptm_lease.direct_row_access. */
 extern void ptm_row_access_define_gucs(void);
-extern void ptm_row_access_init(void);
 
 /* Column i of the caller's list, from a row handed to a judge. */
 static inline Datum

@@ -365,14 +365,19 @@ history_due_in_ms(void)
 	return ms_until(TimestampTzPlusMilliseconds(last_history, ptm_history_interval_ms));
 }
 
-/* One pass: sweep (batches while full), holders, then cleanup and history when due. */
-static void
+/*
+ * One pass: sweep (batches while full), holders, then cleanup and history
+ * when due.  True when the sweep is behind: the next pass is due at once.
+ */
+static bool
 run_pass(void)
 {
-	if (!ptm_worker_sweep_pass(my_entry))
+	bool		behind;
+
+	if (!ptm_worker_sweep_pass(my_entry, &behind))
 	{
 		extension_gone = true;
-		return;
+		return false;
 	}
 	ptm_worker_holders_pass(my_entry);
 
@@ -387,18 +392,20 @@ run_pass(void)
 		last_history = GetCurrentTimestamp();
 		ptm_worker_history_pass(my_entry);
 	}
+	return behind;
 }
 
-/* A pass committed: count it, and schedule the next one. */
+/* A pass committed: count it, and schedule the next one (now, when behind). */
 static void
-pass_done(void)
+pass_done(bool behind)
 {
 	SpinLockAcquire(&ptm_workers->mutex);
 	my_entry->last_pass_at = GetCurrentTimestamp();
 	my_entry->passes++;
 	SpinLockRelease(&ptm_workers->mutex);
 	backoff_ms = 0;
-	next_pass_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ptm_sweep_interval_ms);
+	next_pass_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   behind ? 0 : ptm_sweep_interval_ms);
 }
 
 /* A pass raised: log, roll back, count, and try again later. */
@@ -435,8 +442,7 @@ serve(MemoryContext loopcxt)
 		if (!waiting_for_update &&
 			(GetCurrentTimestamp() >= next_pass_at || history_due_in_ms() == 0))
 		{
-			run_pass();
-			pass_done();
+			pass_done(run_pass());
 		}
 	}
 	PG_CATCH();

@@ -8,7 +8,8 @@
  *		due leases per transaction while batches come back full: leases
  *		past their expiry are marked 'expired' (epoch kept), logged,
  *		counted in lease_expirations_total and announced on
- *		ptm_lease_events;
+ *		ptm_lease_events; a sweep that ends on a full batch is behind, and
+ *		the next pass starts at once;
  *	  - frozen holders: the transactions still holding the row of a lease
  *		that expired more than ptm_lease.holder_grace ago are ended, so that
  *		the sweep can expire it (holders.c); the same step lifts the epoch
@@ -271,14 +272,20 @@ sweep_batch(PtmDbEntry *entry)
 }
 
 /*
- * Batches of the sweep while they come back full.  False when the extension
+ * Batches of the sweep while they come back full, at most
+ * PTM_MAX_BATCHES_PER_PASS.  *behind when the last one was still full: due
+ * leases are left, and the worker runs its next pass at once rather than
+ * after sweep_interval, so a sweeper that fell behind (a million leases, all
+ * renewed, each looked at about once a TTL) catches up as fast as the
+ * machine allows, and one that keeps up sleeps.  False when the extension
  * was dropped meanwhile: the worker looks again, and leaves.
  */
 bool
-ptm_worker_sweep_pass(PtmDbEntry *entry)
+ptm_worker_sweep_pass(PtmDbEntry *entry, bool *behind)
 {
 	int			b;
 
+	*behind = true;
 	for (b = 0; b < PTM_MAX_BATCHES_PER_PASS; b++)
 	{
 		int64		looked_at;
@@ -288,7 +295,10 @@ ptm_worker_sweep_pass(PtmDbEntry *entry)
 		if (looked_at < 0)
 			return false;
 		if (looked_at < ptm_sweep_batch_size())
+		{
+			*behind = false;
 			break;
+		}
 	}
 	return true;
 }

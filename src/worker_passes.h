@@ -22,7 +22,7 @@ extern void ptm_worker_passes_define_gucs(void);
 extern void ptm_worker_leave_if_asked(PtmDbEntry *entry);
 
 /* The passes; each runs its own short transactions (call outside one). */
-extern bool ptm_worker_sweep_pass(PtmDbEntry *entry);
+extern bool ptm_worker_sweep_pass(PtmDbEntry *entry, bool *behind);
 extern void ptm_worker_holders_pass(PtmDbEntry *entry);
 extern void ptm_worker_cleanup_pass(PtmDbEntry *entry);
 extern void ptm_worker_history_pass(PtmDbEntry *entry);

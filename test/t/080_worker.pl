@@ -233,6 +233,24 @@ is($node->safe_psql('postgres', q{
 	SELECT sweep_at = lease_expires_at FROM ptm.partition_leases WHERE topic = 'lag'}),
 	't', 'the look moved sweep_at to the expiry');
 
+# A sweep that ends on a full batch is behind: the next pass starts at once
+# instead of after sweep_interval.  With batches of 10 (at most 10 a pass)
+# and a 10 s interval, 600 due leases take one chain of passes, where one
+# pass per interval would take six intervals (a minute).
+$node->append_conf('postgresql.conf', "ptm_lease.sweep_interval = '10s'\nptm_lease.sweep_batch_size = 10");
+$node->reload;
+sleep(1);	# the worker wakes on SIGHUP, does one pass, then sleeps 10 s
+$node->safe_psql('postgres', q{
+	SELECT count(ptm.acquire_partition_lease('behind', g, 'agent-c', '10 ms')) FROM generate_series(0, 599) g});
+my $t0 = time;
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) FROM ptm.partition_leases WHERE topic = 'behind' AND state = 'expired'}, '600'),
+	'600 due leases are swept in batches of 10');
+my $took = time - $t0;
+ok($took < 25, "a sweeper behind does not wait for the next interval: $took s, not six intervals of 10 s");
+$node->append_conf('postgresql.conf', "ptm_lease.sweep_interval = '200ms'\nptm_lease.sweep_batch_size = 1000");
+$node->reload;
+
 # A standby runs no worker and changes nothing; after promotion it does.
 $node->backup('bk');
 my $standby = PostgreSQL::Test::Cluster->new('standby');

@@ -90,8 +90,9 @@ static PtmPlan plan_select_share = {
 };
 
 /*
- * The columns the hot paths read or change; renew leaves sweep_at behind (a
- * lower bound of the expiry), so it is not among them.
+ * The columns the hot paths read or change (LEASE_COL_* in lease_rows.h):
+ * renew's, and every column a release or a take writes (renew leaves
+ * sweep_at behind, a lower bound of the expiry).
  */
 PtmKeyedTable ptm_lease_table = {
 	.relname = "partition_leases",
@@ -99,10 +100,11 @@ PtmKeyedTable ptm_lease_table = {
 	.nkeys = 2,
 	.key_types = {TEXTOID, INT4OID},
 	.key_eqfuncs = {F_TEXTEQ, F_INT4EQ},
-	.ncolumns = 6,
+	.ncolumns = 10,
 	.columns = {"agent_id", "lease_epoch", "lease_expires_at", "state", "previous_agent_id",
-	"renewed_at"},
-	.column_types = {TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
+	"renewed_at", "previous_epoch", "sweep_at", "acquired_at", "ended_at"},
+	.column_types = {TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+	INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 
 /* ---------------------------------------------------------------------

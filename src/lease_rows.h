@@ -31,8 +31,9 @@ typedef struct PtmLeaseRow
 
 /*
  * The lease table as the hot paths reach it without SQL (row_access.c):
- * renew_lease's update, the fence, and the unlocked read that answers a
- * contended acquire.  Columns by index in ptm_lease_table's list.
+ * the updates of renew_lease, release_lease and acquire's take, the fence,
+ * and the unlocked read that answers a contended acquire.  Columns by index
+ * in ptm_lease_table's list.
  */
 enum
 {
@@ -41,7 +42,11 @@ enum
 	LEASE_COL_EXPIRES,
 	LEASE_COL_STATE,
 	LEASE_COL_PREVIOUS_AGENT,
-	LEASE_COL_RENEWED_AT
+	LEASE_COL_RENEWED_AT,
+	LEASE_COL_PREVIOUS_EPOCH,
+	LEASE_COL_SWEEP_AT,
+	LEASE_COL_ACQUIRED_AT,
+	LEASE_COL_ENDED_AT
 };
 extern PtmKeyedTable ptm_lease_table;
 

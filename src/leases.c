@@ -16,12 +16,16 @@
  *		agent holds it live, the answer is "conflict" without writing anything.
  *		Otherwise acquire locks the row FOR NO KEY UPDATE, reads the clock
  *		after the lock, decides in C (take with a new epoch, or hold) and
- *		updates it: a wait never lets a stale clock decide.
- *	  - renew and release change the row with an UPDATE whose WHERE clause
- *		states the precondition (renew without SQL, as that UPDATE would:
- *		row_access.c); PostgreSQL takes the row lock and, after a concurrent
- *		change, re-checks the clause on the newest row version.  So two
- *		callers never both win.
+ *		updates it: a wait never lets a stale clock decide.  A take writes
+ *		the row it holds locked without SQL (row_access.c), with an epoch
+ *		taken from the sequence once before.
+ *	  - renew and release change the row as an UPDATE whose WHERE clause
+ *		states the precondition would, without SQL (row_access.c): the row
+ *		is locked by the update itself, after a wait for another holder
+ *		the clause is judged again on the newest row version, on a clock
+ *		read after the wait.  So two callers never both win.  A table that
+ *		needs SQL gets the same steps through SPI: read, lock within the
+ *		bound, clock, UPDATE; a refused call leaves no lock behind.
  *	  - Every change of owner takes the row's FOR NO KEY UPDATE lock, which
  *		conflicts with the FOR SHARE of a fence (fence.c): a takeover waits
  *		for every fenced transaction that passed before it.
@@ -42,6 +46,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -79,20 +84,20 @@ static PtmPlan plan_insert = {
 };
 
 /*
- * Take the locked lease (free, released, forced or expired): new epoch.
- * $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now
+ * Take the locked lease (free, released, forced or expired) with the new
+ * epoch, for a table that needs SQL; judge_take writes the same SET.
+ * $1 topic, $2 partition, $3 agent, $4 expires_ms, $5 now, $6 epoch
  */
 static PtmPlan plan_take = {
 	.sql = "UPDATE ptm.partition_leases SET"
-	" lease_epoch = pg_catalog.nextval('ptm.lease_epoch_seq'),"
+	" lease_epoch = $6,"
 	" previous_agent_id = coalesce(agent_id, previous_agent_id),"
 	" previous_epoch = CASE WHEN agent_id IS NOT NULL THEN lease_epoch ELSE previous_epoch END,"
 	" agent_id = $3, state = 'active', lease_expires_at = $4, sweep_at = $4,"
 	" acquired_at = $5, renewed_at = $5, ended_at = NULL"
-	" WHERE topic = $1 AND partition_id = $2"
-	" RETURNING lease_epoch::pg_catalog.int8",
-	.nargs = 5, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
-	.expect = SPI_OK_UPDATE_RETURNING
+	" WHERE topic = $1 AND partition_id = $2",
+	.nargs = 6, .argtypes = (const Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID},
+	.expect = SPI_OK_UPDATE
 };
 
 /*
@@ -329,15 +334,83 @@ hold_locked(AcquireCall *call, int64 epoch, int64 now_ms, TimestampTz now)
 	ptm_count(PTM_LEASE_ACQUIRE_HELD);
 }
 
+/* A take of the locked lease, as judge_take sees it. */
+typedef struct TakeCall
+{
+	text	   *agent;
+	int64		epoch;			/* taken from ptm.lease_epoch_seq once, before */
+	int64		expires_ms;
+	TimestampTz now;
+} TakeCall;
+
+/*
+ * plan_take's SET on the row this transaction holds locked: the new owner
+ * and epoch, the owner it had (if any) kept as the previous one.  Nothing
+ * to judge, and nothing computed here: it may be called again.
+ */
+static bool
+judge_take(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull, void *arg)
+{
+	TakeCall   *call = (TakeCall *) arg;
+	bool		free;
+	bool		null;
+	Datum		agent = ptm_row_column(t, slot, LEASE_COL_AGENT, &free);
+
+	if (!free)
+	{
+		ptm_row_set(t, values, isnull, LEASE_COL_PREVIOUS_AGENT, agent, false);
+		ptm_row_set(t, values, isnull, LEASE_COL_PREVIOUS_EPOCH,
+					ptm_row_column(t, slot, LEASE_COL_EPOCH, &null), false);
+	}
+	ptm_row_set(t, values, isnull, LEASE_COL_EPOCH, Int64GetDatum(call->epoch), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_AGENT, PointerGetDatum(call->agent), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_STATE, CStringGetTextDatum("active"), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_EXPIRES, Int64GetDatum(call->expires_ms), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_SWEEP_AT, Int64GetDatum(call->expires_ms), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_ACQUIRED_AT, TimestampTzGetDatum(call->now), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_RENEWED_AT, TimestampTzGetDatum(call->now), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_ENDED_AT, (Datum) 0, true);
+	return true;
+}
+
+/*
+ * Write the take to the locked row: without SQL unless the table needs it.
+ * The row is ours, so nothing can make the update wait or find it gone.
+ */
+static void
+write_take(AcquireCall *call, TakeCall *take)
+{
+	Datum		keys[2] = {PointerGetDatum(call->topic), Int32GetDatum(call->partition_id)};
+	Datum		args[6];
+
+	switch (ptm_row_update(&ptm_lease_table, keys, PTM_ROW_WAIT_FOREVER, judge_take, take))
+	{
+		case PTM_ROW_UPDATED:
+			return;
+		case PTM_ROW_USE_SQL:
+			break;
+		default:
+			elog(ERROR, "locked lease row of ptm.partition_leases not updated");
+	}
+	args[0] = PointerGetDatum(call->topic);
+	args[1] = Int32GetDatum(call->partition_id);
+	args[2] = PointerGetDatum(take->agent);
+	args[3] = Int64GetDatum(take->expires_ms);
+	args[4] = TimestampTzGetDatum(take->now);
+	args[5] = Int64GetDatum(take->epoch);
+	ptm_plan_run(&plan_take, args, NULL);
+	if (SPI_processed != 1)
+		elog(ERROR, "locked lease row of ptm.partition_leases not updated");
+}
+
 /* Take the locked lease (free, released, forced or expired) with a new epoch. */
 static void
 take_locked(AcquireCall *call, const PtmLeaseRow *row, int64 now_ms, TimestampTz now)
 {
 	PtmLeaseResult *out = call->out;
-	Datum		args[5];
+	TakeCall	take;
 	Oid			seq;
 	const char *previous;
-	bool		isnull;
 
 	lock_limits(call);
 	if (call->limits)
@@ -349,17 +422,17 @@ take_locked(AcquireCall *call, const PtmLeaseRow *row, int64 now_ms, TimestampTz
 		now = GetCurrentTimestamp();
 	}
 
+	/* one epoch per take, as nextval() in the UPDATE took it */
 	seq = ptm_epochs_lift_to_era();
-	args[0] = PointerGetDatum(call->topic);
-	args[1] = Int32GetDatum(call->partition_id);
-	args[2] = PointerGetDatum(call->agent);
-	args[3] = Int64GetDatum(now_ms + call->ttl_ms);
-	args[4] = TimestampTzGetDatum(now);
-	ptm_plan_run(&plan_take, args, NULL);
+	take.agent = call->agent;
+	take.epoch = nextval_internal(seq, true);
+	take.expires_ms = now_ms + call->ttl_ms;
+	take.now = now;
+	write_take(call, &take);
 	ptm_epochs_after_raise(seq);	/* durable before the caller sees it */
 	out->result = "acquired";
-	out->epoch = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
-	out->expires_ms = now_ms + call->ttl_ms;
+	out->epoch = take.epoch;
+	out->expires_ms = take.expires_ms;
 	ptm_count(PTM_LEASE_ACQUIRE_SUCCESS);
 
 	/*
@@ -500,24 +573,27 @@ ptm_acquire_partition_lease_0_2(PG_FUNCTION_ARGS)
 }
 
 /* ---------------------------------------------------------------------
- * renew_lease(topic, partition_id, agent_id, lease_epoch, ttl)
+ * renew_lease and release_lease: an UPDATE of the caller's own live lease
  * ---------------------------------------------------------------------
  */
-/* One renew_lease call, as its judge sees it. */
-typedef struct RenewCall
+/* One renew_lease or release_lease call, as its judge sees it. */
+typedef struct OwnCall
 {
 	text	   *agent;
 	int64		epoch;
-	int64		ttl_ms;
+	int64		ttl_ms;			/* renew; a release ends the lease now (0) */
 	int64		now_ms;			/* the clock when the row was judged */
-	int64		expires_ms;		/* on success, the expiry granted */
+	int64		expires_ms;		/* on success, the expiry written */
 	TimestampTz now;
 	PtmLeaseRow seen;			/* the row that refused, for the reason */
-} RenewCall;
+} OwnCall;
+
+/* The statement of a call, through SPI on the locked row: whether it applied. */
+typedef bool (*OwnCallPlan) (text *topic, int32 partition_id, OwnCall *call);
 
 /* Read the clock for a judgement of the row: after any wait for its lock. */
 static void
-renew_clock(RenewCall *call)
+own_call_clock(OwnCall *call)
 {
 	call->now = GetCurrentTimestamp();
 	call->now_ms = ptm_now_ms();
@@ -525,26 +601,38 @@ renew_clock(RenewCall *call)
 }
 
 /*
- * The WHERE clause of plan_renew, and its SET: extend a live lease the agent
- * holds at this epoch, never moving the expiry earlier.
+ * The WHERE clause of plan_renew and plan_release, on the row handed to a
+ * judge, with the clock read now: a live lease the agent holds at this
+ * epoch.  A refusal keeps the row in call->seen, for the reason.
  */
 static bool
-judge_renew(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull, void *arg)
+judge_own_lease(PtmKeyedTable *t, TupleTableSlot *slot, OwnCall *call, int64 *expires)
 {
-	RenewCall  *call = (RenewCall *) arg;
 	bool		free;
 	bool		null;
 	Datum		agent = ptm_row_column(t, slot, LEASE_COL_AGENT, &free);
 	int64		epoch = DatumGetInt64(ptm_row_column(t, slot, LEASE_COL_EPOCH, &null));
-	int64		expires = DatumGetInt64(ptm_row_column(t, slot, LEASE_COL_EXPIRES, &null));
 
-	renew_clock(call);
-	if (free || epoch != call->epoch || expires <= call->now_ms ||
+	*expires = DatumGetInt64(ptm_row_column(t, slot, LEASE_COL_EXPIRES, &null));
+	own_call_clock(call);
+	if (free || epoch != call->epoch || *expires <= call->now_ms ||
 		!ptm_row_text_eq(DatumGetTextPP(agent), call->agent))
 	{
 		ptm_lease_row_from_slot(t, slot, NULL, NULL, &call->seen);
 		return false;
 	}
+	return true;
+}
+
+/* plan_renew's SET: extend the lease, never moving the expiry earlier. */
+static bool
+judge_renew(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull, void *arg)
+{
+	OwnCall    *call = (OwnCall *) arg;
+	int64		expires;
+
+	if (!judge_own_lease(t, slot, call, &expires))
+		return false;
 	call->expires_ms = Max(expires, call->expires_ms);
 	ptm_row_set(t, values, isnull, LEASE_COL_EXPIRES, Int64GetDatum(call->expires_ms), false);
 	ptm_row_set(t, values, isnull, LEASE_COL_RENEWED_AT, TimestampTzGetDatum(call->now), false);
@@ -552,15 +640,84 @@ judge_renew(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull,
 }
 
 /*
- * plan_renew, for a lease table that needs SQL (see row_access.c), taking
- * the steps ptm_row_update() takes: the row as a fresh snapshot sees it is
- * judged first, and only a row the call may renew is locked (within the
- * bound) and updated, after the clock is read again.  A refused renewal
- * leaves no lock behind, as its UPDATE would not.
+ * plan_release's SET: the lease ends now, free, with the owner and epoch it
+ * had kept as the previous ones (agent_id leaves the index predicates, so
+ * this is not a HOT update).
+ */
+static bool
+judge_release(PtmKeyedTable *t, TupleTableSlot *slot, Datum *values, bool *isnull, void *arg)
+{
+	OwnCall    *call = (OwnCall *) arg;
+	int64		expires;
+	bool		null;
+
+	if (!judge_own_lease(t, slot, call, &expires))
+		return false;
+	ptm_row_set(t, values, isnull, LEASE_COL_PREVIOUS_AGENT,
+				ptm_row_column(t, slot, LEASE_COL_AGENT, &null), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_PREVIOUS_EPOCH,
+				ptm_row_column(t, slot, LEASE_COL_EPOCH, &null), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_AGENT, (Datum) 0, true);
+	ptm_row_set(t, values, isnull, LEASE_COL_STATE, CStringGetTextDatum("released"), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_EXPIRES, Int64GetDatum(call->now_ms), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_SWEEP_AT, Int64GetDatum(call->now_ms), false);
+	ptm_row_set(t, values, isnull, LEASE_COL_ENDED_AT, TimestampTzGetDatum(call->now), false);
+	return true;
+}
+
+/* plan_renew on the locked row; the expiry it kept into call->expires_ms. */
+static bool
+renew_plan(text *topic, int32 partition_id, OwnCall *call)
+{
+	Datum		args[7] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+		PointerGetDatum(call->agent), Int64GetDatum(call->epoch),
+		Int64GetDatum(call->now_ms), Int64GetDatum(call->expires_ms),
+	TimestampTzGetDatum(call->now)};
+	bool		isnull;
+
+	ptm_plan_run(&plan_renew, args, NULL);
+	if (SPI_processed == 0)
+		return false;
+	call->expires_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+	return true;
+}
+
+/* plan_release on the locked row. */
+static bool
+release_plan(text *topic, int32 partition_id, OwnCall *call)
+{
+	Datum		args[6] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
+		PointerGetDatum(call->agent), Int64GetDatum(call->epoch),
+	Int64GetDatum(call->now_ms), TimestampTzGetDatum(call->now)};
+
+	ptm_plan_run(&plan_release, args, NULL);
+	return SPI_processed > 0;
+}
+
+/* A row read in SPI's memory, copied into the current context. */
+static PtmLeaseRow
+lease_row_copy(const PtmLeaseRow *row)
+{
+	PtmLeaseRow copy = *row;
+
+	copy.agent_id = row->agent_id ? pstrdup(row->agent_id) : NULL;
+	copy.state = row->state ? pstrdup(row->state) : NULL;
+	copy.previous_agent_id = row->previous_agent_id ? pstrdup(row->previous_agent_id) : NULL;
+	return copy;
+}
+
+/*
+ * A renew or release through SQL, for a lease table that needs it (see
+ * row_access.c), taking the steps ptm_row_update() takes: the row as a fresh
+ * snapshot sees it is judged first, and only a row the call may change is
+ * locked (within the bound) and changed by its plan, after the clock is
+ * read again.  A refused call leaves no lock behind, as its UPDATE would
+ * not.  The row seen outlives the SPI connection.
  */
 static PtmRowOutcome
-renew_by_sql(text *topic, int32 partition_id, int wait_ms, RenewCall *call)
+own_lease_by_sql(text *topic, int32 partition_id, int wait_ms, OwnCall *call, OwnCallPlan plan)
 {
+	MemoryContext callerctx = CurrentMemoryContext;
 	PtmRowOutcome outcome = PTM_ROW_KEPT;
 	int			pinned = ptm_spi_connect(true);
 
@@ -570,35 +727,74 @@ renew_by_sql(text *topic, int32 partition_id, int wait_ms, RenewCall *call)
 	else if (lease_renewable(&call->seen, call->agent, call->epoch, call->now_ms))
 	{
 		outcome = ptm_lease_lock(topic, partition_id, wait_ms, &call->seen);
-		renew_clock(call);
+		own_call_clock(call);
 	}
-	if (outcome == PTM_ROW_KEPT && lease_renewable(&call->seen, call->agent, call->epoch,
-												   call->now_ms))
-	{
-		Datum		args[7] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
-			PointerGetDatum(call->agent), Int64GetDatum(call->epoch),
-			Int64GetDatum(call->now_ms), Int64GetDatum(call->expires_ms),
-		TimestampTzGetDatum(call->now)};
-
-		ptm_plan_run(&plan_renew, args, NULL);
-		if (SPI_processed > 0)
-		{
-			bool		isnull;
-
-			call->expires_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
-			outcome = PTM_ROW_UPDATED;
-		}
-	}
+	if (outcome == PTM_ROW_KEPT &&
+		lease_renewable(&call->seen, call->agent, call->epoch, call->now_ms) &&
+		plan(topic, partition_id, call))
+		outcome = PTM_ROW_UPDATED;
+	MemoryContextSwitchTo(callerctx);
+	call->seen = lease_row_copy(&call->seen);
 	ptm_spi_finish(pinned);
 	return outcome;
 }
 
+/*
+ * Update the caller's own live lease as "UPDATE ... WHERE agent_id = $ AND
+ * lease_epoch = $ AND lease_expires_at > now_ms" would: without SQL unless
+ * the table needs it, waiting at most wait_ms for another holder of the row.
+ * PTM_ROW_UPDATED, or why not (call->seen: the row that refused).
+ */
+static PtmRowOutcome
+update_own_lease(text *topic, int32 partition_id, int wait_ms, PtmRowJudge judge,
+				 OwnCallPlan plan, OwnCall *call)
+{
+	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
+	PtmRowOutcome outcome;
+
+	own_call_clock(call);
+	/* RETRY: the row was held, and is now locked for us: judge it again */
+	do
+		outcome = ptm_row_update(&ptm_lease_table, keys, wait_ms, judge, call);
+	while (outcome == PTM_ROW_RETRY);
+	if (outcome == PTM_ROW_USE_SQL)
+		outcome = own_lease_by_sql(topic, partition_id, wait_ms, call, plan);
+	return outcome;
+}
+
+/*
+ * Why a renew or release did not apply, into *out: from the row its judge
+ * refused, or when the row was held past the bound, from the row as last
+ * committed ("busy" if that shows the caller's live lease).
+ */
+static void
+own_lease_refused(PtmLeaseResult *out, PtmRowOutcome outcome, OwnCall *call, text *topic,
+				  int32 partition_id)
+{
+	if (outcome == PTM_ROW_BUSY)
+	{
+		if (!call->seen.found)
+			call->seen = ptm_lease_read_direct(topic, partition_id);
+		own_call_clock(call);
+		out->result = busy_or_failure(&call->seen, call->agent, call->epoch, call->now_ms);
+		if (strcmp(out->result, "busy") == 0)
+			ptm_count_busy(topic);
+	}
+	else
+		out->result = ptm_lease_failure(&call->seen, call->agent, call->epoch, call->now_ms);
+	ptm_lease_result_from_row(out, &call->seen);
+	ptm_count_if_stale(out->result, topic);
+}
+
+/* ---------------------------------------------------------------------
+ * renew_lease(topic, partition_id, agent_id, lease_epoch, ttl)
+ * ---------------------------------------------------------------------
+ */
 void
 ptm_renew_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, int64 epoch,
 			  int64 ttl_ms, int wait_ms)
 {
-	Datum		keys[2] = {PointerGetDatum(topic), Int32GetDatum(partition_id)};
-	RenewCall	call = {0};
+	OwnCall		call = {0};
 	PtmRowOutcome outcome;
 
 	out->topic = topic;
@@ -606,15 +802,8 @@ ptm_renew_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent,
 	call.agent = agent;
 	call.epoch = epoch;
 	call.ttl_ms = ttl_ms;
-	renew_clock(&call);
 
-	/* RETRY: the row was held, and is now locked for us: judge it again */
-	do
-		outcome = ptm_row_update(&ptm_lease_table, keys, wait_ms, judge_renew, &call);
-	while (outcome == PTM_ROW_RETRY);
-	if (outcome == PTM_ROW_USE_SQL)
-		outcome = renew_by_sql(topic, partition_id, wait_ms, &call);
-
+	outcome = update_own_lease(topic, partition_id, wait_ms, judge_renew, renew_plan, &call);
 	if (outcome == PTM_ROW_UPDATED)
 	{
 		out->result = "renewed";
@@ -625,20 +814,8 @@ ptm_renew_one(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent,
 		ptm_count(PTM_LEASE_RENEW_SUCCESS);
 		return;
 	}
-	if (outcome == PTM_ROW_BUSY)
-	{
-		if (!call.seen.found)
-			call.seen = ptm_lease_read_direct(topic, partition_id);
-		renew_clock(&call);
-		out->result = busy_or_failure(&call.seen, agent, epoch, call.now_ms);
-		if (strcmp(out->result, "busy") == 0)
-			ptm_count_busy(topic);
-	}
-	else
-		out->result = ptm_lease_failure(&call.seen, agent, epoch, call.now_ms);
-	ptm_lease_result_from_row(out, &call.seen);
+	own_lease_refused(out, outcome, &call, topic, partition_id);
 	ptm_count_topic(PTM_LEASE_RENEW_FAILURE, topic);
-	ptm_count_if_stale(out->result, topic);
 }
 
 /*
@@ -666,61 +843,44 @@ ptm_renew_lease_0_2(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* Free the locked lease the caller holds live: announced "released", counted. */
-static void
-release_locked(PtmLeaseResult *out, text *topic, int32 partition_id, text *agent, int64 epoch,
-			   int64 now_ms)
-{
-	Datum		args[6] = {PointerGetDatum(topic), Int32GetDatum(partition_id),
-		PointerGetDatum(agent), Int64GetDatum(epoch), Int64GetDatum(now_ms),
-	TimestampTzGetDatum(GetCurrentTimestamp())};
-
-	ptm_plan_run(&plan_release, args, NULL);
-	out->result = "released";
-	out->has_lease = true;
-	out->agent_id = NULL;
-	out->epoch = epoch;
-	out->expires_ms = now_ms;
-	ptm_count(PTM_LEASE_RELEASES);
-	ptm_lease_released(topic, partition_id, agent, epoch, now_ms);
-}
-
+/*
+ * The other half of an agent's cycle, done as renew_lease is: one row found
+ * by its key and changed without SQL (row_access.c), its WHERE clause judged
+ * on the row the update locks, on a clock read after any wait for it.
+ */
 PG_FUNCTION_INFO_V1(ptm_release_lease_0_2);
 Datum
 ptm_release_lease_0_2(PG_FUNCTION_ARGS)
 {
-	int			spi;
 	text	   *topic = ptm_get_name(fcinfo, 0, "topic");
 	int32		partition_id = ptm_get_partition(fcinfo, 1, "partition_id");
 	text	   *agent = ptm_get_name(fcinfo, 2, "agent_id");
 	int64		epoch = ptm_get_epoch(fcinfo, 3, "lease_epoch");
-	MemoryContext callerctx = CurrentMemoryContext;
 	PtmLeaseResult out = {0};
+	OwnCall		call = {0};
 	PtmRowOutcome outcome;
-	PtmLeaseRow row;
-	int64		now_ms;
-	Datum		result;
 
 	out.topic = topic;
 	out.partition_id = partition_id;
+	call.agent = agent;
+	call.epoch = epoch;
+	call.ttl_ms = 0;			/* the lease ends now */
 
 	ptm_check_agent(agent, "agent_id");
-	spi = ptm_spi_connect(false);
-	outcome = ptm_lease_lock(topic, partition_id, ptm_lease_lock_wait_ms(), &row);
-	now_ms = ptm_now_ms();		/* after the lock: a wait cannot hide an expiry */
-	if (outcome == PTM_ROW_KEPT && lease_renewable(&row, agent, epoch, now_ms))
-		release_locked(&out, topic, partition_id, agent, epoch, now_ms);
-	else
+	outcome = update_own_lease(topic, partition_id, ptm_lease_lock_wait_ms(), judge_release,
+							   release_plan, &call);
+	if (outcome == PTM_ROW_UPDATED)
 	{
-		out.result = outcome == PTM_ROW_BUSY ? busy_or_failure(&row, agent, epoch, now_ms) :
-			ptm_lease_failure(&row, agent, epoch, now_ms);
-		if (strcmp(out.result, "busy") == 0)
-			ptm_count_busy(topic);
-		ptm_lease_result_from_row(&out, &row);
-		ptm_count_if_stale(out.result, topic);
+		out.result = "released";
+		out.has_lease = true;
+		out.agent_id = NULL;
+		out.epoch = epoch;
+		out.expires_ms = call.now_ms;
+		ptm_count(PTM_LEASE_RELEASES);
+		ptm_lease_released(topic, partition_id, agent, epoch, call.now_ms);
 	}
-	result = ptm_lease_result_datum(fcinfo, callerctx, &out);
-	ptm_spi_finish(spi);
+	else
+		own_lease_refused(&out, outcome, &call, topic, partition_id);
 
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(HeapTupleGetDatum(ptm_lease_result_tuple(ptm_result_tupdesc(fcinfo), &out)));
 }

@@ -21,11 +21,12 @@
  *		taken from the sequence once before.
  *	  - renew and release change the row as an UPDATE whose WHERE clause
  *		states the precondition would, without SQL (row_access.c): the row
- *		is locked by the update itself, after a wait for another holder
- *		the clause is judged again on the newest row version, on a clock
- *		read after the wait.  So two callers never both win.  A table that
- *		needs SQL gets the same steps through SPI: read, lock within the
- *		bound, clock, UPDATE; a refused call leaves no lock behind.
+ *		is locked by the update itself; after a wait for another holder the
+ *		clause is judged again on the newest row version, on a clock read
+ *		after the wait.  So two callers never both win, and a call refused
+ *		without a wait leaves no lock behind, as its UPDATE would not.  A
+ *		table that needs SQL gets the same steps through SPI: read, lock
+ *		within the bound, clock, UPDATE.
  *	  - Every change of owner takes the row's FOR NO KEY UPDATE lock, which
  *		conflicts with the FOR SHARE of a fence (fence.c): a takeover waits
  *		for every fenced transaction that passed before it.
@@ -708,19 +709,22 @@ lease_row_copy(const PtmLeaseRow *row)
 
 /*
  * A renew or release through SQL, for a lease table that needs it (see
- * row_access.c), taking the steps ptm_row_update() takes: the row as a fresh
- * snapshot sees it is judged first, and only a row the call may change is
- * locked (within the bound) and changed by its plan, after the clock is
- * read again.  A refused call leaves no lock behind, as its UPDATE would
- * not.  The row seen outlives the SPI connection.
+ * row_access.c), taking the steps ptm_row_update() takes: what an UPDATE
+ * refuses before reading a row is refused first; then the row as a fresh
+ * snapshot sees it is judged, and only a row the call may change is locked
+ * (within the bound) and changed by its plan, after the clock is read again.
+ * A refused call leaves no lock behind, as its UPDATE would not.  The row
+ * seen outlives the SPI connection.
  */
 static PtmRowOutcome
 own_lease_by_sql(text *topic, int32 partition_id, int wait_ms, OwnCall *call, OwnCallPlan plan)
 {
 	MemoryContext callerctx = CurrentMemoryContext;
 	PtmRowOutcome outcome = PTM_ROW_KEPT;
-	int			pinned = ptm_spi_connect(true);
+	int			pinned;
 
+	ptm_lease_check_update();
+	pinned = ptm_spi_connect(true);
 	call->seen = ptm_lease_read(topic, partition_id, PTM_LEASE_READ);
 	if (!call->seen.found)
 		outcome = PTM_ROW_MISSING;

@@ -5,10 +5,11 @@ Two databases of one cluster, A and B, get the same scenario: the extension
 created afresh and the same DBA change applied to its tables.  Three
 sessions per database run ONE seeded random sequence of lease and commit
 calls in lockstep: step i runs on A's session k, then on B's session k.  A's
-sessions run with ptm_lease.direct_row_access = on (renew_lease, the first
-read of acquire_partition_lease, a plain try_commit, the UPDATE of a fenced or
-deduplicated try_commit, claim_step and the lease fence go
-through C), B's with it off (every call runs its SQL).  Each step's outcome
+sessions run with ptm_lease.direct_row_access = on (renew_lease,
+release_lease, the first read and the take of acquire_partition_lease, a
+plain try_commit, the UPDATE of a fenced or deduplicated try_commit,
+claim_step and the lease fence go through C), B's with it off (every call
+runs its SQL).  Each step's outcome
 must be the same in both: the result row without its time-dependent fields
 (or the error's SQLSTATE and primary message), the transaction status, and
 what the step left behind: the rows held locked (pgrowlocks) and the TOAST
@@ -59,6 +60,11 @@ SESSIONS = 3
 # (ttl, weight): nothing expires by time during a run; in the check
 # scenario a TTL over 60 s breaks the DBA's cap (23514)
 TTLS = (('30 s', 35), ('45 s', 30), ('50 s', 15), ('90 s', 10), ('2 min', 10))
+# ... but for an acquisition now and then, which expires at once: the step
+# sleeps past it in each database (run_step), so that the lease's renewals,
+# releases, sweep and takeover meet an expired lease in both
+EXPIRING_TTL = '1 ms'
+EXPIRING_SLEEP_S = 0.005
 # Unix-ms columns that hold a time: compared by NULL-ness only
 MS_COLUMNS = {'lease_expires_at', 'sweep_at', 'claim_expires_at'}
 TIME_TYPES = {'timestamp with time zone', 'timestamp without time zone', 'date'}
@@ -135,6 +141,9 @@ SCENARIOS = [
     Scenario('check', [
         "ALTER TABLE ptm.partition_leases ADD CONSTRAINT ttl_cap CHECK "
         "(lease_expires_at <= (extract(epoch FROM renewed_at)*1000)::bigint + 60000) NOT VALID",
+        # refuses every release of partition 2 (a release writes state, sweep_at, ended_at)
+        "ALTER TABLE ptm.partition_leases ADD CONSTRAINT keep_p2 CHECK "
+        "(state <> 'released' OR partition_id <> 2)",
         "ALTER TABLE ptm.workflow_state ADD CONSTRAINT has_n CHECK (state ? 'n')",
     ]),
     Scenario('triggers', DBA_LOG + stmt_triggers() + row_triggers(),
@@ -144,6 +153,12 @@ SCENARIOS = [
     Scenario('publication_no_identity', [
         "CREATE PUBLICATION pub_diff FOR TABLE ptm.workflow_state, ptm.partition_leases",
         "ALTER TABLE ptm.workflow_state REPLICA IDENTITY NOTHING",
+    ]),
+    # every update of a lease refused (55000), even one whose WHERE clause
+    # matches no row; new leases are inserted
+    Scenario('publication_no_identity_leases', [
+        "CREATE PUBLICATION pub_diff FOR TABLE ptm.partition_leases",
+        "ALTER TABLE ptm.partition_leases REPLICA IDENTITY NOTHING",
     ]),
     Scenario('publication_row_filter', [
         "CREATE PUBLICATION pub_diff FOR TABLE ptm.workflow_state WHERE (version > 0)",
@@ -257,9 +272,10 @@ class Model:
 class Generator:
     """One seeded random sequence of steps; arguments drawn from the model."""
 
-    OPS = (('acquire', 12), ('renew', 16), ('release', 4), ('force_expire', 4),
+    OPS = (('acquire', 12), ('renew', 16), ('release', 6), ('force_expire', 4),
            ('check_fence', 8), ('try_commit', 18), ('try_commit_action', 4),
-           ('try_commit_fenced', 4), ('get_state', 4), ('claim_step', 8))
+           ('try_commit_fenced', 4), ('get_state', 4), ('claim_step', 8),
+           ('ensure_partitions', 1), ('sweep', 2))
 
     def __init__(self, rng, model):
         self.rng = rng
@@ -332,8 +348,20 @@ class Generator:
     # the calls
     def gen_acquire(self, i, s):
         t, p = self.partition()
+        expiring = self.rng.random() < 0.12
         return call(i, s, 'acquire', 'acquire_partition_lease', '%s::text, %s::int, %s::text, %s::interval',
-                    (t, p, self.rng.choice(AGENTS), self.ttl()))
+                    (t, p, self.rng.choice(AGENTS), EXPIRING_TTL if expiring else self.ttl()),
+                    expiring=expiring)
+
+    def gen_ensure_partitions(self, i, s):
+        """Free rows (state 'free', never owned): their first acquisition
+        is a take of the existing row, not an insert."""
+        return call(i, s, 'ensure_partitions', 'ensure_partitions', '%s::text, %s::int',
+                    (self.rng.choice(TOPICS), len(PARTITIONS)))
+
+    def gen_sweep(self, i, s):
+        """The worker's sweep by hand: expired leases marked expired, freed."""
+        return call(i, s, 'sweep', 'sweep_expired_leases', '', ())
 
     def gen_renew(self, i, s):
         t, p = self.partition()
@@ -702,6 +730,8 @@ def run_step(db, step):
     version that keeps, or drops, a reference to an old out-of-line value
     shows at once, not only in the count after VACUUM at the end)."""
     outcome = db.sessions[step.session].run(step)
+    if step.args.get('expiring'):
+        time.sleep(EXPIRING_SLEEP_S)
     if outcome['tx'] != 'UNKNOWN':
         outcome['locks'], outcome['toast'] = db.left_behind()
     return outcome

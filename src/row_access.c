@@ -105,8 +105,9 @@ ptm_row_access_define_gucs(void)
 {
 	DefineCustomBoolVariable("ptm_lease.direct_row_access",
 							 gettext_noop("Lets the hot calls find and change their row without SQL."),
-							 gettext_noop("Off sends renew_lease, try_commit's version update, claim_step, "
-										  "the lease fence and acquire's first read through SQL, with the same results."),
+							 gettext_noop("Off sends renew_lease, release_lease, acquire's first read and its take, "
+										  "try_commit's version update, claim_step and the lease fence through SQL, "
+										  "with the same results."),
 							 &direct_row_access,
 							 true,
 							 PGC_SUSET,

@@ -147,7 +147,6 @@ CREATE FUNCTION ptm.release_lease(
     topic text, partition_id integer, agent_id text, lease_epoch bigint)
 RETURNS ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_release_lease_0_2';
 COMMENT ON FUNCTION ptm.release_lease(text, integer, text, bigint) IS
   'Free a lease you hold at this epoch at once: released, stale_epoch, not_owner or expired';
@@ -232,7 +231,8 @@ GRANT SELECT ON ptm.partition_leases, ptm.lease_status, ptm.lease_audit TO pg_mo
 
 -- The functions run as the extension's owner (SECURITY DEFINER, search_path
 -- pinned, every name qualified), so callers need no privilege on the tables.
--- renew_lease, acquire_partition_lease and check_fence have no SET clause:
+-- renew_lease, release_lease, acquire_partition_lease and check_fence have
+-- no SET clause:
 -- their hot path runs no SQL, and they pin search_path in C before any
 -- (src/spi_util.c);
 -- who may call them is granted per role: see ptm.grant_agent() and

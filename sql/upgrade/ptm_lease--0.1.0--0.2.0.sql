@@ -616,8 +616,8 @@ CREATE TRIGGER partition_leases_fill_sweep_at
 -- (sql/install/10_health.sql).
 ALTER FUNCTION ptm.health() SECURITY DEFINER;
 
--- renew_lease, acquire_partition_lease, check_fence, try_commit and
--- claim_step lose their SET clause: see "Entry points named by version" at
+-- renew_lease, release_lease, acquire_partition_lease, check_fence,
+-- try_commit and claim_step lose their SET clause: see "Entry points named by version" at
 -- the end of this script.
 
 -- ---------------------------------------------------------------------
@@ -754,8 +754,8 @@ COMMENT ON VIEW ptm.projection_lag IS
 -- raise "run ALTER EXTENSION ptm_lease UPDATE" (src/old_versions.c).  Each
 -- is redefined here exactly as a fresh install defines it (sql/install/),
 -- keeping its grants and comment; force_expire got its _0_2 symbol above.
--- renew_lease, acquire_partition_lease, check_fence, try_commit and
--- claim_step have no SET clause any more: their hot path runs no SQL
+-- renew_lease, release_lease, acquire_partition_lease, check_fence,
+-- try_commit and claim_step have no SET clause any more: their hot path runs no SQL
 -- (src/row_access.c) and they pin search_path in C before any, which saves
 -- every call a GUC save and restore.
 -- ---------------------------------------------------------------------
@@ -777,7 +777,6 @@ CREATE OR REPLACE FUNCTION ptm.release_lease(
     topic text, partition_id integer, agent_id text, lease_epoch bigint)
 RETURNS ptm.lease_result
 LANGUAGE c VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ptm_release_lease_0_2';
 
 CREATE OR REPLACE FUNCTION ptm.check_fence(

@@ -201,6 +201,7 @@ SELECT is_empty(
      WHERE p.prorettype <> 'trigger'::regtype
        AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
        AND p.oid NOT IN ('ptm.renew_lease(text, integer, text, bigint, interval)'::regprocedure,
+                         'ptm.release_lease(text, integer, text, bigint)'::regprocedure,
                          'ptm.acquire_partition_lease(text, integer, text, interval)'::regprocedure,
                          'ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint)'::regprocedure,
                          'ptm.check_fence(text, integer, bigint)'::regprocedure,
@@ -209,6 +210,7 @@ SELECT is_empty(
 SELECT is_empty(
   $$SELECT p.oid::regprocedure FROM pg_proc p
      WHERE p.oid IN ('ptm.renew_lease(text, integer, text, bigint, interval)'::regprocedure,
+                     'ptm.release_lease(text, integer, text, bigint)'::regprocedure,
                      'ptm.acquire_partition_lease(text, integer, text, interval)'::regprocedure,
                      'ptm.try_commit(text, bigint, jsonb, text, text, integer, bigint)'::regprocedure,
                      'ptm.check_fence(text, integer, bigint)'::regprocedure,

@@ -95,28 +95,19 @@ static PtmPlan plan_sweep = {
 /*
  * The backlog: $1 now_ms, $2 the expiry before which a lease is overdue.
  * sweep_at <= expiry, so the leases past expiry are found through
- * partition_leases_sweep_idx.
+ * partition_leases_sweep_idx.  The third column is how late the sweeper's
+ * oldest look is: now minus the smallest sweep_at of an owned lease (the
+ * head of its queue, the index's first entry).  A renewal leaves sweep_at
+ * behind, so the queue holds every lease due a look, expired or not: when
+ * the sweeper falls behind, expiries are marked and announced this late
+ * even if agents take the expired leases back before it gets there.
  */
 static PtmPlan plan_backlog = {
-	.sql = "SELECT count(*), count(*) FILTER (WHERE lease_expires_at <= $2)"
+	.sql = "SELECT count(*), count(*) FILTER (WHERE lease_expires_at <= $2),"
+	"       (SELECT $1 - min(sweep_at) FROM ptm.partition_leases WHERE agent_id IS NOT NULL)"
 	"  FROM ptm.partition_leases"
 	" WHERE agent_id IS NOT NULL AND sweep_at <= $1 AND lease_expires_at <= $1",
 	.nargs = 2, .argtypes = (const Oid[]) {INT8OID, INT8OID},
-	.expect = SPI_OK_SELECT,
-	.snapshot = PTM_SNAPSHOT_CALLER
-};
-
-/*
- * How late the sweeper's oldest look is: $1 now_ms minus the smallest
- * sweep_at of an owned lease (the head of its queue; the first entry of
- * partition_leases_sweep_idx).  A renewal leaves sweep_at behind, so the
- * queue holds every lease due a look, expired or not: when the sweeper falls
- * behind, expiries are marked and announced this late even if agents take
- * the expired leases back before it gets there.
- */
-static PtmPlan plan_look_lag = {
-	.sql = "SELECT $1 - min(sweep_at) FROM ptm.partition_leases WHERE agent_id IS NOT NULL",
-	.nargs = 1, .argtypes = (const Oid[]) {INT8OID},
 	.expect = SPI_OK_SELECT,
 	.snapshot = PTM_SNAPSHOT_CALLER
 };
@@ -227,7 +218,7 @@ ptm_sweep_expired_leases(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(ptm_result_tupdesc(fcinfo), values, nulls)));
 }
 
-/* In the caller's transaction and snapshot (ptm.health()). */
+/* In the caller's transaction and snapshot (ptm.health()): one statement. */
 void
 ptm_sweep_backlog(long stale_after_ms, PtmSweepBacklog *backlog)
 {
@@ -240,8 +231,7 @@ ptm_sweep_backlog(long stale_after_ms, PtmSweepBacklog *backlog)
 	ptm_plan_run(&plan_backlog, args, NULL);
 	backlog->expired = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
 	backlog->overdue = DatumGetInt64(ptm_spi_value(0, 2, &isnull));
-	ptm_plan_run(&plan_look_lag, args, NULL);
-	backlog->look_lag_ms = DatumGetInt64(ptm_spi_value(0, 1, &isnull));
+	backlog->look_lag_ms = DatumGetInt64(ptm_spi_value(0, 3, &isnull));
 	if (isnull || backlog->look_lag_ms < 0)
 		backlog->look_lag_ms = 0;
 	ptm_spi_finish(spi);

@@ -29,10 +29,6 @@ typedef struct PtmSweepCounts
  */
 extern PtmSweepCounts ptm_sweep_due_leases(int64 limit);
 
-/*
- * The sweep's backlog: leases past their expiry still naming their owner,
- * and those of them expired more than stale_after_ms ago.
- */
 /* What the sweep has left, for ptm.health(). */
 typedef struct PtmSweepBacklog
 {
@@ -41,6 +37,11 @@ typedef struct PtmSweepBacklog
 	int64		look_lag_ms;	/* how late the sweeper's oldest due look is */
 } PtmSweepBacklog;
 
+/*
+ * The sweep's backlog, in the caller's snapshot: leases past their expiry
+ * still naming their owner, those of them expired more than stale_after_ms
+ * ago, and how late the sweeper's oldest due look is.
+ */
 extern void ptm_sweep_backlog(long stale_after_ms, PtmSweepBacklog *backlog);
 
 #endif							/* PTM_SWEEP_H */

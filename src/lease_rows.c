@@ -24,12 +24,8 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/table.h"
 #include "catalog/pg_type.h"
-#include "executor/executor.h"
 #include "executor/spi.h"
-#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -261,23 +257,4 @@ ptm_lease_lock_share(text *topic, int32 partition_id, PtmLeaseRow *row)
 		ptm_spi_finish(pinned);
 	}
 	return outcome;
-}
-
-/*
- * What an UPDATE of the lease table refuses when it starts, before it reads
- * a row (a read-only transaction; a publication without the replica identity
- * it needs), for the SQL path of a call that may end without its UPDATE:
- * ptm_row_update() refuses the same up front.
- */
-void
-ptm_lease_check_update(void)
-{
-	Relation	index;
-	Relation	rel;
-
-	PreventCommandIfReadOnly("UPDATE");
-	rel = ptm_keyed_table_open(&ptm_lease_table, RowExclusiveLock, &index);
-	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
-	index_close(index, NoLock);
-	table_close(rel, NoLock);
 }

@@ -90,12 +90,6 @@ extern PtmRowOutcome ptm_lease_lock(text *topic, int32 partition_id, int wait_ms
  */
 extern PtmRowOutcome ptm_lease_lock_share(text *topic, int32 partition_id, PtmLeaseRow *row);
 
-/*
- * Raise the errors an UPDATE of the lease table raises before it reads any
- * row (read-only transaction, replica identity), as ptm_row_update() does.
- */
-extern void ptm_lease_check_update(void);
-
 /* Whether the agent read from a row (a C string, NULL when free) is b. */
 static inline bool
 ptm_same_agent(const char *a, text *b)

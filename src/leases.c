@@ -723,7 +723,7 @@ own_lease_by_sql(text *topic, int32 partition_id, int wait_ms, OwnCall *call, Ow
 	PtmRowOutcome outcome = PTM_ROW_KEPT;
 	int			pinned;
 
-	ptm_lease_check_update();
+	ptm_row_check_update(&ptm_lease_table);
 	pinned = ptm_spi_connect(true);
 	call->seen = ptm_lease_read(topic, partition_id, PTM_LEASE_READ);
 	if (!call->seen.found)

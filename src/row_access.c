@@ -745,6 +745,27 @@ update_found_row(PtmKeyedTable *t, RowAccess *ra, ResultRel *rr, TupleTableSlot 
 	}
 }
 
+/* What an UPDATE statement checks before it starts: where it may run at all. */
+static void
+refuse_update_here(void)
+{
+	PreventCommandIfReadOnly("UPDATE");
+	PreventCommandIfParallelMode("UPDATE");
+}
+
+void
+ptm_row_check_update(PtmKeyedTable *t)
+{
+	Relation	index;
+	Relation	rel;
+
+	refuse_update_here();
+	rel = ptm_keyed_table_open(t, RowExclusiveLock, &index);
+	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+}
+
 PtmRowOutcome
 ptm_row_update(PtmKeyedTable *t, const Datum *keys, int wait_ms, PtmRowJudge judge, void *arg)
 {
@@ -755,9 +776,7 @@ ptm_row_update(PtmKeyedTable *t, const Datum *keys, int wait_ms, PtmRowJudge jud
 	PtmRowOutcome outcome = PTM_ROW_MISSING;
 
 	CHECK_FOR_INTERRUPTS();		/* a caller that loops on PTM_ROW_RETRY */
-	/* what an UPDATE statement checks before it starts */
-	PreventCommandIfReadOnly("UPDATE");
-	PreventCommandIfParallelMode("UPDATE");
+	refuse_update_here();
 
 	if (!begin_access(&ra, t, RowExclusiveLock, ACCESS_UPDATE))
 		return PTM_ROW_USE_SQL;

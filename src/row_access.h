@@ -52,6 +52,14 @@ typedef enum PtmRowOutcome
 #define PTM_ROW_MAX_HOLDERS		16
 
 /*
+ * Raise the errors an UPDATE of the table raises when it starts, before it
+ * reads any row (a read-only transaction or parallel mode; a publication
+ * without the replica identity it needs), as ptm_row_update() raises them:
+ * for a caller's SQL path that may end without its UPDATE.
+ */
+extern void ptm_row_check_update(PtmKeyedTable *t);
+
+/*
  * Update the row with primary key keys[] as an UPDATE statement of the
  * calling transaction would: see row_access.c.  When another transaction
  * holds the row, wait at most wait_ms (PTM_ROW_WAIT_FOREVER: as UPDATE

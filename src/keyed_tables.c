@@ -158,7 +158,8 @@ ptm_keyed_table_open(PtmKeyedTable *t, LOCKMODE lock, Relation *index)
 		Oid			pkey;
 		Relation	rel;
 
-		if (!t->oids_checked)
+		/* never looked up, or a look-up that raised: look up first */
+		if (!t->oids_checked || !OidIsValid(t->relid))
 			resolve_table(t);
 		relid = t->relid;
 		pkey = t->pkey;

@@ -207,6 +207,30 @@ RESET search_path;
 RESET ROLE;
 
 -- ---------------------------------------------------------------------
+-- The same through SQL: with the direct paths off (what a DBA's trigger on
+-- the tables also causes), the functions without a SET clause run their
+-- statements under the search_path they pin in C
+-- ---------------------------------------------------------------------
+SET ptm_lease.direct_row_access = off;
+SET ROLE ptm_hostile_agent;
+SET search_path = pg_temp, public, pg_catalog, ptm;
+SELECT lease_epoch AS e8 FROM ptm.acquire_partition_lease('hostile-sql', 8, 'agent-8', '30 s') \gset
+SELECT result, agent_id FROM ptm.acquire_partition_lease('hostile-sql', 8, 'agent-9');
+SELECT result FROM ptm.renew_lease('hostile-sql', 8, 'agent-8', :e8, '20 s');
+SELECT result FROM ptm.renew_lease('hostile-sql', 8, 'agent-8', 7000000);
+SELECT ptm.check_fence('hostile-sql', 8, :e8);
+SELECT result FROM ptm.release_lease('hostile-sql', 8, 'agent-9', :e8);
+SELECT result FROM ptm.release_lease('hostile-sql', 8, 'agent-8', :e8);
+SELECT result, agent_id FROM ptm.acquire_partition_lease('hostile-sql', 8, 'agent-9');
+SELECT result, version FROM ptm.try_commit('hostile-wf8', 0, '{"n": 1}');
+SELECT result, version FROM ptm.try_commit('hostile-wf8', 1, '{"n": 2}');
+SELECT result, version FROM ptm.try_commit('hostile-wf8', 1, '{"n": 3}');
+SELECT result, step, worker_id FROM ptm.claim_step('hostile-wf8', 2, 'worker-8');
+RESET search_path;
+RESET ROLE;
+RESET ptm_lease.direct_row_access;
+
+-- ---------------------------------------------------------------------
 -- An operator: force_expire, a sweep, resets, the views and metrics_text()
 -- ---------------------------------------------------------------------
 SELECT result FROM ptm.acquire_partition_lease('hostile', 5, 'agent-5');
@@ -275,13 +299,13 @@ SELECT what FROM public.hostile_marker;
 
 -- cleanup
 SET session_replication_role = replica;
-DELETE FROM ptm.partition_leases WHERE topic = 'hostile';
+DELETE FROM ptm.partition_leases WHERE topic IN ('hostile', 'hostile-sql');
 DELETE FROM ptm.lease_audit WHERE topic IN ('hostile', 'hostile-p') OR reason = 'hostile test';
-DELETE FROM ptm.topic_agents WHERE topic = 'hostile';
-DELETE FROM ptm.topic_generations WHERE topic = 'hostile';
+DELETE FROM ptm.topic_agents WHERE topic IN ('hostile', 'hostile-sql');
+DELETE FROM ptm.topic_generations WHERE topic IN ('hostile', 'hostile-sql');
 DELETE FROM ptm.metric_history;
 RESET session_replication_role;
-DELETE FROM ptm.workflow_state WHERE workflow_key = 'hostile-wf';
+DELETE FROM ptm.workflow_state WHERE workflow_key IN ('hostile-wf', 'hostile-wf8');
 DELETE FROM ptm.action_dedup_log WHERE workflow_key = 'hostile-wf';
 DELETE FROM ptm.workflow_projection WHERE projection = 'hostile-p';
 DELETE FROM ptm.projection_watermarks WHERE projection = 'hostile-p';
